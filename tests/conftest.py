@@ -1,0 +1,53 @@
+"""Shared test set-up: strict JAX, Agg matplotlib, a key fixture, tiny on-disk datasets."""
+
+import os
+
+os.environ.setdefault('MPLBACKEND', 'Agg')
+
+import jax  # pylint: disable=g-import-not-at-top
+import numpy as np
+import pytest
+
+from manifold_dynamics.data import formats
+
+jax.config.update('jax_numpy_rank_promotion', 'raise')
+
+
+@pytest.fixture
+def key():
+  return jax.random.PRNGKey(0)
+
+
+def make_image_splits(n_train=96, n_test=40, shape=(28, 28), seed=0):
+  """Random uint8 images whose class (0..9) shifts the mean brightness of a patch, so a net
+  can learn the even/odd task quickly; the border pixels are constant (std 0)."""
+  rng = np.random.default_rng(seed)
+
+  def split(n):
+    labels = rng.integers(0, 10, n).astype(np.uint8)
+    images = rng.integers(0, 60, (n,) + shape).astype(np.int64)
+    even = (labels % 2 == 0).reshape((n,) + (1,) * (len(shape)))
+    images[:, 4:12, 4:12, ...] += even * 150
+    images[:, 0, ...] = 0  # constant row: standardisation must map it to 0
+    return images.astype(np.uint8), labels
+
+  return split(n_train) + split(n_test)
+
+
+def write_mnist_like(directory, compress=False, n_train=96, n_test=40, seed=0):
+  """Writes the four IDX files of a tiny MNIST-like dataset; returns the arrays."""
+  os.makedirs(directory, exist_ok=True)
+  x_train, y_train, x_test, y_test = make_image_splits(n_train, n_test, seed=seed)
+  suffix = '.gz' if compress else ''
+  for name, array in (('train-images-idx3-ubyte', x_train), ('train-labels-idx1-ubyte', y_train),
+                      ('t10k-images-idx3-ubyte', x_test), ('t10k-labels-idx1-ubyte', y_test)):
+    formats.write_idx(os.path.join(directory, name + suffix), array, compress=compress)
+  return x_train, y_train, x_test, y_test
+
+
+@pytest.fixture
+def mnist_dir(tmp_path):
+  """A directory of tiny MNIST-format files (IDX, raw)."""
+  directory = str(tmp_path / 'tiny_mnist')
+  write_mnist_like(directory)
+  return directory

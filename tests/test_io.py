@@ -1,0 +1,46 @@
+"""The run directory contract: refuse, stage, commit, round-trip."""
+
+import os
+
+import numpy as np
+import pytest
+
+from manifold_dynamics import io
+from manifold_dynamics.errors import UserError
+from tests.test_inversion import make_history
+
+
+def test_refuses_an_existing_run(tmp_path):
+  path = tmp_path / 'run'
+  path.mkdir()
+  (path / 'summary.json').write_text('{}')
+  with pytest.raises(UserError, match='already exists; pass --overwrite'):
+    io.RunDir(str(path))
+
+
+def test_overwrite_replaces_only_on_commit(tmp_path):
+  path = tmp_path / 'run'
+  path.mkdir()
+  (path / 'old.txt').write_text('earlier result')
+  run = io.RunDir(str(path), overwrite=True)
+  io.write_json(run.file('config.json'), {'a': 1})
+  assert (path / 'old.txt').exists()  # nothing lost until the new run is complete
+  run.commit()
+  assert not (path / 'old.txt').exists()
+  assert io.read_json(str(path / 'config.json')) == {'a': 1}
+  assert [p for p in os.listdir(tmp_path) if p != 'run'] == []
+
+
+def test_history_and_stragglers_round_trip(tmp_path):
+  masks = np.random.default_rng(0).random((2, 5, 11)) < 0.3
+  history = make_history(np.random.default_rng(1).random((2, 5)), masks=masks)
+  train_indices = np.arange(100, 111)
+  io.save_history(str(tmp_path / 'history.npz'), history, train_indices)
+  loaded = io.load_history(str(tmp_path / 'history.npz'))
+  np.testing.assert_array_equal(loaded.mistakes(), masks)
+  np.testing.assert_array_equal(loaded.R_plus, history.R_plus)
+  sets = [np.array([1, 4]), np.array([], np.int64)]
+  io.save_stragglers(str(tmp_path / 's.npz'), sets, train_indices, np.array([2, 3]))
+  assert [s.tolist() for s in io.load_stragglers(str(tmp_path / 's.npz'))] == [[1, 4], []]
+  assert [s.tolist() for s in io.load_stragglers(str(tmp_path / 's.npz'), split=True)] == [
+      [101, 104], []]

@@ -1,0 +1,167 @@
+"""The training engine: scan vs explicit steps, vmap vs loop, chunks, masks, divergence."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from manifold_dynamics import geometry, train
+from manifold_dynamics.config import TrainConfig
+from manifold_dynamics.data import task as task_lib
+from tests.conftest import make_image_splits
+
+CFG = TrainConfig(depth=3, width=8, epochs=6, seeds=3, lr=0.1)
+
+
+@pytest.fixture(scope='module')
+def data():
+  x_train, y_train, x_test, y_test = make_image_splits(64, 30, shape=(6, 6))
+  raw = task_lib.sources.RawSplits(x_train, y_train, x_test, y_test)
+  return train.TrainData.from_task(task_lib.make_task(raw, 64))
+
+
+def tree_close(a, b, rtol=1e-5, atol=1e-6):
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=rtol, atol=atol)
+
+
+def test_scan_of_k_epochs_equals_k_explicit_steps(key, data):
+  trainer = train.make_train(CFG)
+  state0 = trainer.init(key, data.x_train.shape[1])
+  scanned, records = jax.jit(trainer.run_epochs, static_argnums=2)(state0, data, 4)
+  state = state0
+  model = train.MLP(CFG.depth, CFG.width, CFG.activation, CFG.init_scale)
+  for t in range(4):
+    logits, h = model.apply({'params': state.params}, data.x_train)
+    labels = train.class_index(data.y_train)
+    expected_geo = geometry.class_geometry(h, data.y_train)
+    np.testing.assert_allclose(records.R_plus[t], expected_geo.R_plus, rtol=1e-5)
+    np.testing.assert_allclose(records.D[t], expected_geo.D, rtol=1e-5)
+    wrong = np.asarray(jnp.argmax(logits, -1) != labels)
+    np.testing.assert_array_equal(np.unpackbits(np.asarray(records.mistakes_packed[t]),
+                                                count=len(wrong)).astype(bool), wrong)
+    assert float(records.train_error[t]) == pytest.approx(wrong.mean())
+
+    def loss(p):
+      out, _ = model.apply({'params': p}, data.x_train)
+      return optax.softmax_cross_entropy_with_integer_labels(out, labels).mean()
+
+    value, grads = jax.value_and_grad(loss)(state.params)
+    assert float(records.loss[t]) == pytest.approx(float(value), rel=1e-5)
+    # plain SGD: theta <- theta - lr * grad
+    state = state.replace(params=jax.tree.map(lambda p, g: p - CFG.lr * g, state.params, grads),
+                          step=state.step + 1)
+  tree_close(scanned.params, state.params)
+
+
+def test_vmap_over_seeds_equals_loop(data):
+  trainer = train.make_train(CFG)
+  keys = train.seed_keys(CFG.seed, CFG.seeds)
+  _, batched = jax.jit(jax.vmap(trainer.train, in_axes=(0, None)))(keys, data)
+  for s in range(CFG.seeds):
+    _, single = jax.jit(trainer.train)(keys[s], data)
+    tree_close(jax.tree.map(lambda x: x[s], batched), single)
+
+
+def test_fit_in_chunks_equals_one_scan(data):
+  cfg = dataclasses.replace(CFG, epochs=7, chunk_epochs=3)
+  history = train.fit(cfg, data, log=None)
+  trainer = train.make_train(cfg)
+  _, records = jax.jit(jax.vmap(trainer.train, in_axes=(0, None)))(
+      train.seed_keys(cfg.seed, cfg.seeds), data)
+  assert history.R_plus.shape == (cfg.seeds, cfg.epochs + 1)
+  assert history.mistakes_packed.shape == (cfg.seeds, cfg.epochs + 1, 8)
+  for name in train.History.ARRAYS + ('mistakes_packed',):
+    np.testing.assert_allclose(getattr(history, name), np.asarray(getattr(records, name)),
+                               rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_epoch_zero_is_the_initialisation(key, data):
+  trainer = train.make_train(CFG)
+  state = trainer.init(key, data.x_train.shape[1])
+  _, records = trainer.train(key, data)
+  first = trainer.observe(state, data)
+  tree_close(jax.tree.map(lambda r: r[0], records), first)
+
+
+def test_learns_and_records_bounded_observables(data):
+  history = train.fit(dataclasses.replace(CFG, epochs=60, lr=0.5), data, log=None)
+  assert history.train_error[:, -1].mean() < history.train_error[:, 0].mean()
+  assert history.loss[:, -1].mean() < history.loss[:, 0].mean()
+  for name in ('R_plus', 'R_minus'):
+    assert np.all((getattr(history, name) >= 0) & (getattr(history, name) <= 1 + 1e-6))
+  assert np.all((history.D >= 0) & (history.D <= 2 + 1e-6))
+  masks = history.mistakes()
+  np.testing.assert_allclose(masks.mean(axis=-1), history.train_error, atol=1e-6)
+
+
+def test_no_retrace_within_a_fit(data, monkeypatch):
+  traces = []
+  original = train.make_train
+
+  def counting_make_train(cfg):
+    trainer = original(cfg)
+
+    def run_epochs(state, data, n):
+      traces.append(n)
+      return trainer.run_epochs(state, data, n)
+
+    return trainer._replace(run_epochs=run_epochs)
+
+  monkeypatch.setattr(train, 'make_train', counting_make_train)
+  train.fit(dataclasses.replace(CFG, epochs=12, chunk_epochs=3), data, log=None)
+  assert traces == [3]  # four chunks of 3 epochs, one compilation
+
+
+@pytest.mark.parametrize('optimizer', ['sgd', 'momentum', 'sgd_wd', 'adam'])
+def test_every_optimizer_trains(data, optimizer):
+  cfg = dataclasses.replace(CFG, optimizer=optimizer, lr=0.01 if optimizer == 'adam' else 0.1,
+                            epochs=30)
+  history = train.fit(cfg, data, log=None)
+  assert np.all(np.isfinite(history.loss))
+  assert history.loss[:, -1].mean() < history.loss[:, 0].mean()
+
+
+def test_weight_decay_and_momentum_follow_pytorch(key, data):
+  """One step of each, by hand: sgd_wd: theta - lr (g + lambda theta); momentum: v = mu v + g."""
+  for optimizer in ('sgd_wd', 'momentum'):
+    cfg = dataclasses.replace(CFG, optimizer=optimizer, weight_decay=0.05, momentum=0.5)
+    trainer = train.make_train(cfg)
+    state = trainer.init(key, data.x_train.shape[1])
+    after, _ = trainer.run_epochs(state, data, 2)
+    model = train.MLP(cfg.depth, cfg.width)
+    labels = train.class_index(data.y_train)
+
+    def loss(p):
+      out, _ = model.apply({'params': p}, data.x_train)
+      return optax.softmax_cross_entropy_with_integer_labels(out, labels).mean()
+
+    p, v = state.params, jax.tree.map(jnp.zeros_like, state.params)
+    for _ in range(2):
+      g = jax.grad(loss)(p)
+      if optimizer == 'sgd_wd':
+        p = jax.tree.map(lambda p_, g_: p_ - cfg.lr * (g_ + cfg.weight_decay * p_), p, g)
+      else:
+        v = jax.tree.map(lambda v_, g_: cfg.momentum * v_ + g_, v, g)
+        p = jax.tree.map(lambda p_, v_: p_ - cfg.lr * v_, p, v)
+    tree_close(after.params, p)
+
+
+def test_divergence_raises_with_partial_history(data):
+  cfg = dataclasses.replace(CFG, activation='relu', lr=1e12, epochs=40, chunk_epochs=10,
+                            init_scale=5.0)
+  with pytest.raises(train.DivergenceError, match='lower --lr') as err:
+    train.fit(cfg, data, log=None)
+  history = err.value.history
+  assert history.num_seeds == cfg.seeds and history.R_plus.shape[1] % 10 == 0
+  assert np.any(history.finite_epochs() >= 0)
+
+
+def test_progress_lines(data):
+  lines = []
+  train.fit(dataclasses.replace(CFG, epochs=10, chunk_epochs=5), data, log=lines.append)
+  assert len(lines) == 2
+  assert lines[-1].startswith('epoch 10/10') and 'seed-epochs/s' in lines[-1] and 'ETA' in lines[-1]
