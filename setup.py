@@ -30,6 +30,7 @@ setuptools.setup(
         'matplotlib>=3.7',
         'numpy>=1.26',
         'optax>=0.2.4',
+        'pillow>=9',  # decodes the CIFAR-10 PNG batches
         'scipy>=1.11',
     ],
     extras_require={

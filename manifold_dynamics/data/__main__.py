@@ -9,7 +9,7 @@ import os
 import sys
 
 from manifold_dynamics.data import cache as cache_lib
-from manifold_dynamics.data.registry import DATASETS
+from manifold_dynamics.data.registry import DATASETS, get_info
 from manifold_dynamics.errors import UserError
 
 
@@ -27,13 +27,12 @@ def main(argv=None) -> int:
     if args.command == 'fetch':
       for name in args.names:
         paths = cache_lib.fetch(name, args.cache_dir)
-        print(f'{name}: {len(paths)} files verified in {os.path.dirname(paths[0])}')
+        print(f'{name}: {len(get_info(name).sha256)} original files verified (sha256 and known '
+              f'statistics); cached in {os.path.dirname(paths[0])}')
     else:
       for name, info in DATASETS.items():
-        directory = cache_lib.dataset_dir(name, args.cache_dir)
-        cached = bool(info.sha256) and all(
-            os.path.exists(os.path.join(directory, n)) for n in info.sha256)
-        source = info.registry_package or 'no registry (use --data_dir or tfds)'
+        cached = not cache_lib.missing_files(info, args.cache_dir)
+        source = info.registry_package or 'no registry: use --data_dir, or tfds with internet'
         print(f'{name:14s} {"cached" if cached else "missing":8s} {source}')
   except UserError as e:
     print(f'error: {e}', file=sys.stderr)

