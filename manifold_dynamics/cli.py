@@ -49,6 +49,9 @@ def define_run_flags(epochs: int = _TRAIN.epochs, seeds: int = _TRAIN.seeds):
   flags.DEFINE_integer('seed', _TRAIN.seed, 'Root PRNG seed.')
   flags.DEFINE_integer('chunk_epochs', _TRAIN.chunk_epochs,
                        'Epochs per compiled chunk between progress lines (0 = automatic).')
+  flags.DEFINE_float('divergence_factor', _TRAIN.divergence_factor,
+                     'Stop when the loss of a seed is non-finite or exceeds this multiple of its '
+                     'initial loss.')
   flags.DEFINE_string('workdir', None, 'Run directory to write (default: runs/<name>).')
   flags.DEFINE_bool('overwrite', False, 'Replace an existing run directory once the new run '
                     'is complete.')

@@ -53,6 +53,9 @@ class TrainConfig:
   seeds: int = 100  # number of independent initialisations trained in parallel
   seed: int = 0  # root PRNG seed; seed s of the run uses fold_in(root, s)
   chunk_epochs: int = 0  # epochs per compiled chunk between progress lines; 0 = automatic
+  # A seed has diverged when its loss is non-finite or exceeds this multiple of its initial
+  # loss (with tanh a too-large lr keeps the loss finite, oscillating far above its start).
+  divergence_factor: float = 100.0
 
   def __post_init__(self):
     _require(self.depth >= 2, f'--depth must be >= 2 (the representation is the first '
@@ -70,5 +73,7 @@ class TrainConfig:
              f'--weight_decay must be >= 0, got {self.weight_decay}.')
     _require(self.epochs > 0, f'--epochs must be positive, got {self.epochs}.')
     _require(self.seeds > 0, f'--seeds must be positive, got {self.seeds}.')
+    _require(self.divergence_factor > 1,
+             f'--divergence_factor must be > 1, got {self.divergence_factor}.')
     _require(self.chunk_epochs >= 0,
              f'--chunk_epochs must be >= 0 (0 = automatic), got {self.chunk_epochs}.')

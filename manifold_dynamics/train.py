@@ -159,9 +159,12 @@ class History:
     return cls(**{k: np.asarray(getattr(arrays, k)) for k in cls.ARRAYS},
                mistakes_packed=np.asarray(arrays.mistakes_packed), num_examples=num_examples)
 
-  def finite_epochs(self) -> np.ndarray:
-    """(seeds,) index of the first epoch with a non-finite observable, or -1 if none."""
+  def diverged_epochs(self, factor: float = np.inf) -> np.ndarray:
+    """(seeds,) first epoch with a non-finite observable or a loss above `factor` times the
+    initial loss, or -1 where there is none."""
     ok = np.all([np.isfinite(getattr(self, k)) for k in self.ARRAYS], axis=0)
+    with np.errstate(invalid='ignore'):
+      ok &= ~(self.loss > factor * self.loss[:, :1])
     return np.where(ok.all(axis=1), -1, np.argmin(ok, axis=1))
 
 
@@ -195,18 +198,37 @@ def _format_seconds(s: float) -> str:
   return f'{s // 3600}h{s % 3600 // 60:02d}m' if s >= 3600 else f'{s // 60}m{s % 60:02d}s'
 
 
+def shard_over_seeds(keys: jax.Array, data: TrainData, log: Callable[[str], None]):
+  """Places the seed axis across all local devices (a Mesh over 'seeds'), data replicated.
+
+  On one device this is a no-op; jit then partitions every vmapped computation by seed.
+  """
+  devices = jax.devices()
+  if len(devices) == 1:
+    return keys, data
+  if keys.shape[0] % len(devices):
+    log(f'note: {keys.shape[0]} seeds do not split evenly over {len(devices)} devices; '
+        f'running on one device (use a multiple of {len(devices)} seeds).')
+    return keys, data
+  mesh = jax.sharding.Mesh(np.array(devices), ('seeds',))
+  by_seed = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec('seeds'))
+  replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+  return jax.device_put(keys, by_seed), jax.device_put(data, replicated)
+
+
 def fit(cfg: TrainConfig, data: TrainData, log: Optional[Callable[[str], None]] = print,
         keys: Optional[jax.Array] = None) -> History:
   """Trains cfg.seeds initialisations in parallel for cfg.epochs full-batch updates.
 
   Runs jit(vmap(run_epochs)) in chunks of epochs, logging epoch, seed-epochs per second and
-  ETA between chunks. Raises `DivergenceError` (with the partial history) as soon as a chunk
-  produces non-finite values.
+  ETA between chunks; with several devices the seeds are sharded across them. Raises
+  `DivergenceError` (with the partial history) as soon as a chunk produces non-finite values.
   """
   trainer = make_train(cfg)
   keys = seed_keys(cfg.seed, cfg.seeds) if keys is None else keys
   num_inputs, num_examples = data.x_train.shape[-1], data.x_train.shape[0]
   log = log or (lambda _: None)
+  keys, data = shard_over_seeds(keys, data, log)
 
   init_v = jax.jit(jax.vmap(trainer.init, in_axes=(0, None)), static_argnums=1)
   run_v = jax.jit(jax.vmap(trainer.run_epochs, in_axes=(0, None, None)), static_argnums=2)
@@ -226,14 +248,18 @@ def fit(cfg: TrainConfig, data: TrainData, log: Optional[Callable[[str], None]] 
     chunks.append(jax.device_get(records))
     elapsed = time.perf_counter() - tic
     done += n
-    bad = ~np.isfinite(chunks[-1].loss).all(axis=1)
+    loss = chunks[-1].loss
+    with np.errstate(invalid='ignore'):
+      bad = ~np.isfinite(loss) | (loss > cfg.divergence_factor * chunks[0].loss[:, :1])
     if bad.any():
       history = _assemble(chunks, None, num_examples)
-      first = history.finite_epochs()
+      first = history.diverged_epochs(cfg.divergence_factor)
       seeds_bad = np.flatnonzero(first >= 0)
+      s, t = seeds_bad[0], first[seeds_bad[0]]
       raise DivergenceError(
-          f'training diverged: {len(seeds_bad)} of {cfg.seeds} seeds have non-finite values '
-          f'(seed {seeds_bad[0]} first at epoch {first[seeds_bad[0]]}) with --lr={cfg.lr}; '
+          f'training diverged with --lr={cfg.lr:g}: {len(seeds_bad)} of {cfg.seeds} seeds have a '
+          f'non-finite loss or one above {cfg.divergence_factor:g}x its initial value (seed {s}: '
+          f'loss {history.loss[s, 0]:.3g} at epoch 0, {history.loss[s, t]:.3g} at epoch {t}); '
           f'lower --lr.', history)
     rate = n / elapsed  # epochs per second, all seeds together
     if not cfg.chunk_epochs and len(chunks) == 1:  # size the chunks once, from the probe

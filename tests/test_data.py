@@ -399,3 +399,23 @@ def test_fetch_checks_known_statistics(fake_cifar_registry, monkeypatch):
   with pytest.raises(UserError, match='does not match its known statistics.*pixel mean'):
     cache.fetch('cifar10')
   assert cache.missing_files(registry.get_info('cifar10'))
+
+
+def _tensorflow_available() -> bool:
+  try:
+    import tensorflow  # pylint: disable=g-import-not-at-top,unused-import
+    import tensorflow_datasets  # pylint: disable=g-import-not-at-top,unused-import
+    return True
+  except ImportError:
+    return False
+
+
+@pytest.mark.skipif(not _tensorflow_available(),
+                    reason='needs TensorFlow and tensorflow-datasets (the [tfds] extra, ~1.4 GB); '
+                    'CI does not install them')
+def test_real_tfds_load_with_mock_data():
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  with tfds.testing.mock_data(num_examples=12):
+    raw = sources.load_raw('kmnist', source='tfds')
+  assert raw.x_train.shape == (12, 28, 28) and raw.x_train.dtype == np.uint8
+  assert raw.y_test.shape == (12,)

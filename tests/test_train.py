@@ -157,7 +157,16 @@ def test_divergence_raises_with_partial_history(data):
     train.fit(cfg, data, log=None)
   history = err.value.history
   assert history.num_seeds == cfg.seeds and history.R_plus.shape[1] % 10 == 0
-  assert np.any(history.finite_epochs() >= 0)
+  assert np.any(history.diverged_epochs() >= 0)
+
+
+def test_finite_but_exploding_loss_is_divergence(data):
+  """With tanh a huge lr keeps everything finite while the loss oscillates far above ln 2."""
+  cfg = dataclasses.replace(CFG, depth=2, lr=1e4, epochs=20, chunk_epochs=10)
+  with pytest.raises(train.DivergenceError, match='above 100x its initial value'):
+    train.fit(cfg, data, log=None)
+  history = train.fit(dataclasses.replace(cfg, lr=0.5, divergence_factor=1e9), data, log=None)
+  assert np.all(history.diverged_epochs(100.0) == -1)
 
 
 def test_progress_lines(data):
@@ -165,3 +174,33 @@ def test_progress_lines(data):
   train.fit(dataclasses.replace(CFG, epochs=10, chunk_epochs=5), data, log=lines.append)
   assert len(lines) == 2
   assert lines[-1].startswith('epoch 10/10') and 'seed-epochs/s' in lines[-1] and 'ETA' in lines[-1]
+
+
+SHARDED = r'''
+import dataclasses, sys
+import jax, numpy as np
+assert jax.device_count() == 2, jax.devices()
+sys.path.insert(0, %(root)r)
+from tests.test_train import CFG, make_image_splits, task_lib, train
+x_train, y_train, x_test, y_test = make_image_splits(64, 30, shape=(6, 6))
+raw = task_lib.sources.RawSplits(x_train, y_train, x_test, y_test)
+data = train.TrainData.from_task(task_lib.make_task(raw, 64))
+cfg = dataclasses.replace(CFG, seeds=4, epochs=5)
+keys, placed = train.shard_over_seeds(train.seed_keys(0, 4), data, print)
+assert len(keys.sharding.device_set) == 2
+history = train.fit(cfg, data, log=None)
+np.save(sys.argv[1], history.R_plus)
+'''
+
+
+def test_seeds_shard_over_devices(data, tmp_path):
+  """Two forced host devices: the sharded run equals the single-device run."""
+  import os, subprocess, sys  # pylint: disable=g-import-not-at-top,multiple-imports
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=2',
+             JAX_PLATFORMS='cpu')
+  out = str(tmp_path / 'r.npy')
+  subprocess.run([sys.executable, '-c', SHARDED % {'root': root}, out], check=True, env=env,
+                 cwd=root)
+  single = train.fit(dataclasses.replace(CFG, seeds=4, epochs=5), data, log=None)
+  np.testing.assert_allclose(np.load(out), single.R_plus, rtol=1e-5, atol=1e-6)
