@@ -6,10 +6,7 @@ Every function returns the matplotlib Figure; `save` writes it as PNG and PDF.
 import os
 from typing import List, Sequence
 
-import matplotlib
-
-matplotlib.use('Agg')  # files only; notebooks that want inline plots set their own backend
-import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+import matplotlib.pyplot as plt
 import numpy as np
 
 from manifold_dynamics import inversion as inversion_lib
