@@ -14,8 +14,10 @@ training error is 6e-4, R+ has risen from 0.79 at t* to 0.924 (99.6% of its rise
 0.793 (its value at 3000 is 0.788): the second phase is essentially over.
 
 Runtime of the default (100 seeds x 1000 epochs = 1e5 seed-epochs): about 20 min on a 2-core
-CPU (~85-95 seed-epochs/s). --quick (4 seeds, 300 epochs, P = 1024) runs in about 15 s on a
-CPU and shows the inversion (t*(R+) near 60).
+CPU (~85-95 seed-epochs/s, ~80% of that CPU's matmul peak; benchmarks/throughput.py); on a GPU
+it is bounded by the same ~0.8 GFLOP per seed-epoch (not yet measured on one). --quick
+(4 seeds, 300 epochs, P = 1024) runs in about 15 s on a CPU and shows the inversion (t*(R+)
+near 60).
 
 Expected result (MNIST defaults): phi ~ 0.09 (+- 0.001), R+, R- with a minimum and D with a
 maximum at t* ~ 30-50, every seed showing the inversion.

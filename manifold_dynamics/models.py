@@ -6,7 +6,7 @@ the first hidden layer's activations h (..., H), the internal representation who
 the project studies, at every depth.
 """
 
-from typing import Callable, Dict
+from typing import Callable, Dict, NamedTuple, Optional
 
 import flax.linen as nn
 import jax
@@ -34,18 +34,34 @@ def fan_in_uniform(scale: float, fan_in: int):
   return init
 
 
+class Standardiser(NamedTuple):
+  """Per-input affine map x -> (x - shift) * scale (SPEC §1 standardisation)."""
+
+  shift_N: jax.Array  # per-pixel mean of the training set
+  scale_N: jax.Array  # 1 / std, 0 for pixels constant on the training set
+
+
 class Dense(nn.Module):
-  """Affine layer whose weights and bias share the fan-in uniform initialisation."""
+  """Affine layer whose weights and bias share the fan-in uniform initialisation.
+
+  With a `Standardiser` the layer computes ((x - shift) * scale) @ W + b as
+  x @ (scale * W) + (b - (shift * scale) @ W): the raw inputs x, shared by every seed, stay
+  the left operand of one large matrix product under vmap, whatever each run's statistics.
+  """
 
   features: int
   init_scale: float = 1.0
 
   @nn.compact
-  def __call__(self, x_BxN: jax.Array) -> jax.Array:
+  def __call__(self, x_BxN: jax.Array, standardiser: Optional[Standardiser] = None):
     fan_in = x_BxN.shape[-1]
     init = fan_in_uniform(self.init_scale, fan_in)
     kernel_NxF = self.param('kernel', init, (fan_in, self.features))
     bias_F = self.param('bias', init, (self.features,))
+    if standardiser is not None:
+      shift_N, scale_N = standardiser
+      bias_F = bias_F - (shift_N * scale_N) @ kernel_NxF
+      kernel_NxF = scale_N[:, None] * kernel_NxF
     y_BxF = x_BxN @ kernel_NxF
     return y_BxF + jnp.reshape(bias_F, (1,) * (y_BxF.ndim - 1) + (-1,))
 
@@ -53,7 +69,8 @@ class Dense(nn.Module):
 class MLP(nn.Module):
   """N -> H -> ... -> H -> 2 network with `depth` weight layers.
 
-  Returns (logits (..., 2), h (..., H)) where h is the first hidden layer's activation.
+  Returns (logits (..., 2), h (..., H)) where h is the first hidden layer's activation. The
+  optional `standardiser` standardises the inputs inside the first layer (see `Dense`).
   """
 
   depth: int = 2
@@ -62,9 +79,9 @@ class MLP(nn.Module):
   init_scale: float = 1.0
 
   @nn.compact
-  def __call__(self, x_BxN: jax.Array):
+  def __call__(self, x_BxN: jax.Array, standardiser: Optional[Standardiser] = None):
     act = ACTIVATIONS[self.activation]
-    h_BxH = act(Dense(self.width, self.init_scale, name='hidden_0')(x_BxN))
+    h_BxH = act(Dense(self.width, self.init_scale, name='hidden_0')(x_BxN, standardiser))
     z = h_BxH
     for layer in range(1, self.depth - 1):
       z = act(Dense(self.width, self.init_scale, name=f'hidden_{layer}')(z))

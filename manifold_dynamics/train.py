@@ -1,17 +1,23 @@
 """Seed-parallel full-batch training with the observables recorded every epoch (SPEC §3-4).
 
-`make_train(cfg)` returns a `Trainer` of pure functions of one seed:
+`make_train(cfg)` returns a `Trainer` of pure functions of one run (one seed):
 
-    init(key) -> TrainState
+    init(key, data, weights) -> RunState
     run_epochs(state, data, num_epochs) -> (state, EpochRecord stacked over epochs)
     observe(state, data) -> EpochRecord
-    train(key, data) -> (state, EpochRecord stacked over epochs 0..T_end)
+    train(key, data, weights) -> (state, EpochRecord stacked over epochs 0..T_end)
 
 Each epoch is one `jax.lax.scan` step: a single forward pass over the whole training set gives
 the loss, its gradient and the first hidden layer h, so the geometry of epoch t is that of the
 parameters *before* update t+1 (epoch 0 = initialisation). Seeds are a leading array axis:
 `fit` runs `jax.jit(jax.vmap(...))` over them, in chunks of epochs with a progress line between
 chunks, and returns a host-side `History` of arrays shaped (seeds, epochs + 1, ...).
+
+A run trains on a weighted training set: weight 1 = in T, 0 = pruned. The weights enter the
+loss, the training error, the class centroids of the geometry and the standardisation
+statistics (SPEC §1, recomputed on the pruned set), which are applied inside the first layer
+(`models.Dense`), so runs with different pruned sets, of any size, share one compiled program
+and one matrix product over the shared raw inputs.
 """
 
 import dataclasses
@@ -29,26 +35,45 @@ from flax.training import train_state
 from manifold_dynamics import geometry
 from manifold_dynamics.config import TrainConfig
 from manifold_dynamics.errors import UserError
-from manifold_dynamics.models import MLP
+from manifold_dynamics.models import MLP, Standardiser
 from manifold_dynamics.optimizers import make_optimizer
 
 
 @flax.struct.dataclass
 class TrainData:
-  """Device arrays of one binary task. Labels are +1 / -1 (SPEC §1)."""
+  """Device arrays of one binary task, shared by every run. Labels are +1 / -1 (SPEC §1)."""
 
-  x_train: jax.Array  # (P, N) float32, standardised
+  x_train: jax.Array  # (P, N) float32 grey inputs on [0, 1], not standardised
   y_train: jax.Array  # (P,) int32
-  x_test: jax.Array  # (n_test, N) float32
+  x_test: jax.Array  # (n_test, N) float32 on [0, 1]
   y_test: jax.Array  # (n_test,) int32
-  weights: jax.Array  # (P,) float32, 1 = in the training set, 0 = pruned
 
   @classmethod
-  def from_task(cls, task, weights=None) -> 'TrainData':
-    w = np.ones(len(task.y_train), np.float32) if weights is None else weights
+  def from_task(cls, task) -> 'TrainData':
     return cls(jnp.asarray(task.x_train), jnp.asarray(task.y_train, jnp.int32),
-               jnp.asarray(task.x_test), jnp.asarray(task.y_test, jnp.int32),
-               jnp.asarray(w, jnp.float32))
+               jnp.asarray(task.x_test), jnp.asarray(task.y_test, jnp.int32))
+
+
+@flax.struct.dataclass
+class RunState:
+  """The scan carry of one run."""
+
+  train: train_state.TrainState  # parameters, optimiser state, step
+  weights: jax.Array  # (P,) float32, 1 = in the training set, 0 = pruned
+  standardiser: Standardiser  # statistics of the weighted training set
+
+
+def weighted_standardiser(x_PxN: jax.Array, w_P: jax.Array) -> Standardiser:
+  """Mean and 1/std per input over the examples with weight > 0 (weighted); pixels constant
+  on that set get scale 0, so they standardise to 0, never to inf or NaN."""
+  w_P = w_P / jnp.sum(w_P)
+  mean_N = w_P @ x_PxN
+  var_N = jnp.sum(w_P[:, None] * jnp.square(x_PxN - mean_N[None, :]), axis=0)
+  in_set = (w_P > 0)[:, None]
+  constant_N = (jnp.max(jnp.where(in_set, x_PxN, -jnp.inf), axis=0) ==
+                jnp.min(jnp.where(in_set, x_PxN, jnp.inf), axis=0))
+  safe_var = jnp.where(constant_N, 1.0, var_N)
+  return Standardiser(mean_N, jnp.where(constant_N, 0.0, jax.lax.rsqrt(safe_var)))
 
 
 @flax.struct.dataclass
@@ -81,41 +106,47 @@ def make_train(cfg: TrainConfig) -> Trainer:
   model = MLP(cfg.depth, cfg.width, cfg.activation, cfg.init_scale)
   tx = make_optimizer(cfg)
 
-  def init(key: jax.Array, num_inputs: int) -> train_state.TrainState:
+  def init(key: jax.Array, data: TrainData, weights: Optional[jax.Array] = None) -> RunState:
+    num_examples, num_inputs = data.x_train.shape
+    weights = jnp.ones(num_examples, jnp.float32) if weights is None else weights
     params = model.init(key, jnp.zeros((1, num_inputs), jnp.float32))['params']
-    return train_state.TrainState.create(apply_fn=model.apply, params=params, tx=tx)
+    return RunState(
+        train=train_state.TrainState.create(apply_fn=model.apply, params=params, tx=tx),
+        weights=weights.astype(jnp.float32),
+        standardiser=weighted_standardiser(data.x_train, weights.astype(jnp.float32)))
 
-  def loss_fn(params, data: TrainData):
-    logits_Px2, h_PxH = model.apply({'params': params}, data.x_train)
+  def loss_fn(params, state: RunState, data: TrainData):
+    logits_Px2, h_PxH = model.apply({'params': params}, data.x_train, state.standardiser)
     ce_P = optax.softmax_cross_entropy_with_integer_labels(logits_Px2, class_index(data.y_train))
-    loss = jnp.sum(data.weights * ce_P) / jnp.sum(data.weights)
+    loss = jnp.sum(state.weights * ce_P) / jnp.sum(state.weights)
     return loss, (logits_Px2, h_PxH)
 
-  def record(params, data: TrainData, loss, logits_Px2, h_PxH) -> EpochRecord:
+  def record(params, state: RunState, data: TrainData, loss, logits_Px2, h_PxH) -> EpochRecord:
     wrong_P = jnp.argmax(logits_Px2, axis=-1) != class_index(data.y_train)
-    test_logits, _ = model.apply({'params': params}, data.x_test)
+    test_logits, _ = model.apply({'params': params}, data.x_test, state.standardiser)
     test_wrong = jnp.argmax(test_logits, axis=-1) != class_index(data.y_test)
-    geo = geometry.class_geometry(h_PxH, data.y_train, data.weights)
+    geo = geometry.class_geometry(h_PxH, data.y_train, state.weights)
     return EpochRecord(
         R_plus=geo.R_plus, R_minus=geo.R_minus, D=geo.D, loss=loss,
-        train_error=jnp.sum(data.weights * wrong_P) / jnp.sum(data.weights),
+        train_error=jnp.sum(state.weights * wrong_P) / jnp.sum(state.weights),
         test_error=jnp.mean(test_wrong.astype(jnp.float32)),
         mistakes_packed=jnp.packbits(wrong_P))
 
-  def epoch_step(state: train_state.TrainState, data: TrainData):
-    (loss, (logits, h)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, data)
-    rec = record(state.params, data, loss, logits, h)
-    return state.apply_gradients(grads=grads), rec
+  def epoch_step(state: RunState, data: TrainData):
+    params = state.train.params
+    (loss, (logits, h)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, state, data)
+    rec = record(params, state, data, loss, logits, h)
+    return state.replace(train=state.train.apply_gradients(grads=grads)), rec
 
-  def run_epochs(state, data: TrainData, num_epochs: int):
+  def run_epochs(state: RunState, data: TrainData, num_epochs: int):
     return jax.lax.scan(lambda s, _: epoch_step(s, data), state, None, length=num_epochs)
 
-  def observe(state, data: TrainData) -> EpochRecord:
-    loss, (logits, h) = loss_fn(state.params, data)
-    return record(state.params, data, loss, logits, h)
+  def observe(state: RunState, data: TrainData) -> EpochRecord:
+    loss, (logits, h) = loss_fn(state.train.params, state, data)
+    return record(state.train.params, state, data, loss, logits, h)
 
-  def train(key: jax.Array, data: TrainData):
-    state = init(key, data.x_train.shape[-1])
+  def train(key: jax.Array, data: TrainData, weights: Optional[jax.Array] = None):
+    state = init(key, data, weights)
     state, records = run_epochs(state, data, cfg.epochs)
     final = observe(state, data)
     records = jax.tree.map(lambda r, f: jnp.concatenate([r, f[None]]), records, final)
@@ -198,27 +229,31 @@ def _format_seconds(s: float) -> str:
   return f'{s // 3600}h{s % 3600 // 60:02d}m' if s >= 3600 else f'{s // 60}m{s % 60:02d}s'
 
 
-def shard_over_seeds(keys: jax.Array, data: TrainData, log: Callable[[str], None]):
-  """Places the seed axis across all local devices (a Mesh over 'seeds'), data replicated.
-
-  On one device this is a no-op; jit then partitions every vmapped computation by seed.
-  """
+def shard_over_seeds(keys: jax.Array, weights: jax.Array, data: TrainData,
+                     log: Callable[[str], None]):
+  """Places the seed axis (of keys and weights) across all local devices (a Mesh over
+  'seeds'), data replicated. On one device this is a no-op; jit then partitions every vmapped
+  computation by seed."""
   devices = jax.devices()
   if len(devices) == 1:
-    return keys, data
+    return keys, weights, data
   if keys.shape[0] % len(devices):
     log(f'note: {keys.shape[0]} seeds do not split evenly over {len(devices)} devices; '
         f'running on one device (use a multiple of {len(devices)} seeds).')
-    return keys, data
+    return keys, weights, data
   mesh = jax.sharding.Mesh(np.array(devices), ('seeds',))
   by_seed = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec('seeds'))
   replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
-  return jax.device_put(keys, by_seed), jax.device_put(data, replicated)
+  return (jax.device_put(keys, by_seed), jax.device_put(weights, by_seed),
+          jax.device_put(data, replicated))
 
 
 def fit(cfg: TrainConfig, data: TrainData, log: Optional[Callable[[str], None]] = print,
-        keys: Optional[jax.Array] = None) -> History:
+        keys: Optional[jax.Array] = None, weights: Optional[np.ndarray] = None) -> History:
   """Trains cfg.seeds initialisations in parallel for cfg.epochs full-batch updates.
+
+  `weights` is None (every run trains on all of T), (P,) shared by every run, or (seeds, P),
+  one pruned set per run.
 
   Runs jit(vmap(run_epochs)) in chunks of epochs, logging epoch, seed-epochs per second and
   ETA between chunks; with several devices the seeds are sharded across them. Raises
@@ -226,15 +261,19 @@ def fit(cfg: TrainConfig, data: TrainData, log: Optional[Callable[[str], None]] 
   """
   trainer = make_train(cfg)
   keys = seed_keys(cfg.seed, cfg.seeds) if keys is None else keys
-  num_inputs, num_examples = data.x_train.shape[-1], data.x_train.shape[0]
+  num_examples = data.x_train.shape[0]
+  weights = np.ones(num_examples, np.float32) if weights is None else np.asarray(weights)
+  weights = jnp.asarray(np.broadcast_to(weights, (cfg.seeds, num_examples)), jnp.float32)
+  if not np.all(np.asarray(jnp.sum(weights, axis=1)) > 0):
+    raise UserError('every run needs at least one training example of positive weight.')
   log = log or (lambda _: None)
-  keys, data = shard_over_seeds(keys, data, log)
+  keys, weights, data = shard_over_seeds(keys, weights, data, log)
 
-  init_v = jax.jit(jax.vmap(trainer.init, in_axes=(0, None)), static_argnums=1)
+  init_v = jax.jit(jax.vmap(trainer.init, in_axes=(0, None, 0)))
   run_v = jax.jit(jax.vmap(trainer.run_epochs, in_axes=(0, None, None)), static_argnums=2)
   observe_v = jax.jit(jax.vmap(trainer.observe, in_axes=(0, None)))
 
-  state = init_v(keys, num_inputs)
+  state = init_v(keys, data, weights)
   compiled = {}  # chunk length -> executable, compiled ahead of time so rates exclude it
 
   chunk = cfg.chunk_epochs or min(_PROBE_EPOCHS, cfg.epochs)

@@ -100,20 +100,21 @@ def test_tfds_missing_gives_a_clear_error(monkeypatch):
 # --- the task (SPEC §1) -------------------------------------------------------------------
 
 
-def test_task_standardisation_and_labels(mnist_dir):
+def test_task_inputs_labels_and_host_standardisation(mnist_dir):
   raw = sources.load_raw('mnist', data_dir=mnist_dir)
   t = task.make_task(raw, 64, subset_index=0)
   assert t.x_train.shape == (64, 784) and t.x_train.dtype == np.float32
-  assert np.all(np.isfinite(t.x_train)) and np.all(np.isfinite(t.x_test))
-  constant = t.pixel_std == 0
-  assert constant.sum() >= 28  # the constant first row
-  assert np.all(t.x_train[:, constant] == 0) and np.all(t.x_test[:, constant] == 0)
-  np.testing.assert_allclose(t.x_train[:, ~constant].mean(0), 0, atol=1e-5)
-  np.testing.assert_allclose(t.x_train[:, ~constant].std(0), 1, atol=1e-4)
-  x = raw.x_test.reshape(len(raw.x_test), -1) / 255.0  # test set uses T's statistics
-  expected = np.where(constant, 0, (x - t.pixel_mean) / np.where(constant, 1, t.pixel_std))
-  np.testing.assert_allclose(t.x_test, expected, atol=1e-4)
+  np.testing.assert_allclose(t.x_train, raw.x_train[:64].reshape(64, -1) / 255.0, rtol=1e-6)
   np.testing.assert_array_equal(t.y_train, np.where(raw.y_train[:64] % 2 == 0, 1, -1))
+  (x_train, x_test), mean, std = task.standardise(t.x_train, t.x_test)
+  assert np.all(np.isfinite(x_train)) and np.all(np.isfinite(x_test))
+  constant = std == 0
+  assert constant.sum() >= 28  # the constant first row
+  assert np.all(x_train[:, constant] == 0) and np.all(x_test[:, constant] == 0)
+  np.testing.assert_allclose(x_train[:, ~constant].mean(0), 0, atol=1e-5)
+  np.testing.assert_allclose(x_train[:, ~constant].std(0), 1, atol=1e-4)
+  expected = np.where(constant, 0, (t.x_test - mean) / np.where(constant, 1, std))
+  np.testing.assert_allclose(x_test, expected, atol=1e-4)  # the test set uses T's statistics
 
 
 def test_non_overlapping_slices(mnist_dir):

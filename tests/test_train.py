@@ -28,14 +28,23 @@ def tree_close(a, b, rtol=1e-5, atol=1e-6):
     np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=rtol, atol=atol)
 
 
+def host_standardised(data, weights=None):
+  """SPEC §1 standardisation on the host, float64, of the examples with weight > 0."""
+  x = np.asarray(data.x_train, np.float64)
+  keep = np.ones(len(x), bool) if weights is None else np.asarray(weights) > 0
+  (_, x_train, x_test), _, _ = task_lib.standardise(x[keep], x, np.asarray(data.x_test))
+  return x_train.astype(np.float32), x_test.astype(np.float32)
+
+
 def test_scan_of_k_epochs_equals_k_explicit_steps(key, data):
   trainer = train.make_train(CFG)
-  state0 = trainer.init(key, data.x_train.shape[1])
+  state0 = trainer.init(key, data)
   scanned, records = jax.jit(trainer.run_epochs, static_argnums=2)(state0, data, 4)
-  state = state0
+  params = state0.train.params
   model = train.MLP(CFG.depth, CFG.width, CFG.activation, CFG.init_scale)
+  x_std, x_test_std = host_standardised(data)
   for t in range(4):
-    logits, h = model.apply({'params': state.params}, data.x_train)
+    logits, h = model.apply({'params': params}, x_std)
     labels = train.class_index(data.y_train)
     expected_geo = geometry.class_geometry(h, data.y_train)
     np.testing.assert_allclose(records.R_plus[t], expected_geo.R_plus, rtol=1e-5)
@@ -45,22 +54,24 @@ def test_scan_of_k_epochs_equals_k_explicit_steps(key, data):
                                                 count=len(wrong)).astype(bool), wrong)
     assert float(records.train_error[t]) == pytest.approx(wrong.mean())
 
+    test_logits, _ = model.apply({'params': params}, x_test_std)
+    test_wrong = np.asarray(jnp.argmax(test_logits, -1) != train.class_index(data.y_test))
+    assert float(records.test_error[t]) == pytest.approx(test_wrong.mean())
+
     def loss(p):
-      out, _ = model.apply({'params': p}, data.x_train)
+      out, _ = model.apply({'params': p}, x_std)
       return optax.softmax_cross_entropy_with_integer_labels(out, labels).mean()
 
-    value, grads = jax.value_and_grad(loss)(state.params)
+    value, grads = jax.value_and_grad(loss)(params)
     assert float(records.loss[t]) == pytest.approx(float(value), rel=1e-5)
-    # plain SGD: theta <- theta - lr * grad
-    state = state.replace(params=jax.tree.map(lambda p, g: p - CFG.lr * g, state.params, grads),
-                          step=state.step + 1)
-  tree_close(scanned.params, state.params)
+    params = jax.tree.map(lambda p, g: p - CFG.lr * g, params, grads)  # plain SGD
+  tree_close(scanned.train.params, params, rtol=1e-4, atol=1e-5)
 
 
 def test_vmap_over_seeds_equals_loop(data):
   trainer = train.make_train(CFG)
   keys = train.seed_keys(CFG.seed, CFG.seeds)
-  _, batched = jax.jit(jax.vmap(trainer.train, in_axes=(0, None)))(keys, data)
+  _, batched = jax.jit(jax.vmap(trainer.train, in_axes=(0, None)))(keys, data)  # shared T
   for s in range(CFG.seeds):
     _, single = jax.jit(trainer.train)(keys[s], data)
     tree_close(jax.tree.map(lambda x: x[s], batched), single)
@@ -81,7 +92,7 @@ def test_fit_in_chunks_equals_one_scan(data):
 
 def test_epoch_zero_is_the_initialisation(key, data):
   trainer = train.make_train(CFG)
-  state = trainer.init(key, data.x_train.shape[1])
+  state = trainer.init(key, data)
   _, records = trainer.train(key, data)
   first = trainer.observe(state, data)
   tree_close(jax.tree.map(lambda r: r[0], records), first)
@@ -105,7 +116,7 @@ def test_no_retrace_within_a_fit(data, monkeypatch):
   def counting_make_train(cfg):
     trainer = original(cfg)
 
-    def run_epochs(state, data, n):
+    def run_epochs(state, data, n):  # traced once per compilation
       traces.append(n)
       return trainer.run_epochs(state, data, n)
 
@@ -130,16 +141,17 @@ def test_weight_decay_and_momentum_follow_pytorch(key, data):
   for optimizer in ('sgd_wd', 'momentum'):
     cfg = dataclasses.replace(CFG, optimizer=optimizer, weight_decay=0.05, momentum=0.5)
     trainer = train.make_train(cfg)
-    state = trainer.init(key, data.x_train.shape[1])
+    state = trainer.init(key, data)
     after, _ = trainer.run_epochs(state, data, 2)
     model = train.MLP(cfg.depth, cfg.width)
     labels = train.class_index(data.y_train)
+    x_std, _ = host_standardised(data)
 
     def loss(p):
-      out, _ = model.apply({'params': p}, data.x_train)
+      out, _ = model.apply({'params': p}, x_std)
       return optax.softmax_cross_entropy_with_integer_labels(out, labels).mean()
 
-    p, v = state.params, jax.tree.map(jnp.zeros_like, state.params)
+    p, v = state.train.params, jax.tree.map(jnp.zeros_like, state.train.params)
     for _ in range(2):
       g = jax.grad(loss)(p)
       if optimizer == 'sgd_wd':
@@ -147,7 +159,7 @@ def test_weight_decay_and_momentum_follow_pytorch(key, data):
       else:
         v = jax.tree.map(lambda v_, g_: cfg.momentum * v_ + g_, v, g)
         p = jax.tree.map(lambda p_, v_: p_ - cfg.lr * v_, p, v)
-    tree_close(after.params, p)
+    tree_close(after.train.params, p, rtol=1e-4, atol=1e-5)
 
 
 def test_divergence_raises_with_partial_history(data):
@@ -186,7 +198,7 @@ x_train, y_train, x_test, y_test = make_image_splits(64, 30, shape=(6, 6))
 raw = task_lib.sources.RawSplits(x_train, y_train, x_test, y_test)
 data = train.TrainData.from_task(task_lib.make_task(raw, 64))
 cfg = dataclasses.replace(CFG, seeds=4, epochs=5)
-keys, placed = train.shard_over_seeds(train.seed_keys(0, 4), data, print)
+keys, weights, placed = train.shard_over_seeds(train.seed_keys(0, 4), np.ones((4, 64)), data, print)
 assert len(keys.sharding.device_set) == 2
 history = train.fit(cfg, data, log=None)
 np.save(sys.argv[1], history.R_plus)
@@ -204,3 +216,49 @@ def test_seeds_shard_over_devices(data, tmp_path):
                  cwd=root)
   single = train.fit(dataclasses.replace(CFG, seeds=4, epochs=5), data, log=None)
   np.testing.assert_allclose(np.load(out), single.R_plus, rtol=1e-5, atol=1e-6)
+
+
+def test_weights_equal_training_on_the_subset(data):
+  """A run on T with weights 0 on some examples is the run on T without them: same loss,
+  gradients, standardisation (recomputed on the kept examples) and geometry."""
+  keep = np.ones(64, np.float32)
+  keep[::5] = 0.0
+  cfg = dataclasses.replace(CFG, seeds=1, epochs=5)
+  weighted = train.fit(cfg, data, log=None, weights=keep)
+  kept = keep > 0
+  subset = train.TrainData(data.x_train[kept], data.y_train[kept], data.x_test, data.y_test)
+  alone = train.fit(cfg, subset, log=None)
+  for name in ('R_plus', 'R_minus', 'D', 'loss', 'train_error', 'test_error'):
+    np.testing.assert_allclose(getattr(weighted, name), getattr(alone, name), rtol=1e-4,
+                               atol=1e-5, err_msg=name)
+  np.testing.assert_array_equal(weighted.mistakes()[..., kept], alone.mistakes())
+
+
+def test_per_run_weights_under_vmap_equal_separate_runs(data):
+  rng = np.random.default_rng(0)
+  weights = (rng.random((3, 64)) > 0.3).astype(np.float32)
+  cfg = dataclasses.replace(CFG, epochs=4)
+  together = train.fit(cfg, data, log=None, weights=weights)
+  keys = train.seed_keys(cfg.seed, cfg.seeds)
+  for s in range(3):
+    alone = train.fit(dataclasses.replace(cfg, seeds=1), data, log=None, keys=keys[s:s + 1],
+                      weights=weights[s])
+    np.testing.assert_allclose(together.R_plus[s], alone.R_plus[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(together.loss[s], alone.loss[0], rtol=1e-5, atol=1e-6)
+
+
+def test_standardiser_matches_host_and_maps_constant_pixels_to_zero(data):
+  weights = np.ones(64, np.float32)
+  weights[:10] = 0
+  shift, scale = train.weighted_standardiser(data.x_train, jnp.asarray(weights))
+  x = np.asarray(data.x_train, np.float64)[10:]
+  mean, std = x.mean(0), x.std(0)
+  np.testing.assert_allclose(shift, mean, atol=1e-6)
+  constant = std == 0
+  assert constant.any() and np.all(np.asarray(scale)[constant] == 0)
+  np.testing.assert_allclose(np.asarray(scale)[~constant], 1 / std[~constant], rtol=1e-4)
+
+
+def test_empty_training_set_is_refused(data):
+  with pytest.raises(train.UserError, match='at least one training example'):
+    train.fit(CFG, data, log=None, weights=np.zeros(64, np.float32))

@@ -1,9 +1,12 @@
-"""The binary task of SPEC §1: a slice T of the train split, even/odd labels, standardised.
+"""The binary task of SPEC §1: a slice T of the train split, even/odd labels.
 
 Images are flattened to N = rows * cols inputs on [0, 1] (RGB averaged over the channels to
-grey), labels become y = +1 for even classes and -1 for odd ones, and every pixel is
-standardised with the mean and std of the slice T, applied to T and to the test set. Pixels
-that are constant on T have std 0: they are mapped to 0, never to inf or NaN.
+grey) and labels become y = +1 for even classes and -1 for odd ones. Every pixel is then
+standardised with the mean and std of the (possibly pruned) training set, applied to it and
+to the test set; pixels constant on it map to 0, never to inf or NaN. The training engine does
+that itself, per run (`train.weighted_standardiser`), so that pruned sets recompute their own
+statistics; `standardise` here is the float64 host reference, for checks and for users who
+want the standardised arrays.
 """
 
 from typing import Callable, NamedTuple
@@ -17,15 +20,13 @@ from manifold_dynamics.errors import UserError
 
 
 class Task(NamedTuple):
-  """Standardised arrays of one binary task, ready for training."""
+  """Arrays of one binary task, ready for training."""
 
-  x_train: np.ndarray  # (P, N) float32, standardised
+  x_train: np.ndarray  # (P, N) float32 grey inputs on [0, 1] (not standardised)
   y_train: np.ndarray  # (P,) int32, +1 (even class) or -1 (odd class)
-  x_test: np.ndarray  # (n_test, N) float32, standardised with T's statistics
+  x_test: np.ndarray  # (n_test, N) float32 on [0, 1]
   y_test: np.ndarray  # (n_test,) int32, +1 / -1
   train_indices: np.ndarray  # (P,) int64, index of each example of T in the train split
-  pixel_mean: np.ndarray  # (N,) float32, mean of T on [0, 1]
-  pixel_std: np.ndarray  # (N,) float32, std of T (0 for constant pixels)
 
 
 def to_grey_inputs(images: np.ndarray) -> np.ndarray:
@@ -66,12 +67,10 @@ def slice_indices(n_available: int, train_size: int, subset_index: int, name: st
 
 def make_task(raw: sources.RawSplits, train_size: int, subset_index: int = 0,
               name: str = 'dataset') -> Task:
-  """The standardised binary task of slice `subset_index` of size `train_size`."""
+  """The binary task of slice `subset_index` of size `train_size`."""
   idx = slice_indices(len(raw.x_train), train_size, subset_index, name)
-  (x_train, x_test), mean, std = standardise(to_grey_inputs(raw.x_train[idx]),
-                                             to_grey_inputs(raw.x_test))
-  return Task(x_train, parity_labels(raw.y_train[idx]), x_test, parity_labels(raw.y_test),
-              idx, mean, std)
+  return Task(to_grey_inputs(raw.x_train[idx]), parity_labels(raw.y_train[idx]),
+              to_grey_inputs(raw.x_test), parity_labels(raw.y_test), idx)
 
 
 def load_task(cfg: DataConfig, cache_root: str = None,
