@@ -25,7 +25,13 @@ _TRAIN = TrainConfig()
 
 
 def define_run_flags(epochs: int = _TRAIN.epochs, seeds: int = _TRAIN.seeds):
-  """Flags shared by every experiment that trains: data, model, optimiser, schedule, output."""
+  """Flags shared by every experiment that trains: data, model, optimiser, schedule, output.
+
+  Idempotent: when a process imports several entry points (the tests do), the first one
+  defines the flags.
+  """
+  if 'dataset' in flags.FLAGS:
+    return
   flags.DEFINE_enum('dataset', _DATA.dataset, sorted(DATASETS), 'Dataset (SPEC §1).')
   flags.DEFINE_integer('train_size', _DATA.train_size, 'P, training examples in the slice T.')
   flags.DEFINE_integer('subset_index', _DATA.subset_index,

@@ -15,8 +15,9 @@ import numpy as np
 import manifold_dynamics
 from manifold_dynamics import inversion as inversion_lib
 from manifold_dynamics import io, plotting
+from manifold_dynamics import stragglers as stragglers_lib
 from manifold_dynamics.config import DataConfig, TrainConfig
-from manifold_dynamics.data import load_task
+from manifold_dynamics.data import get_info, load_task
 from manifold_dynamics.errors import UserError
 from manifold_dynamics.train import DivergenceError, TrainData, fit
 
@@ -42,6 +43,36 @@ def default_workdir(experiment: str, data_cfg: DataConfig, train_cfg: TrainConfi
           f'lr{train_cfg.lr:g}-S{train_cfg.seeds}-T{train_cfg.epochs}')
 
 
+def write_config(run: io.RunDir, experiment: str, data_cfg: DataConfig, train_cfg: TrainConfig,
+                 task, **extra):
+  """config.json, the first file of every run directory."""
+  io.write_json(run.file('config.json'), {
+      'experiment': experiment,
+      'data': dataclasses.asdict(data_cfg),
+      'train': dataclasses.asdict(train_cfg),
+      'task': {'num_inputs': int(task.x_train.shape[1]), 'num_test': int(len(task.y_test)),
+               'fraction_positive': float(np.mean(task.y_train > 0))},
+      **extra,
+      'environment': environment(),
+  })
+
+
+def train_and_save(run: io.RunDir, name: str, data_cfg: DataConfig, train_cfg: TrainConfig,
+                   task, log: Callable[[str], None], weights=None):
+  """Trains and writes the history as `name`; a diverged run keeps its partial history."""
+  log(f'training {train_cfg.seeds} seeds x {train_cfg.epochs} epochs on {data_cfg.dataset} '
+      f'(P={data_cfg.train_size}, {train_cfg.depth} layers x {train_cfg.width} '
+      f'{train_cfg.activation}, {train_cfg.optimizer} lr={train_cfg.lr:g}) on '
+      f'{jax.default_backend()}')
+  try:
+    history = fit(train_cfg, TrainData.from_task(task), log=log, weights=weights)
+  except DivergenceError as e:
+    io.save_history(run.file(name), e.history, task.train_indices)
+    raise UserError(f'{e} Partial history kept in {run.staging}.') from None
+  io.save_history(run.file(name), history, task.train_indices)
+  return history
+
+
 def run_inversion(data_cfg: DataConfig, train_cfg: TrainConfig, workdir: str,
                   overwrite: bool = False, log: Callable[[str], None] = print) -> dict:
   """Trains `train_cfg.seeds` nets on the task of `data_cfg` and writes the run directory.
@@ -51,24 +82,8 @@ def run_inversion(data_cfg: DataConfig, train_cfg: TrainConfig, workdir: str,
   """
   run = io.RunDir(workdir, overwrite)  # refuses an existing run before any work
   task = load_task(data_cfg, log=log)
-  io.write_json(run.file('config.json'), {
-      'experiment': 'inversion',
-      'data': dataclasses.asdict(data_cfg),
-      'train': dataclasses.asdict(train_cfg),
-      'task': {'num_inputs': int(task.x_train.shape[1]), 'num_test': int(len(task.y_test)),
-               'fraction_positive': float(np.mean(task.y_train > 0))},
-      'environment': environment(),
-  })
-  log(f'training {train_cfg.seeds} seeds x {train_cfg.epochs} epochs on {data_cfg.dataset} '
-      f'(P={data_cfg.train_size}, {train_cfg.depth} layers x {train_cfg.width} '
-      f'{train_cfg.activation}, {train_cfg.optimizer} lr={train_cfg.lr:g}) on '
-      f'{jax.default_backend()}')
-  try:
-    history = fit(train_cfg, TrainData.from_task(task), log=log)
-  except DivergenceError as e:
-    io.save_history(run.file('history.npz'), e.history, task.train_indices)
-    raise UserError(f'{e} Partial history kept in {run.staging}.') from None
-  io.save_history(run.file('history.npz'), history, task.train_indices)
+  write_config(run, 'inversion', data_cfg, train_cfg, task)
+  history = train_and_save(run, 'history.npz', data_cfg, train_cfg, task, log)
 
   inv = inversion_lib.analyse(history)
   sets = inversion_lib.stragglers(history, inv.t_star)
@@ -100,3 +115,116 @@ def format_summary(summary: dict) -> str:
                  f'{stats["mean"]:.1f}; inversion in '
                  f'{summary["inversion_fraction"][name]:.0%} of seeds')
   return '\n'.join(lines)
+
+
+def _num(value) -> str:
+  return 'undefined (no spread)' if value is None else f'{value:.1f}'
+
+
+def _architectures_of(spec) -> list:
+  return [tuple(int(v) for v in a) for a in spec]
+
+
+def run_stragglers(data_cfg: DataConfig, train_cfg: TrainConfig, workdir: str,
+                   from_run: str = None, architectures=((2, 20),), eps_grid=(),
+                   observable: str = 'R_plus', null_samples: int = 200,
+                   overwrite: bool = False, log: Callable[[str], None] = print) -> dict:
+  """Identifies the stragglers S(t*) and measures their stability (Fig. 2d, identity test).
+
+  The base run is `from_run` (a finished inversion run directory, whose data and training
+  settings then replace data_cfg / train_cfg) or is trained here. Every architecture (depth,
+  width) in `architectures` other than the base one is trained with the same data, optimiser,
+  epochs and seeds. Stability within a run pairs disjoint seeds (0, 1), (2, 3), ...; across two
+  architectures it pairs seed i of one with seed i+1 of the other.
+  """
+  run = io.RunDir(workdir, overwrite)
+  source = None
+  if from_run:
+    source = io.load_run(from_run)
+    data_cfg = DataConfig(**source.config['data'])
+    train_cfg = TrainConfig(**source.config['train'])
+  if train_cfg.seeds < 2:
+    raise UserError('the stability of stragglers needs --seeds >= 2.')
+  base = (train_cfg.depth, train_cfg.width)
+  architectures = list(dict.fromkeys([base] + _architectures_of(architectures)))
+  task = load_task(data_cfg, log=log)
+  write_config(run, 'stragglers', data_cfg, train_cfg, task, from_run=from_run,
+               architectures=[list(a) for a in architectures], eps_grid=list(eps_grid),
+               observable=observable)
+  histories = {}
+  for depth, width in architectures:
+    if (depth, width) == base and source is not None:
+      histories[base] = source.history
+      continue
+    cfg = dataclasses.replace(train_cfg, depth=depth, width=width)
+    histories[(depth, width)] = train_and_save(run, f'history_L{depth}xH{width}.npz', data_cfg,
+                                               cfg, task, log)
+  P = histories[base].num_examples
+  sets = {arch: stragglers_lib.at_t_star(h, observable) for arch, h in histories.items()}
+  t_star = inversion_lib.analyse(histories[base]).curves[observable].t_star
+  io.save_stragglers(run.file('stragglers.npz'), sets[base], task.train_indices, t_star)
+
+  within = stragglers_lib.within_run_overlap(sets[base], P)
+  pairs = stragglers_lib.seed_pairs(len(sets[base]))
+  sizes = np.array([[len(sets[base][i]), len(sets[base][j])] for i, j in pairs])
+  sampled = stragglers_lib.sample_null_overlaps(sizes[:, 0], sizes[:, 1], P, null_samples,
+                                                np.random.default_rng(train_cfg.seed))
+  summary = {
+      'dataset': data_cfg.dataset, 'seeds': train_cfg.seeds, 'epochs': train_cfg.epochs,
+      'train_size': P, 'observable': observable,
+      'n_stragglers': [len(s) for s in sets[base]],
+      'n_stragglers_mean': float(np.mean([len(s) for s in sets[base]])),
+      'n_stragglers_std': float(np.std([len(s) for s in sets[base]])),
+      **within.summary(),
+      'null_overlap_mean_sampled': float(sampled.mean()),
+      'null_overlap_std_sampled': float(sampled.std()),
+  }
+  eps_rows = []
+  for eps in eps_grid:
+    eps_sets = stragglers_lib.at_train_error(histories[base], eps)
+    ov = stragglers_lib.within_run_overlap(eps_sets, P)
+    eps_rows.append(dict(eps=float(eps), n_mean=float(np.mean([len(s) for s in eps_sets])),
+                         **ov.summary()))
+  summary['z_vs_eps'] = eps_rows
+  arch_rows = []
+  for i, a in enumerate(architectures):
+    for b in architectures[i:]:
+      if a == b:
+        ov = stragglers_lib.within_run_overlap(sets[a], P)
+      else:
+        shifted = [sets[b][(k + 1) % len(sets[b])] for k in range(len(sets[a]))]
+        ov = stragglers_lib.overlap(sets[a], shifted, P)
+      arch_rows.append(dict(run_0=f'{a[0]}x{a[1]}', run_1=f'{b[0]}x{b[1]}', **ov.summary()))
+  summary['architectures'] = arch_rows
+  io.write_json(run.file('summary.json'), summary)
+
+  title = f'{data_cfg.dataset}, P={P}, {base[0]}x{base[1]} {train_cfg.activation}'
+  seed0 = sets[base][0][:40]
+  image_shape = get_info(data_cfg.dataset).image_shape[:2]
+  plotting.save(plotting.straggler_grid(
+      task.x_train[seed0].reshape((-1,) + image_shape), task.y_train[seed0],
+      task.train_indices[seed0], f'stragglers S(t*) of seed 0 ({len(sets[base][0])} in all; '
+      f'first {len(seed0)}), {title}'), run.staging, 'stragglers_seed0')
+  if eps_rows:
+    plotting.save(plotting.z_vs_train_error(
+        np.array([r['eps'] for r in eps_rows]),
+        np.array([np.nan if r['z'] is None else r['z'] for r in eps_rows]),
+        np.array([np.nan if r['z_null'] is None else r['z_null'] for r in eps_rows]),
+        np.array([r['shared_fraction'] for r in eps_rows]), title), run.staging, 'z_vs_eps')
+  plotting.save(plotting.overlap_by_architecture(
+      [f'{r["run_0"]} / {r["run_1"]}' for r in arch_rows],
+      np.array([r['overlap_mean'] for r in arch_rows]),
+      np.array([r['null_overlap_mean'] for r in arch_rows]),
+      np.array([np.nan if r['z'] is None else r['z'] for r in arch_rows]), title),
+      run.staging, 'overlap_by_architecture')
+  path = run.commit()
+  log(f'|S(t*)| = {summary["n_stragglers_mean"]:.1f} +- {summary["n_stragglers_std"]:.1f}; '
+      f'two seeds share {summary["shared_fraction"]:.1%} of their stragglers; overlap '
+      f'{summary["overlap_mean"]:.1f} vs null {summary["null_overlap_mean"]:.1f} '
+      f'(sampled {summary["null_overlap_mean_sampled"]:.1f}); z = {_num(summary["z"])} '
+      f'(null spread: {_num(summary["z_null"])})')
+  for r in arch_rows:
+    log(f'  {r["run_0"]:>5s} / {r["run_1"]:<5s}: overlap {r["overlap_mean"]:.1f} vs null '
+        f'{r["null_overlap_mean"]:.1f}, shared {r["shared_fraction"]:.1%}, z = {_num(r["z"])}')
+  log(f'results in {path}')
+  return summary

@@ -61,11 +61,13 @@ class Overlap:
     return float((self.observed.mean() - self.null_mean.mean()) / np.sqrt(self.null_var.mean()))
 
   def summary(self) -> dict:
+    """JSON-friendly numbers; a z-score that is undefined (no spread: too few pairs) is None."""
+    finite = lambda v: v if np.isfinite(v) else None
     return {'pairs': int(len(self.observed)), 'overlap_mean': float(self.observed.mean()),
             'overlap_std': float(self.observed.std()),
             'null_overlap_mean': float(self.null_mean.mean()),
             'null_overlap_std': float(np.sqrt(self.null_var.mean())),
-            'z': self.z, 'z_null': self.z_null,
+            'z': finite(self.z), 'z_null': finite(self.z_null),
             'shared_fraction': float(np.nanmean(self.shared_fraction))}
 
 

@@ -126,3 +126,47 @@ def test_command_line_rejects_unknown_dataset_and_stray_arguments():
   stray = subprocess.run([sys.executable, script, 'extra'], capture_output=True, text=True,
                          cwd=ROOT, check=False)
   assert stray.returncode != 0 and 'unexpected arguments: extra' in stray.stderr
+
+
+stragglers_main = load_experiment('stragglers')
+
+
+def test_stragglers_from_a_run_and_by_training(mnist_dir, tmp_path):
+  base = str(tmp_path / 'base')
+  with flagsaver.flagsaver(data_dir=mnist_dir, workdir=base, lr=0.5, **dict(TINY, seeds=4)):
+    inversion_main.main(['inversion.py'])
+  out = str(tmp_path / 'stragglers')
+  with flagsaver.flagsaver(from_run=base, architectures=['2x6', '3x6'], workdir=out,
+                           eps=['0.3', '0.1'], data_dir=mnist_dir):
+    stragglers_main.main(['stragglers.py'])
+  files = set(os.listdir(out))
+  assert {'config.json', 'summary.json', 'stragglers.npz', 'history_L3xH6.npz',
+          'stragglers_seed0.png', 'stragglers_seed0.pdf', 'z_vs_eps.png',
+          'overlap_by_architecture.png'} <= files
+  assert 'history_L2xH6.npz' not in files  # the base run is read, not retrained
+  summary = io.read_json(os.path.join(out, 'summary.json'))
+  base_summary = io.read_json(os.path.join(base, 'summary.json'))
+  assert summary['n_stragglers'] == base_summary['n_stragglers']
+  for key in ('shared_fraction', 'overlap_mean', 'null_overlap_mean', 'z'):
+    assert key in summary
+  assert [r['eps'] for r in summary['z_vs_eps']] == [0.3, 0.1]
+  assert [(r['run_0'], r['run_1']) for r in summary['architectures']] == [
+      ('2x6', '2x6'), ('2x6', '3x6'), ('3x6', '3x6')]
+  sets = io.load_stragglers(os.path.join(out, 'stragglers.npz'), split=True)
+  assert all(np.all(s < 64) for s in sets)  # indices into the split: slice 0 of size 64
+
+
+def test_stragglers_needs_two_seeds(mnist_dir, tmp_path, capsys):
+  with flagsaver.flagsaver(data_dir=mnist_dir, workdir=str(tmp_path / 's'), architectures=['2x6'],
+                           **dict(TINY, seeds=1)):
+    with pytest.raises(SystemExit):
+      stragglers_main.main(['stragglers.py'])
+  assert 'needs --seeds >= 2' in capsys.readouterr().err
+
+
+def test_bad_architecture_spec(mnist_dir, tmp_path, capsys):
+  with flagsaver.flagsaver(data_dir=mnist_dir, workdir=str(tmp_path / 's'),
+                           architectures=['2by20'], **TINY):
+    with pytest.raises(SystemExit):
+      stragglers_main.main(['stragglers.py'])
+  assert 'DEPTHxWIDTH' in capsys.readouterr().err
