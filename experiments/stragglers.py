@@ -30,13 +30,15 @@ from manifold_dynamics import cli, pipeline
 from manifold_dynamics.errors import UserError
 
 cli.define_run_flags(epochs=1000, seeds=100)
-flags.DEFINE_string('from_run', None, 'A finished inversion run directory to analyse; its data '
-                    'and training settings replace the flags.')
-flags.DEFINE_list('architectures', ['2x20', '4x20', '8x20'],
-                  'depth x width of the runs compared (the base run first).')
-flags.DEFINE_list('eps', ['0.2', '0.1', '0.05', '0.02', '0.01', '0.005', '0.002'],
-                  'Training errors eps of S(t(eps)) for the stability-vs-eps curve.')
-flags.DEFINE_enum('observable', 'R_plus', ['R_plus', 'R_minus', 'D'], 'Whose t* defines S(t*).')
+define = cli.define_once
+define(flags.DEFINE_string, 'from_run', None, 'A finished inversion run directory to analyse; '
+       'its data and training settings replace the flags.')
+define(flags.DEFINE_list, 'architectures', ['2x20', '4x20', '8x20'],
+       'depth x width of the runs compared (the base run first).')
+define(flags.DEFINE_list, 'eps', ['0.2', '0.1', '0.05', '0.02', '0.01', '0.005', '0.002'],
+       'Training errors eps of S(t(eps)) for the stability-vs-eps curve.')
+define(flags.DEFINE_enum, 'observable', 'R_plus', ['R_plus', 'R_minus', 'D'],
+       'Whose t* defines S(t*).')
 FLAGS = flags.FLAGS
 
 QUICK = dict(seeds=4, epochs=300, train_size=1024)

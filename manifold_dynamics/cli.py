@@ -64,6 +64,13 @@ def define_run_flags(epochs: int = _TRAIN.epochs, seeds: int = _TRAIN.seeds):
   flags.DEFINE_bool('quick', False, 'Smoke setting that runs in seconds (explicit flags win).')
 
 
+def define_once(define, name: str, *args, **kwargs):
+  """`define(name, ...)` unless another entry point of this process already defined `name`
+  (the tests import several); the first definition, with its default, wins."""
+  if name not in flags.FLAGS:
+    define(name, *args, **kwargs)
+
+
 def _values(flag_values, fields, quick_overrides: Dict[str, object], quick: bool):
   values = {}
   for field in fields:

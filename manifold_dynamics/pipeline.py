@@ -14,11 +14,12 @@ import numpy as np
 
 import manifold_dynamics
 from manifold_dynamics import inversion as inversion_lib
-from manifold_dynamics import io, plotting
+from manifold_dynamics import io, plotting, pruning
 from manifold_dynamics import stragglers as stragglers_lib
 from manifold_dynamics.config import DataConfig, TrainConfig
 from manifold_dynamics.data import get_info, load_task
 from manifold_dynamics.errors import UserError
+from manifold_dynamics.models import MLP
 from manifold_dynamics.train import DivergenceError, TrainData, fit
 
 
@@ -226,5 +227,105 @@ def run_stragglers(data_cfg: DataConfig, train_cfg: TrainConfig, workdir: str,
   for r in arch_rows:
     log(f'  {r["run_0"]:>5s} / {r["run_1"]:<5s}: overlap {r["overlap_mean"]:.1f} vs null '
         f'{r["null_overlap_mean"]:.1f}, shared {r["shared_fraction"]:.1%}, z = {_num(r["z"])}')
+  log(f'results in {path}')
+  return summary
+
+
+def run_prune(data_cfg: DataConfig, train_cfg: TrainConfig, workdir: str,
+              from_run: str = None, eps_grid=(0.1, 0.05, 0.02, 0.01, 0.005),
+              t_before: float = 0.5, t_after: float = 3.0, sigmas=pruning.SIGMAS,
+              max_base_seeds: int = 10, overwrite: bool = False,
+              log: Callable[[str], None] = print) -> dict:
+  """Fig. 2a-c: retrain from scratch without the stragglers (and controls), then test.
+
+  The base run is `from_run` or is trained here with `train_cfg`; the removal sets of its first
+  `max_base_seeds` seeds (pruning.plan_removals) are each retrained once, from a fresh
+  initialisation, with the same settings.
+  """
+  run = io.RunDir(workdir, overwrite)
+  source = io.load_run(from_run) if from_run else None
+  if source is not None:
+    data_cfg = DataConfig(**source.config['data'])
+    train_cfg = TrainConfig(**source.config['train'])
+  task = load_task(data_cfg, log=log)
+  write_config(run, 'prune', data_cfg, train_cfg, task, from_run=from_run,
+               eps_grid=list(eps_grid), t_before=t_before, t_after=t_after,
+               sigmas=list(sigmas), max_base_seeds=max_base_seeds)
+  base = source.history if source else train_and_save(run, 'history_base.npz', data_cfg,
+                                                       train_cfg, task, log)
+  keep = min(base.num_seeds, max_base_seeds)
+  base = dataclasses.replace(base, **{k: getattr(base, k)[:keep] for k in
+                                      base.ARRAYS + ('mistakes_packed',)})
+  plan = pruning.plan_removals(base, eps_grid, t_before, t_after, seed=train_cfg.seed)
+  P = base.num_examples
+  retrain_cfg = dataclasses.replace(train_cfg, seeds=len(plan.kind), seed=train_cfg.seed + 1)
+  log(f'retraining {len(plan.kind)} runs: {len(plan.kinds())} removal kinds x {keep} base seeds')
+  data = TrainData.from_task(task)
+  try:
+    history, states = fit(retrain_cfg, data, log=log, weights=plan.weights(P),
+                          return_state=True)
+  except DivergenceError as e:
+    io.save_history(run.file('history.npz'), e.history, task.train_indices)
+    raise UserError(f'{e} Partial history kept in {run.staging}.') from None
+  io.save_history(run.file('history.npz'), history, task.train_indices)
+  model = MLP(train_cfg.depth, train_cfg.width, train_cfg.activation, train_cfg.init_scale)
+  noisy = pruning.noisy_test_errors(model, states, data, sigmas,
+                                    jax.random.PRNGKey(train_cfg.seed + 2))
+  offsets = np.concatenate([[0], np.cumsum([len(r) for r in plan.removed])])
+  io.write_npz(run.file('removals.npz'), kind=np.array(plan.kind), base_seed=plan.base_seed,
+               removed=np.concatenate(plan.removed).astype(np.int64), offsets=offsets,
+               noisy_test_error=noisy, sigmas=np.asarray(sigmas, np.float32))
+
+  curves = inversion_lib.curve_inversion(history.R_plus, 'R_plus')
+  summary = {'dataset': data_cfg.dataset, 'base_seeds': keep, 'epochs': train_cfg.epochs,
+             'train_size': P, 'sigmas': list(sigmas), 'kinds': {}}
+  for kind in plan.kinds():
+    rows = plan.rows(kind)
+    summary['kinds'][kind] = {
+        'base_seed': plan.base_seed[rows].tolist(),
+        'removed': [len(plan.removed[r]) for r in rows],
+        'inversion': curves.inverted[rows].tolist(),
+        'rise': curves.rise[rows].tolist(),
+        'test_error': history.test_error[rows, -1].tolist(),
+        'train_error': history.train_error[rows, -1].tolist(),
+        'noisy_test_error': {f'{s:g}': noisy[rows, i].tolist() for i, s in enumerate(sigmas)},
+        'final': {k: getattr(history, k)[rows, -1].tolist() for k in inversion_lib.OBSERVABLES},
+    }
+  for kind in ('stragglers', 'random', 'before_t_star', 'after_t_star'):
+    summary[kind] = summary['kinds'][kind]  # the headline kinds, at the top level too
+  summary['base_test_error'] = base.test_error[:, -1].tolist()
+  io.write_json(run.file('summary.json'), summary)
+
+  title = f'{data_cfg.dataset}, P={P}, {train_cfg.depth}x{train_cfg.width} {train_cfg.activation}'
+  heads = ('stragglers', 'random', 'before_t_star', 'after_t_star')
+  pick = lambda rows: dataclasses.replace(history, **{k: getattr(history, k)[rows] for k in
+                                                     history.ARRAYS + ('mistakes_packed',)})
+  plotting.save(plotting.pruned_R_plus_vs_epoch(
+      {k: pick(plan.rows(k)) for k in heads}, {k: curves.inverted[plan.rows(k)] for k in heads},
+      title), run.staging, 'prune_R_plus_vs_epoch')
+  if eps_grid:
+    eps = np.asarray(eps_grid, float)
+    at = lambda prefix, values: np.stack([values[plan.rows(prefix + pruning.eps_kind(e))]
+                                          for e in eps])
+    finals = {k: getattr(history, k)[:, -1] for k in inversion_lib.OBSERVABLES}
+    plotting.save(plotting.pruned_vs_eps(
+        eps, {k: at('', v) for k, v in finals.items()},
+        {k: at('random_', v) for k, v in finals.items()},
+        {'R_plus': r'$R_+$ at convergence', 'R_minus': r'$R_-$ at convergence',
+         'D': '$D$ at convergence'}, title), run.staging, 'prune_observables_vs_eps')
+    errors = {f'sigma={s:g}': noisy[:, i] for i, s in enumerate(sigmas)}
+    plotting.save(plotting.pruned_vs_eps(
+        eps, {k: at('', v) for k, v in errors.items()},
+        {k: at('random_', v) for k, v in errors.items()},
+        {k: f'test error, noise {k.replace("sigma", "σ")}' for k in errors}, title),
+        run.staging, 'prune_test_error_vs_eps')
+  path = run.commit()
+  for kind in heads:
+    k = summary[kind]
+    log(f'{kind:>14s}: removed {np.mean(k["removed"]):7.1f}, inversion in '
+        f'{int(np.sum(k["inversion"]))}/{len(k["inversion"])} runs, test error '
+        f'{np.mean(k["test_error"]):.4f} +- {np.std(k["test_error"]):.4f}')
+  log(f'{"no removal":>14s}: test error {np.mean(summary["base_test_error"]):.4f} +- '
+      f'{np.std(summary["base_test_error"]):.4f}')
   log(f'results in {path}')
   return summary

@@ -249,11 +249,13 @@ def shard_over_seeds(keys: jax.Array, weights: jax.Array, data: TrainData,
 
 
 def fit(cfg: TrainConfig, data: TrainData, log: Optional[Callable[[str], None]] = print,
-        keys: Optional[jax.Array] = None, weights: Optional[np.ndarray] = None) -> History:
+        keys: Optional[jax.Array] = None, weights: Optional[np.ndarray] = None,
+        return_state: bool = False):
   """Trains cfg.seeds initialisations in parallel for cfg.epochs full-batch updates.
 
   `weights` is None (every run trains on all of T), (P,) shared by every run, or (seeds, P),
-  one pruned set per run.
+  one pruned set per run. Returns the `History`, and with `return_state` also the final
+  `RunState` of every run (leading seed axis), e.g. to evaluate the trained nets further.
 
   Runs jit(vmap(run_epochs)) in chunks of epochs, logging epoch, seed-epochs per second and
   ETA between chunks; with several devices the seeds are sharded across them. Raises
@@ -308,7 +310,8 @@ def fit(cfg: TrainConfig, data: TrainData, log: Optional[Callable[[str], None]] 
         f'elapsed {_format_seconds(time.perf_counter() - start)}  '
         f'ETA {_format_seconds((cfg.epochs - done) / rate)}')
   final = jax.device_get(observe_v(state, data))
-  return _assemble(chunks, final, num_examples)
+  history = _assemble(chunks, final, num_examples)
+  return (history, state) if return_state else history
 
 
 def _assemble(chunks, final, num_examples: int) -> History:

@@ -170,3 +170,29 @@ def test_bad_architecture_spec(mnist_dir, tmp_path, capsys):
     with pytest.raises(SystemExit):
       stragglers_main.main(['stragglers.py'])
   assert 'DEPTHxWIDTH' in capsys.readouterr().err
+
+
+prune_main = load_experiment('prune')
+
+
+def test_prune_writes_a_complete_run_directory(mnist_dir, tmp_path):
+  base = str(tmp_path / 'base')
+  with flagsaver.flagsaver(data_dir=mnist_dir, workdir=base, lr=0.5, **TINY):
+    inversion_main.main(['inversion.py'])
+  out = str(tmp_path / 'prune')
+  with flagsaver.flagsaver(from_run=base, workdir=out, eps=['0.2', '0.05'], sigmas=['0', '1'],
+                           max_base_seeds=2, data_dir=mnist_dir):
+    prune_main.main(['prune.py'])
+  assert {'config.json', 'history.npz', 'removals.npz', 'summary.json',
+          'prune_R_plus_vs_epoch.png', 'prune_R_plus_vs_epoch.pdf',
+          'prune_observables_vs_eps.png', 'prune_test_error_vs_eps.png'} <= set(os.listdir(out))
+  summary = io.read_json(os.path.join(out, 'summary.json'))
+  base_summary = io.read_json(os.path.join(base, 'summary.json'))
+  for kind in ('stragglers', 'random', 'before_t_star', 'after_t_star'):
+    assert len(summary[kind]['inversion']) == 2 and len(summary[kind]['test_error']) == 2
+  assert summary['stragglers']['removed'] == base_summary['n_stragglers']
+  assert summary['random']['removed'] == base_summary['n_stragglers']
+  history = io.load_history(os.path.join(out, 'history.npz'))
+  assert history.num_seeds == 2 * 8  # 4 kinds + 2 x 2 eps kinds, x 2 base seeds
+  with np.load(os.path.join(out, 'removals.npz')) as f:
+    assert f['noisy_test_error'].shape == (16, 2)
