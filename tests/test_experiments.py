@@ -196,3 +196,16 @@ def test_prune_writes_a_complete_run_directory(mnist_dir, tmp_path):
   assert history.num_seeds == 2 * 8  # 4 kinds + 2 x 2 eps kinds, x 2 base seeds
   with np.load(os.path.join(out, 'removals.npz')) as f:
     assert f['noisy_test_error'].shape == (16, 2)
+
+
+def test_straggler_indices_point_into_the_split_for_any_slice(mnist_dir, tmp_path):
+  """With --subset_index=1 the slice is examples [32, 64): no off-by-one between the two."""
+  workdir = str(tmp_path / 'run')
+  with flagsaver.flagsaver(data_dir=mnist_dir, workdir=workdir, subset_index=1, lr=0.5,
+                           **dict(TINY, train_size=32)):
+    inversion_main.main(['inversion.py'])
+  run = io.load_run(workdir)
+  np.testing.assert_array_equal(run.train_indices, np.arange(32, 64))
+  path = os.path.join(workdir, 'stragglers.npz')
+  for in_slice, in_split in zip(io.load_stragglers(path), io.load_stragglers(path, split=True)):
+    np.testing.assert_array_equal(in_split, in_slice + 32)

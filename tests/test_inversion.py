@@ -26,7 +26,7 @@ def test_inversion_detected_with_its_rise():
   assert inv.t_star[0] == 2
   assert inv.rise[0] == pytest.approx(0.05, abs=1e-6)
   assert inv.inverted[0]
-  assert inversion.curve_inversion(np.array([curve]), 'R_plus', delta=0.06).inverted[0] == False  # noqa: E712
+  assert not inversion.curve_inversion(np.array([curve]), 'R_plus', delta=0.06).inverted[0]
 
 
 def test_monotone_and_flat_curves_are_not_inversions():
