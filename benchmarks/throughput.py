@@ -5,7 +5,7 @@ r"""Throughput and memory of the training engine (run by hand; never part of the
 
 For each seed count it compiles one chunk of --epochs epochs of the default configuration
 (MNIST, P = 8192, 2 x 20 tanh, SGD), times it (best of --repeats), and reports seed-epochs per
-second and the FLOP rate implied by XLA's own FLOP count of the compiled chunk. In the same
+second and the FLOP rate implied by XLA's own FLOP count of one compiled epoch. In the same
 process it times a plain jitted float32 matmul of comparable size, P x N times N x (100 H),
 and its transpose product (the shapes of the first layer's forward and weight gradient for 100
 seeds): the machine's practical peak. Finally, unless --memory_epochs=0, a child process runs
@@ -84,16 +84,17 @@ def main(argv):
   for seeds in map(int, FLAGS.seeds):
     cfg = TrainConfig(seeds=seeds, epochs=FLAGS.epochs)
     trainer = make_train(cfg)
-    state = jax.jit(jax.vmap(trainer.init, in_axes=(0, None)), static_argnums=1)(
-        seed_keys(0, seeds), N)
+    state = jax.jit(jax.vmap(trainer.init, in_axes=(0, None, 0)))(
+        seed_keys(0, seeds), data, jnp.ones((seeds, P), jnp.float32))
     run = jax.jit(jax.vmap(trainer.run_epochs, in_axes=(0, None, None)), static_argnums=2)
     compiled = run.lower(state, data, FLAGS.epochs).compile()
     seconds = _best_time(lambda: compiled(state, data), FLAGS.repeats)
-    flops = _flops(compiled)
+    # XLA counts a loop body once, whatever its trip count: count a one-epoch chunk.
+    flops_per_epoch = _flops(run.lower(state, data, 1).compile())
     row = {'seeds': seeds, 'seconds_per_chunk': seconds,
            'seed_epochs_per_s': seeds * FLAGS.epochs / seconds,
-           'flops_per_seed_epoch': flops / (seeds * FLAGS.epochs),
-           'gflop_per_s': flops / seconds / 1e9}
+           'flops_per_seed_epoch': flops_per_epoch / seeds,
+           'gflop_per_s': flops_per_epoch * FLAGS.epochs / seconds / 1e9}
     results['engine'].append(row)
     print(f'{seeds:4d} seeds: {row["seed_epochs_per_s"]:9.1f} seed-epochs/s  '
           f'{row["gflop_per_s"]:6.1f} GFLOP/s  ({row["flops_per_seed_epoch"] / 1e6:.0f} MFLOP '

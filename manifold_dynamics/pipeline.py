@@ -254,8 +254,7 @@ def run_prune(data_cfg: DataConfig, train_cfg: TrainConfig, workdir: str,
   base = source.history if source else train_and_save(run, 'history_base.npz', data_cfg,
                                                        train_cfg, task, log)
   keep = min(base.num_seeds, max_base_seeds)
-  base = dataclasses.replace(base, **{k: getattr(base, k)[:keep] for k in
-                                      base.ARRAYS + ('mistakes_packed',)})
+  base = base.select(slice(0, keep))
   plan = pruning.plan_removals(base, eps_grid, t_before, t_after, seed=train_cfg.seed)
   P = base.num_examples
   retrain_cfg = dataclasses.replace(train_cfg, seeds=len(plan.kind), seed=train_cfg.seed + 1)
@@ -298,10 +297,8 @@ def run_prune(data_cfg: DataConfig, train_cfg: TrainConfig, workdir: str,
 
   title = f'{data_cfg.dataset}, P={P}, {train_cfg.depth}x{train_cfg.width} {train_cfg.activation}'
   heads = ('stragglers', 'random', 'before_t_star', 'after_t_star')
-  pick = lambda rows: dataclasses.replace(history, **{k: getattr(history, k)[rows] for k in
-                                                     history.ARRAYS + ('mistakes_packed',)})
   plotting.save(plotting.pruned_R_plus_vs_epoch(
-      {k: pick(plan.rows(k)) for k in heads}, {k: curves.inverted[plan.rows(k)] for k in heads},
+      {k: history.select(plan.rows(k)) for k in heads}, {k: curves.inverted[plan.rows(k)] for k in heads},
       title), run.staging, 'prune_R_plus_vs_epoch')
   if eps_grid:
     eps = np.asarray(eps_grid, float)

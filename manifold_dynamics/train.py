@@ -179,6 +179,11 @@ class History:
     """Number of updates recorded (the last epoch index)."""
     return self.R_plus.shape[1] - 1
 
+  def select(self, seeds) -> 'History':
+    """The history of some seeds (runs) only: `seeds` indexes the leading axis."""
+    return dataclasses.replace(self, **{k: getattr(self, k)[seeds] for k in
+                                        self.ARRAYS + ('mistakes_packed',)})
+
   def mistakes(self, epoch=slice(None)) -> np.ndarray:
     """Boolean misclassification masks (seeds, [epochs,] P) at `epoch` (index or slice)."""
     return np.unpackbits(self.mistakes_packed[:, epoch], axis=-1,
