@@ -11,7 +11,7 @@ import os
 import sys
 from typing import Dict
 
-from absl import flags
+from absl import flags, logging
 
 from manifold_dynamics.config import DataConfig, TrainConfig
 from manifold_dynamics.data.registry import DATASETS
@@ -32,6 +32,9 @@ def define_run_flags(epochs: int = _TRAIN.epochs, seeds: int = _TRAIN.seeds):
   """
   if 'dataset' in flags.FLAGS:
     return
+  # absl logs INFO by default (e.g. JAX's "Unable to initialize backend 'tpu'" on a CPU
+  # machine); our progress lines are printed, so show warnings and errors only.
+  logging.set_verbosity(logging.WARNING)
   flags.DEFINE_enum('dataset', _DATA.dataset, sorted(DATASETS), 'Dataset (SPEC §1).')
   flags.DEFINE_integer('train_size', _DATA.train_size, 'P, training examples in the slice T.')
   flags.DEFINE_integer('subset_index', _DATA.subset_index,
