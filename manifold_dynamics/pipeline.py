@@ -298,8 +298,9 @@ def run_prune(data_cfg: DataConfig, train_cfg: TrainConfig, workdir: str,
   title = f'{data_cfg.dataset}, P={P}, {train_cfg.depth}x{train_cfg.width} {train_cfg.activation}'
   heads = ('stragglers', 'random', 'before_t_star', 'after_t_star')
   plotting.save(plotting.pruned_R_plus_vs_epoch(
-      {k: history.select(plan.rows(k)) for k in heads}, {k: curves.inverted[plan.rows(k)] for k in heads},
-      title), run.staging, 'prune_R_plus_vs_epoch')
+      {k: history.select(plan.rows(k)) for k in heads},
+      {k: curves.inverted[plan.rows(k)] for k in heads}, title),
+      run.staging, 'prune_R_plus_vs_epoch')
   if eps_grid:
     eps = np.asarray(eps_grid, float)
     at = lambda prefix, values: np.stack([values[plan.rows(prefix + pruning.eps_kind(e))]
