@@ -63,6 +63,12 @@ class RunState:
   standardiser: Standardiser  # statistics of the weighted training set
 
 
+def standardisers(x_PxN: jax.Array, w_SxP: jax.Array) -> Standardiser:
+  """One standardiser per row of weights, computed one at a time (lax.map), so that memory
+  holds one (P, N) temporary rather than one per run."""
+  return jax.lax.map(lambda w_P: weighted_standardiser(x_PxN, w_P), w_SxP)
+
+
 def weighted_standardiser(x_PxN: jax.Array, w_P: jax.Array) -> Standardiser:
   """Mean and 1/std per input over the examples with weight > 0 (weighted); pixels constant
   on that set get scale 0, so they standardise to 0, never to inf or NaN."""
@@ -106,14 +112,19 @@ def make_train(cfg: TrainConfig) -> Trainer:
   model = MLP(cfg.depth, cfg.width, cfg.activation, cfg.init_scale)
   tx = make_optimizer(cfg)
 
-  def init(key: jax.Array, data: TrainData, weights: Optional[jax.Array] = None) -> RunState:
+  def init(key: jax.Array, data: TrainData, weights: Optional[jax.Array] = None,
+           standardiser: Optional[Standardiser] = None) -> RunState:
+    """A fresh run. Under vmap, pass `weights` and `standardiser` unbatched when the runs
+    share them, or precomputed per run (`standardisers`), never computed here per run: each
+    computation holds a (P, N) temporary."""
     num_examples, num_inputs = data.x_train.shape
-    weights = jnp.ones(num_examples, jnp.float32) if weights is None else weights
+    weights = (jnp.ones(num_examples) if weights is None else weights).astype(jnp.float32)
+    if standardiser is None:
+      standardiser = weighted_standardiser(data.x_train, weights)
     params = model.init(key, jnp.zeros((1, num_inputs), jnp.float32))['params']
     return RunState(
         train=train_state.TrainState.create(apply_fn=model.apply, params=params, tx=tx),
-        weights=weights.astype(jnp.float32),
-        standardiser=weighted_standardiser(data.x_train, weights.astype(jnp.float32)))
+        weights=weights, standardiser=standardiser)
 
   def loss_fn(params, state: RunState, data: TrainData):
     logits_Px2, h_PxH = model.apply({'params': params}, data.x_train, state.standardiser)
@@ -234,23 +245,27 @@ def _format_seconds(s: float) -> str:
   return f'{s // 3600}h{s % 3600 // 60:02d}m' if s >= 3600 else f'{s // 60}m{s % 60:02d}s'
 
 
-def shard_over_seeds(keys: jax.Array, weights: jax.Array, data: TrainData,
-                     log: Callable[[str], None]):
-  """Places the seed axis (of keys and weights) across all local devices (a Mesh over
-  'seeds'), data replicated. On one device this is a no-op; jit then partitions every vmapped
-  computation by seed."""
+def shard_over_seeds(keys: jax.Array, data: TrainData, log: Callable[[str], None]):
+  """Places the seed axis of `keys` across all local devices (a Mesh over 'seeds'), data
+  replicated. On one device this is a no-op; jit then partitions every vmapped computation
+  by seed."""
   devices = jax.devices()
   if len(devices) == 1:
-    return keys, weights, data
+    return keys, data
   if keys.shape[0] % len(devices):
     log(f'note: {keys.shape[0]} seeds do not split evenly over {len(devices)} devices; '
         f'running on one device (use a multiple of {len(devices)} seeds).')
-    return keys, weights, data
+    return keys, data
   mesh = jax.sharding.Mesh(np.array(devices), ('seeds',))
   by_seed = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec('seeds'))
   replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
-  return (jax.device_put(keys, by_seed), jax.device_put(weights, by_seed),
-          jax.device_put(data, replicated))
+  return jax.device_put(keys, by_seed), jax.device_put(data, replicated)
+
+
+def shard_like(keys: jax.Array, x: jax.Array) -> jax.Array:
+  """`x` (leading seed axis) placed like the seed axis of `keys` (see shard_over_seeds)."""
+  sharding = keys.sharding
+  return jax.device_put(x, sharding) if isinstance(sharding, jax.sharding.NamedSharding) else x
 
 
 def fit(cfg: TrainConfig, data: TrainData, log: Optional[Callable[[str], None]] = print,
@@ -270,17 +285,24 @@ def fit(cfg: TrainConfig, data: TrainData, log: Optional[Callable[[str], None]] 
   keys = seed_keys(cfg.seed, cfg.seeds) if keys is None else keys
   num_examples = data.x_train.shape[0]
   weights = np.ones(num_examples, np.float32) if weights is None else np.asarray(weights)
-  weights = jnp.asarray(np.broadcast_to(weights, (cfg.seeds, num_examples)), jnp.float32)
-  if not np.all(np.asarray(jnp.sum(weights, axis=1)) > 0):
+  if not np.all(np.sum(np.atleast_2d(weights), axis=1) > 0):
     raise UserError('every run needs at least one training example of positive weight.')
   log = log or (lambda _: None)
-  keys, weights, data = shard_over_seeds(keys, weights, data, log)
+  keys, data = shard_over_seeds(keys, data, log)
+  if weights.ndim == 1:  # shared by every run: one standardiser, broadcast by vmap
+    weights = jnp.asarray(weights, jnp.float32)
+    stats = jax.jit(weighted_standardiser)(data.x_train, weights)
+    per_run = None
+  else:  # one pruned set per run
+    weights = shard_like(keys, jnp.asarray(weights, jnp.float32))
+    stats = jax.jit(standardisers)(data.x_train, weights)
+    per_run = 0
 
-  init_v = jax.jit(jax.vmap(trainer.init, in_axes=(0, None, 0)))
+  init_v = jax.jit(jax.vmap(trainer.init, in_axes=(0, None, per_run, per_run)))
   run_v = jax.jit(jax.vmap(trainer.run_epochs, in_axes=(0, None, None)), static_argnums=2)
   observe_v = jax.jit(jax.vmap(trainer.observe, in_axes=(0, None)))
 
-  state = init_v(keys, data, weights)
+  state = init_v(keys, data, weights, stats)
   compiled = {}  # chunk length -> executable, compiled ahead of time so rates exclude it
 
   chunk = cfg.chunk_epochs or min(_PROBE_EPOCHS, cfg.epochs)

@@ -198,10 +198,11 @@ x_train, y_train, x_test, y_test = make_image_splits(64, 30, shape=(6, 6))
 raw = task_lib.sources.RawSplits(x_train, y_train, x_test, y_test)
 data = train.TrainData.from_task(task_lib.make_task(raw, 64))
 cfg = dataclasses.replace(CFG, seeds=4, epochs=5)
-keys, weights, placed = train.shard_over_seeds(train.seed_keys(0, 4), np.ones((4, 64)), data, print)
+keys, placed = train.shard_over_seeds(train.seed_keys(0, 4), data, print)
 assert len(keys.sharding.device_set) == 2
 history = train.fit(cfg, data, log=None)
-np.save(sys.argv[1], history.R_plus)
+pruned = train.fit(cfg, data, log=None, weights=(np.arange(4 * 64).reshape(4, 64) %% 3 > 0))
+np.save(sys.argv[1], np.stack([history.R_plus, pruned.R_plus]))
 '''
 
 
@@ -214,8 +215,11 @@ def test_seeds_shard_over_devices(data, tmp_path):
   out = str(tmp_path / 'r.npy')
   subprocess.run([sys.executable, '-c', SHARDED % {'root': root}, out], check=True, env=env,
                  cwd=root)
-  single = train.fit(dataclasses.replace(CFG, seeds=4, epochs=5), data, log=None)
-  np.testing.assert_allclose(np.load(out), single.R_plus, rtol=1e-5, atol=1e-6)
+  cfg = dataclasses.replace(CFG, seeds=4, epochs=5)
+  single = train.fit(cfg, data, log=None)
+  pruned = train.fit(cfg, data, log=None, weights=(np.arange(4 * 64).reshape(4, 64) % 3 > 0))
+  np.testing.assert_allclose(np.load(out), np.stack([single.R_plus, pruned.R_plus]), rtol=1e-5,
+                             atol=1e-6)
 
 
 def test_weights_equal_training_on_the_subset(data):
