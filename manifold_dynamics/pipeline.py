@@ -122,6 +122,10 @@ def _num(value) -> str:
   return 'undefined (no spread)' if value is None else f'{value:.1f}'
 
 
+def _pct(value) -> str:
+  return 'n/a (no stragglers)' if value is None else f'{value:.1%}'
+
+
 def _architectures_of(spec) -> list:
   return [tuple(int(v) for v in a) for a in spec]
 
@@ -209,9 +213,8 @@ def run_stragglers(data_cfg: DataConfig, train_cfg: TrainConfig, workdir: str,
   if eps_rows:
     plotting.save(plotting.z_vs_train_error(
         np.array([r['eps'] for r in eps_rows]),
-        np.array([np.nan if r['z'] is None else r['z'] for r in eps_rows]),
-        np.array([np.nan if r['z_null'] is None else r['z_null'] for r in eps_rows]),
-        np.array([r['shared_fraction'] for r in eps_rows]), title), run.staging, 'z_vs_eps')
+        *(np.array([np.nan if r[k] is None else r[k] for r in eps_rows])
+          for k in ('z', 'z_null', 'shared_fraction')), title), run.staging, 'z_vs_eps')
   plotting.save(plotting.overlap_by_architecture(
       [f'{r["run_0"]} / {r["run_1"]}' for r in arch_rows],
       np.array([r['overlap_mean'] for r in arch_rows]),
@@ -220,13 +223,14 @@ def run_stragglers(data_cfg: DataConfig, train_cfg: TrainConfig, workdir: str,
       run.staging, 'overlap_by_architecture')
   path = run.commit()
   log(f'|S(t*)| = {summary["n_stragglers_mean"]:.1f} +- {summary["n_stragglers_std"]:.1f}; '
-      f'two seeds share {summary["shared_fraction"]:.1%} of their stragglers; overlap '
+      f'two seeds share {_pct(summary["shared_fraction"])} of their stragglers; overlap '
       f'{summary["overlap_mean"]:.1f} vs null {summary["null_overlap_mean"]:.1f} '
       f'(sampled {summary["null_overlap_mean_sampled"]:.1f}); z = {_num(summary["z"])} '
       f'(null spread: {_num(summary["z_null"])})')
   for r in arch_rows:
     log(f'  {r["run_0"]:>5s} / {r["run_1"]:<5s}: overlap {r["overlap_mean"]:.1f} vs null '
-        f'{r["null_overlap_mean"]:.1f}, shared {r["shared_fraction"]:.1%}, z = {_num(r["z"])}')
+        f'{r["null_overlap_mean"]:.1f}, shared {_pct(r["shared_fraction"])}, '
+        f'z = {_num(r["z"])}')
   log(f'results in {path}')
   return summary
 

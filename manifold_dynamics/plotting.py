@@ -147,7 +147,8 @@ def z_vs_train_error(eps: np.ndarray, z: np.ndarray, z_null: np.ndarray, shared:
   fig, (left, right) = plt.subplots(1, 2, figsize=(8.4, 3.2))
   left.plot(eps, z, 'o-', color='#1f77b4', ms=3, label=r'$z$ (spread of observed $M$)')
   left.plot(eps, z_null, 's--', color='0.4', ms=3, label=r'$z$ (spread of null $\hat M$)')
-  left.set_yscale('log')
+  if np.nanmin(np.concatenate([z, z_null]), initial=np.inf) > 0:
+    left.set_yscale('log')
   left.set_ylabel('z-score of the overlap')
   right.plot(eps, shared, 'o-', color='#d62728', ms=3)
   right.set_ylabel(r'shared fraction $|S_0 \cap S_1| / |S_0|$')

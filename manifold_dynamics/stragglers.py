@@ -39,6 +39,12 @@ def at_train_error(history, eps: float) -> List[np.ndarray]:
   return at_epochs(history, np.where(t_eps >= 0, t_eps, history.num_epochs))
 
 
+def _ratio(gap: float, spread: float) -> float:
+  if spread > 0:
+    return float(gap / spread)
+  return float('nan') if gap == 0 else float(np.sign(gap) * np.inf)
+
+
 @dataclasses.dataclass
 class Overlap:
   """Observed and null overlaps of paired straggler sets."""
@@ -50,15 +56,13 @@ class Overlap:
 
   @property
   def z(self) -> float:
-    """(<M> - <M_hat>) / sigma_M, sigma_M the observed spread; inf if M never varies."""
-    gap = self.observed.mean() - self.null_mean.mean()
-    spread = self.observed.std()
-    return float(gap / spread) if spread > 0 else float(np.sign(gap) * np.inf)
+    """(<M> - <M_hat>) / sigma_M, sigma_M the observed spread (+-inf or NaN without one)."""
+    return _ratio(self.observed.mean() - self.null_mean.mean(), self.observed.std())
 
   @property
   def z_null(self) -> float:
     """(<M> - <M_hat>) / sigma_M_hat, with the null's own spread (sqrt of mean variance)."""
-    return float((self.observed.mean() - self.null_mean.mean()) / np.sqrt(self.null_var.mean()))
+    return _ratio(self.observed.mean() - self.null_mean.mean(), np.sqrt(self.null_var.mean()))
 
   def summary(self) -> dict:
     """JSON-friendly numbers; a z-score that is undefined (no spread: too few pairs) is None."""
@@ -68,7 +72,8 @@ class Overlap:
             'null_overlap_mean': float(self.null_mean.mean()),
             'null_overlap_std': float(np.sqrt(self.null_var.mean())),
             'z': finite(self.z), 'z_null': finite(self.z_null),
-            'shared_fraction': float(np.nanmean(self.shared_fraction))}
+            'shared_fraction': (float(np.nanmean(self.shared_fraction))
+                                if np.isfinite(self.shared_fraction).any() else None)}
 
 
 def overlap(sets_0: Sequence[np.ndarray], sets_1: Sequence[np.ndarray],
@@ -81,9 +86,10 @@ def overlap(sets_0: Sequence[np.ndarray], sets_1: Sequence[np.ndarray],
   n1 = np.array([len(s) for s in sets_1])
   observed = np.array([len(np.intersect1d(a, b)) for a, b in zip(sets_0, sets_1)])
   null = stats.hypergeom(num_examples, n0, n1)  # population, successes, draws
-  with np.errstate(invalid='ignore', divide='ignore'):
-    shared = np.where(n0 > 0, observed / np.maximum(n0, 1), np.nan)
-  return Overlap(observed, np.asarray(null.mean(), float), np.asarray(null.var(), float), shared)
+  with np.errstate(invalid='ignore', divide='ignore'):  # scipy's moments of empty sets
+    null_mean, null_var = np.asarray(null.mean(), float), np.asarray(null.var(), float)
+  shared = np.where(n0 > 0, observed / np.maximum(n0, 1), np.nan)
+  return Overlap(observed, null_mean, null_var, shared)
 
 
 def seed_pairs(num_seeds: int) -> np.ndarray:
