@@ -26,6 +26,7 @@ figures prune_R_plus_vs_epoch (2a), prune_observables_vs_eps (2b), prune_test_er
 from absl import app, flags
 
 from manifold_dynamics import cli, pipeline
+from manifold_dynamics.errors import UserError
 
 cli.define_run_flags(epochs=1000, seeds=10)
 define = cli.define_once
@@ -49,16 +50,10 @@ def main(argv):
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
   with cli.one_line_errors(argv[0]):
     data_cfg, train_cfg = cli.configs_from_flags(FLAGS, QUICK)
-    max_base = FLAGS.max_base_seeds
-    if FLAGS.quick and not FLAGS['max_base_seeds'].present:
-      max_base = QUICK['max_base_seeds']
+    max_base = cli.quick_value(FLAGS, 'max_base_seeds', QUICK['max_base_seeds'])
     if max_base < 1:
-      raise cli.UserError(f'--max_base_seeds must be positive, got {max_base}.')
-    try:
-      eps = [float(e) for e in FLAGS.eps]
-      sigmas = [float(s) for s in FLAGS.sigmas]
-    except ValueError:
-      raise cli.UserError('--eps and --sigmas take comma-separated numbers.') from None
+      raise UserError(f'--max_base_seeds must be positive, got {max_base}.')
+    eps, sigmas = cli.float_list(FLAGS, 'eps'), cli.float_list(FLAGS, 'sigmas')
     workdir = FLAGS.workdir or pipeline.default_workdir(
         'prune' + ('-quick' if FLAGS.quick else ''), data_cfg, train_cfg)
     pipeline.run_prune(data_cfg, train_cfg, workdir, FLAGS.from_run, eps, FLAGS.t_before,

@@ -50,7 +50,7 @@ def parse_architectures(values):
     return [tuple(int(v) for v in a.lower().split('x')) for a in values]
   except ValueError:
     raise UserError(f'--architectures takes DEPTHxWIDTH items such as 2x20, got '
-                        f'{",".join(values)}.') from None
+                    f'{",".join(values)}.') from None
 
 
 def main(argv):
@@ -58,17 +58,15 @@ def main(argv):
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
   with cli.one_line_errors(argv[0]):
     data_cfg, train_cfg = cli.configs_from_flags(FLAGS, QUICK)
-    archs = FLAGS.architectures
-    if FLAGS.quick and not FLAGS['architectures'].present:
-      archs = QUICK_ARCHITECTURES
-    architectures = parse_architectures(archs)
+    architectures = parse_architectures(
+        cli.quick_value(FLAGS, 'architectures', QUICK_ARCHITECTURES))
     if not FLAGS.from_run:  # the first architecture is the base run
       train_cfg = dataclasses.replace(train_cfg, depth=architectures[0][0],
-                                          width=architectures[0][1])
+                                      width=architectures[0][1])
     workdir = FLAGS.workdir or pipeline.default_workdir(
         'stragglers' + ('-quick' if FLAGS.quick else ''), data_cfg, train_cfg)
     pipeline.run_stragglers(data_cfg, train_cfg, workdir, FLAGS.from_run, architectures,
-                            [float(e) for e in FLAGS.eps], FLAGS.observable,
+                            cli.float_list(FLAGS, 'eps'), FLAGS.observable,
                             overwrite=FLAGS.overwrite)
 
 

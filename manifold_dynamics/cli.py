@@ -84,6 +84,22 @@ def _values(flag_values, fields, quick_overrides: Dict[str, object], quick: bool
   return values
 
 
+def quick_value(flag_values, name: str, quick: object):
+  """The value of flag `name`, or `quick` under --quick when the flag was not set explicitly."""
+  if flag_values.quick and not flag_values[name].present:
+    return quick
+  return flag_values[name].value
+
+
+def float_list(flag_values, name: str) -> list:
+  """A list flag of numbers, or a one-line error naming the flag."""
+  try:
+    return [float(v) for v in flag_values[name].value]
+  except ValueError:
+    raise UserError(f'--{name} takes comma-separated numbers, got '
+                    f'{",".join(flag_values[name].value)}.') from None
+
+
 def configs_from_flags(flag_values, quick_overrides: Dict[str, object]):
   """(DataConfig, TrainConfig) from parsed flags; under --quick, `quick_overrides` apply to
   every flag the user did not set explicitly."""

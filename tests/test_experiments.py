@@ -209,3 +209,12 @@ def test_straggler_indices_point_into_the_split_for_any_slice(mnist_dir, tmp_pat
   path = os.path.join(workdir, 'stragglers.npz')
   for in_slice, in_split in zip(io.load_stragglers(path), io.load_stragglers(path, split=True)):
     np.testing.assert_array_equal(in_split, in_slice + 32)
+
+
+def test_bad_eps_list(mnist_dir, tmp_path, capsys):
+  with flagsaver.flagsaver(data_dir=mnist_dir, workdir=str(tmp_path / 'p'), eps=['0.1', 'x'],
+                           **TINY):
+    with pytest.raises(SystemExit):
+      prune_main.main(['prune.py'])
+  assert '--eps takes comma-separated numbers' in capsys.readouterr().err
+  assert not (tmp_path / 'p').exists()
