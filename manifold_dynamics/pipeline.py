@@ -59,19 +59,23 @@ def write_config(run: io.RunDir, experiment: str, data_cfg: DataConfig, train_cf
 
 
 def train_and_save(run: io.RunDir, name: str, data_cfg: DataConfig, train_cfg: TrainConfig,
-                   task, log: Callable[[str], None], weights=None):
-  """Trains and writes the history as `name`; a diverged run keeps its partial history."""
+                   task, log: Callable[[str], None], weights=None, data=None):
+  """Trains and writes the history as `name`; a diverged run keeps its partial history.
+
+  Returns the History and the final RunState of every run.
+  """
   log(f'training {train_cfg.seeds} seeds x {train_cfg.epochs} epochs on {data_cfg.dataset} '
       f'(P={data_cfg.train_size}, {train_cfg.depth} layers x {train_cfg.width} '
       f'{train_cfg.activation}, {train_cfg.optimizer} lr={train_cfg.lr:g}) on '
       f'{jax.default_backend()}')
+  data = TrainData.from_task(task) if data is None else data
   try:
-    history = fit(train_cfg, TrainData.from_task(task), log=log, weights=weights)
+    history, states = fit(train_cfg, data, log=log, weights=weights, return_state=True)
   except DivergenceError as e:
     io.save_history(run.file(name), e.history, task.train_indices)
     raise UserError(f'{e} Partial history kept in {run.staging}.') from None
   io.save_history(run.file(name), history, task.train_indices)
-  return history
+  return history, states
 
 
 def run_inversion(data_cfg: DataConfig, train_cfg: TrainConfig, workdir: str,
@@ -84,7 +88,7 @@ def run_inversion(data_cfg: DataConfig, train_cfg: TrainConfig, workdir: str,
   run = io.RunDir(workdir, overwrite)  # refuses an existing run before any work
   task = load_task(data_cfg, log=log)
   write_config(run, 'inversion', data_cfg, train_cfg, task)
-  history = train_and_save(run, 'history.npz', data_cfg, train_cfg, task, log)
+  history, _ = train_and_save(run, 'history.npz', data_cfg, train_cfg, task, log)
 
   inv = inversion_lib.analyse(history)
   sets = inversion_lib.stragglers(history, inv.t_star)
@@ -163,7 +167,7 @@ def run_stragglers(data_cfg: DataConfig, train_cfg: TrainConfig, workdir: str,
       continue
     cfg = dataclasses.replace(train_cfg, depth=depth, width=width)
     histories[(depth, width)] = train_and_save(run, f'history_L{depth}xH{width}.npz', data_cfg,
-                                               cfg, task, log)
+                                               cfg, task, log)[0]
   P = histories[base].num_examples
   sets = {arch: stragglers_lib.at_t_star(h, observable) for arch, h in histories.items()}
   t_star = inversion_lib.analyse(histories[base]).curves[observable].t_star
@@ -256,7 +260,7 @@ def run_prune(data_cfg: DataConfig, train_cfg: TrainConfig, workdir: str,
                eps_grid=list(eps_grid), t_before=t_before, t_after=t_after,
                sigmas=list(sigmas), max_base_seeds=max_base_seeds)
   base = source.history if source else train_and_save(run, 'history_base.npz', data_cfg,
-                                                       train_cfg, task, log)
+                                                       train_cfg, task, log)[0]
   keep = min(base.num_seeds, max_base_seeds)
   base = base.select(slice(0, keep))
   plan = pruning.plan_removals(base, eps_grid, t_before, t_after, seed=train_cfg.seed)
@@ -264,13 +268,8 @@ def run_prune(data_cfg: DataConfig, train_cfg: TrainConfig, workdir: str,
   retrain_cfg = dataclasses.replace(train_cfg, seeds=len(plan.kind), seed=train_cfg.seed + 1)
   log(f'retraining {len(plan.kind)} runs: {len(plan.kinds())} removal kinds x {keep} base seeds')
   data = TrainData.from_task(task)
-  try:
-    history, states = fit(retrain_cfg, data, log=log, weights=plan.weights(P),
-                          return_state=True)
-  except DivergenceError as e:
-    io.save_history(run.file('history.npz'), e.history, task.train_indices)
-    raise UserError(f'{e} Partial history kept in {run.staging}.') from None
-  io.save_history(run.file('history.npz'), history, task.train_indices)
+  history, states = train_and_save(run, 'history.npz', data_cfg, retrain_cfg, task, log,
+                                   weights=plan.weights(P), data=data)
   model = MLP(train_cfg.depth, train_cfg.width, train_cfg.activation, train_cfg.init_scale)
   noisy = pruning.noisy_test_errors(model, states, data, sigmas,
                                     jax.random.PRNGKey(train_cfg.seed + 2))
