@@ -6,8 +6,10 @@ Every function returns the matplotlib Figure; `save` writes it as PNG and PDF.
 import os
 from typing import List, Sequence
 
+import matplotlib.colors
 import matplotlib.pyplot as plt
 import numpy as np
+import scipy.stats
 
 from manifold_dynamics import inversion as inversion_lib
 
@@ -20,6 +22,12 @@ STYLE = {
 }
 plt.rcParams.update({'font.size': 10, 'axes.spines.top': False, 'axes.spines.right': False,
                      'legend.frameon': False, 'savefig.dpi': 200})
+
+
+def lighten(color, amount: float):
+  """`color` blended towards white: amount 1 keeps it, 0 gives white."""
+  rgb = np.asarray(matplotlib.colors.to_rgb(color))
+  return tuple(1.0 - amount * (1.0 - rgb))
 
 
 def save(fig, workdir: str, name: str) -> List[str]:
@@ -51,53 +59,66 @@ def _epoch_axis(ax, epochs: int):
   ax.set_xlim(0, epochs)
 
 
+def _observables_and_errors(top, bottom, history, inv: inversion_lib.Inversion):
+  """R+, R-, D (top) and errors (bottom, log) against epoch. A dotted line marks the median t*
+  of each observable that inverts in most seeds; when all three do, the shaded inversion
+  region runs from the 10th percentile of the earliest to the 90th percentile of the latest
+  t*."""
+  epochs = np.arange(history.num_epochs + 1)
+  for ax in (top, bottom):
+    _epoch_axis(ax, history.num_epochs)
+  inverts = {k: np.mean(c.inverted) > 0.5 for k, c in inv.curves.items()}
+  if all(inverts.values()):
+    t_all = np.stack([c.t_star for c in inv.curves.values()])  # (3, seeds)
+    lo, hi = np.percentile(t_all.min(axis=0), 10), np.percentile(t_all.max(axis=0), 90)
+    for ax in (top, bottom):
+      ax.axvspan(lo, hi, color='0.85', lw=0, zorder=0)
+  for name in inversion_lib.OBSERVABLES:
+    _band(top, epochs, getattr(history, name), STYLE[name])
+    if inverts[name]:
+      top.axvline(np.median(inv.curves[name].t_star), color=STYLE[name]['color'], ls=':', lw=1)
+  for name in ('train_error', 'test_error'):
+    _band(bottom, epochs, getattr(history, name), STYLE[name])
+  bottom.set_yscale('log')
+  bottom.set_ylim(bottom=0.5 / history.num_examples)  # below one misclassified example
+  bottom.set_xlabel('epoch (full-batch updates)')
+
+
 def inversion_vs_epoch(history, inv: inversion_lib.Inversion, title: str = ''):
   """Fig. 1b: R+, R-, D (top) and train/test error (bottom) against epoch, inversion shaded."""
   fig, (top, bottom) = plt.subplots(2, 1, figsize=(6.4, 6.0), sharex=True,
                                     gridspec_kw=dict(height_ratios=[3, 2], hspace=0.08))
-  epochs = np.arange(history.num_epochs + 1)
-  t_all = np.stack([c.t_star for c in inv.curves.values()])  # (3, seeds)
-  lo, hi = np.percentile(t_all.min(axis=0), 10), np.percentile(t_all.max(axis=0), 90)
-  for ax in (top, bottom):
-    ax.axvspan(lo, hi, color='0.85', lw=0, zorder=0)
-    _epoch_axis(ax, history.num_epochs)
-  for name in inversion_lib.OBSERVABLES:
-    _band(top, epochs, getattr(history, name), STYLE[name])
-    top.axvline(np.median(inv.curves[name].t_star), color=STYLE[name]['color'], ls=':', lw=1)
+  _observables_and_errors(top, bottom, history, inv)
   top.plot([], [], color='0.85', lw=8, label='inversion region')
   top.set_ylabel('radius / distance (unit sphere)')
   top.legend(loc='lower center', bbox_to_anchor=(0.5, 1.0), ncol=4)
   if title:
     top.set_title(title, pad=28)
-  floor = 0.5 / history.num_examples  # below one misclassified example: log axis floor
-  for name in ('train_error', 'test_error'):
-    _band(bottom, epochs, getattr(history, name), STYLE[name])
-  bottom.set_yscale('log')
-  bottom.set_ylim(bottom=floor)
   bottom.set_ylabel('error')
-  bottom.set_xlabel('epoch (full-batch updates)')
   bottom.legend(loc='lower left')
   fig.text(0.5, -0.01, f'Mean $\\pm$ 2 std over {history.num_seeds} seeds. Dotted: median '
-           f'$t^*$ of each curve. Shaded: from the 10th percentile of the earliest to the 90th '
-           f'percentile of the latest $t^*$.', ha='center', va='top', fontsize=7.5, color='0.3',
-           wrap=True)
+           f'$t^*$ of each curve that inverts in most seeds. Shaded (when all three do): from '
+           f'the 10th percentile of the earliest to the 90th percentile of the latest $t^*$.',
+           ha='center', va='top', fontsize=7.5, color='0.3', wrap=True)
   return fig
 
 
 def observables_vs_train_error(curves: Sequence, labels: Sequence[str] = None,
                                linestyles: Sequence[str] = None, title: str = '',
-                               phi: float = None):
+                               phi: float = None, colors: Sequence = None):
   """R+, R-, D against training error (one panel each); one line per (history, label).
 
   `curves` are histories; each is read at t(eps) on a common grid (inversion.at_train_error).
+  Several histories get `colors` (default: viridis) and `linestyles` (default: solid).
   """
   curves = list(curves)
   labels = labels or [None] * len(curves)
   linestyles = linestyles or ['-'] * len(curves)
+  if colors is None and len(curves) > 1:
+    colors = plt.cm.viridis(np.linspace(0.0, 0.85, len(curves)))
   grid = np.geomspace(max(np.max(h.train_error[:, 0]) for h in curves),
                       min(max(np.min(h.train_error), 0.5 / h.num_examples) for h in curves), 80)
   fig, axes = plt.subplots(1, 3, figsize=(10.5, 3.2), sharex=True)
-  colors = plt.cm.viridis(np.linspace(0.0, 0.85, len(curves))) if len(curves) > 1 else None
   for i, (history, label, ls) in enumerate(zip(curves, labels, linestyles)):
     values = inversion_lib.at_train_error(history, grid)
     for ax, name in zip(axes, inversion_lib.OBSERVABLES):
@@ -114,7 +135,9 @@ def observables_vs_train_error(curves: Sequence, labels: Sequence[str] = None,
     if phi is not None:
       ax.axvline(phi, color='0.4', ls='--', lw=1, label=r'$\phi$ (mean)')
   axes[0].set_ylabel('value on the unit sphere')
-  if len(curves) > 1 or phi is not None:
+  if len(curves) > 1:
+    axes[-1].legend(loc='upper left', bbox_to_anchor=(1.02, 1.0), fontsize=8)
+  elif phi is not None:
     axes[-1].legend(loc='best', fontsize=8)
   if title:
     fig.suptitle(title, y=1.02)
@@ -233,3 +256,81 @@ def pruned_vs_eps(eps: np.ndarray, pruned: dict, control: dict, ylabel: dict, ti
     fig.suptitle(title, y=1.03)
   fig.tight_layout()
   return fig
+
+
+def compare_vs_epoch(histories: dict, inversions: dict, title: str = ''):
+  """Fig. 1e-f: one column per run (e.g. true vs random labels): R+, R-, D (top) and errors
+  (bottom) against epoch, with the inversion region shaded where most seeds invert."""
+  names = list(histories)
+  fig, axes = plt.subplots(2, len(names), figsize=(5.0 * len(names), 5.6), sharex=True,
+                           sharey='row', squeeze=False,
+                           gridspec_kw=dict(height_ratios=[3, 2], hspace=0.08))
+  for (top, bottom), name in zip(axes.T, names):
+    inv = inversions[name]
+    inverted = np.any([c.inverted for c in inv.curves.values()], axis=0)
+    _observables_and_errors(top, bottom, histories[name], inv)
+    rises = ', '.join(f'{STYLE[k]["label"]} {np.median(c.rise):.3f}'
+                      for k, c in inv.curves.items())
+    top.set_title(f'{name.replace("_", " ")}: {int(inverted.sum())}/{len(inverted)} seeds '
+                  f'invert\nmedian move back: {rises}', fontsize=8.5)
+  axes[0, 0].set_ylabel('radius / distance (unit sphere)')
+  axes[1, 0].set_ylabel('error')
+  axes[0, -1].legend(loc='best', fontsize=8)
+  axes[1, -1].legend(loc='lower left', fontsize=8)
+  if title:
+    fig.suptitle(title, y=1.0)
+  fig.text(0.5, 0.0, f'Mean $\\pm$ 2 std over seeds. A seed inverts when R+, R- or D moves '
+           f'back by more than {inversion_lib.DEFAULT_DELTA:g} after an interior extremum '
+           f'(SPEC §5). Dotted: median t* of an observable that inverts in most seeds; '
+           f'shaded: the inversion region, where all three do.',
+           ha='center', va='top', fontsize=7.5, color='0.3', wrap=True)
+  return fig
+
+
+def before_after(before: dict, after: dict, title: str = ''):
+  """Fig. 1a: (R+, R-) of many independent runs at initialisation and after training (points
+  and density contours), and the histogram of D. `before`/`after` map R_plus, R_minus, D to
+  (samples,) arrays."""
+  fig, (left, right) = plt.subplots(1, 2, figsize=(9.0, 3.8))
+  for values, color, label in ((before, '0.45', 'initialisation'),
+                               (after, '#1f77b4', 'after training')):
+    x, y = np.asarray(values['R_plus'], float), np.asarray(values['R_minus'], float)
+    left.scatter(x, y, s=7, color=color, alpha=0.45, lw=0,
+                 label=f'{label}: $R_+$ = {x.mean():.3f} $\\pm$ {x.std():.3f}, '
+                 f'$R_-$ = {y.mean():.3f} $\\pm$ {y.std():.3f}')
+    _density_contours(left, x, y, color)
+    d = np.asarray(values['D'], float)
+    right.hist(d, bins=20, color=color, alpha=0.7,
+               label=f'{label}: {d.mean():.3f} $\\pm$ {d.std():.3f}')
+  left.set_xlabel(r'$R_+$')
+  left.set_ylabel(r'$R_-$')
+  left.set_title(r'joint distribution of $(R_+, R_-)$', fontsize=10)
+  left.legend(fontsize=7.5, markerscale=3, loc='upper center', bbox_to_anchor=(0.5, -0.16))
+  right.set_xlabel(r'$D$')
+  right.set_ylabel('runs')
+  right.set_title(r'distribution of $D$', fontsize=10)
+  right.legend(fontsize=7.5, loc='upper center', bbox_to_anchor=(0.5, -0.16))
+  count = len(before['R_plus'])
+  if title:
+    fig.suptitle(f'{title}; {count} independent initialisations', y=1.02)
+  fig.tight_layout()
+  return fig
+
+
+def _density_contours(ax, x: np.ndarray, y: np.ndarray, color):
+  """Contours of a Gaussian kernel density estimate of the points (x, y), at the levels that
+  enclose about 25%, 50% and 75% of the estimated mass; none for too few or degenerate points."""
+  if len(x) < 10 or np.std(x) == 0 or np.std(y) == 0:
+    return
+  try:
+    kde = scipy.stats.gaussian_kde(np.stack([x, y]))
+  except np.linalg.LinAlgError:  # the points lie on a line
+    return
+  pad_x, pad_y = 0.25 * np.ptp(x), 0.25 * np.ptp(y)
+  gx, gy = np.meshgrid(np.linspace(x.min() - pad_x, x.max() + pad_x, 80),
+                       np.linspace(y.min() - pad_y, y.max() + pad_y, 80))
+  density = kde(np.stack([gx.ravel(), gy.ravel()])).reshape(gx.shape)
+  at_points = np.sort(kde(np.stack([x, y])))
+  levels = np.unique(np.quantile(at_points, [0.25, 0.5, 0.75]))
+  if len(levels) > 1:
+    ax.contour(gx, gy, density, levels=levels, colors=[color], linewidths=0.9)

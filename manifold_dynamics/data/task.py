@@ -51,6 +51,14 @@ def standardise(x_train: np.ndarray, *others: np.ndarray):
   return scaled, mean.astype(np.float32), std.astype(np.float32)
 
 
+def permute_labels(task: Task, rng: np.random.Generator):
+  """The randomised-labels control (SPEC §1): the labels of T permuted at random, so the class
+  counts are kept and every input keeps its image. Test labels stay true. Returns the new task
+  and the permutation (new y_train = old y_train[permutation])."""
+  permutation = rng.permutation(len(task.y_train))
+  return task._replace(y_train=task.y_train[permutation]), permutation
+
+
 def slice_indices(n_available: int, train_size: int, subset_index: int, name: str):
   """Indices [k*P, (k+1)*P) of the k-th non-overlapping slice, or a one-line error."""
   start, stop = subset_index * train_size, (subset_index + 1) * train_size
