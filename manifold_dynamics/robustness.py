@@ -21,7 +21,7 @@ import numpy as np
 from manifold_dynamics import inversion as inversion_lib
 from manifold_dynamics import io, pipeline, plotting
 from manifold_dynamics.config import DataConfig, TrainConfig
-from manifold_dynamics.data import get_info, load_task
+from manifold_dynamics.data import get_info, load_raw, load_task, make_task
 from manifold_dynamics.data.task import permute_labels
 from manifold_dynamics.errors import UserError
 from manifold_dynamics.train import DivergenceError, History, TrainData, fit, seed_keys
@@ -165,19 +165,24 @@ def run_subsampling(data_cfg: DataConfig, train_cfg: TrainConfig, workdir: str,
   if num_subsets < 1:
     raise UserError(f'--num_subsets must be positive, got {num_subsets}.')
   first, P = data_cfg.subset_index, data_cfg.train_size
-  available = get_info(data_cfg.dataset).train_examples
-  if (first + num_subsets) * P > available:
-    most = available // P - first
-    raise UserError(
-        f'{num_subsets} slices of --train_size={P} from --subset_index={first} need '
-        f'{(first + num_subsets) * P} training examples but {data_cfg.dataset} has {available}; '
-        + (f'use --num_subsets <= {most} or a smaller --train_size.' if most > 0 else
-           f'use a smaller --train_size or --subset_index.'))
+
+  def check(available: int):
+    if (first + num_subsets) * P > available:
+      most = available // P - first
+      raise UserError(
+          f'{num_subsets} slices of --train_size={P} from --subset_index={first} need '
+          f'{(first + num_subsets) * P} training examples but {data_cfg.dataset} has '
+          f'{available}; ' + (f'use --num_subsets <= {most} or a smaller --train_size.'
+                              if most > 0 else 'use a smaller --train_size or --subset_index.'))
+
+  check(get_info(data_cfg.dataset).train_examples)  # before fetching anything
   run = io.RunDir(workdir, overwrite)
+  raw = load_raw(data_cfg.dataset, data_cfg.data_dir, data_cfg.data_source, log=log)
+  check(len(raw.x_train))  # local files may hold fewer examples
   variants = {}
   for k in range(first, first + num_subsets):
     cfg = dataclasses.replace(data_cfg, subset_index=k)
-    variants[f'subset{k}'] = (cfg, train_cfg, load_task(cfg, log=log))
+    variants[f'subset{k}'] = (cfg, train_cfg, make_task(raw, P, k, data_cfg.dataset))
   pipeline.write_config(run, 'subsampling', data_cfg, train_cfg, variants[f'subset{first}'][2],
                         subsets=list(range(first, first + num_subsets)))
   histories = _train_variants(run, variants, log)
@@ -225,7 +230,8 @@ def run_optimizers(data_cfg: DataConfig, train_cfg: TrainConfig, workdir: str,
   t_stars = [s['t_star_mean'] for s in summary.values()]
   summary['across_settings'] = {
       'phi_mean': float(np.mean(phis)), 'phi_std': float(np.std(phis)),
-      'phi_relative_spread': float(np.std(phis) / np.mean(phis)),
+      'phi_relative_spread': (float(np.std(phis) / np.mean(phis)) if np.mean(phis) > 0
+                              else None),
       't_star_min': float(np.min(t_stars)), 't_star_max': float(np.max(t_stars)),
   }
   io.write_json(run.file('summary.json'), summary)
@@ -245,9 +251,10 @@ def run_optimizers(data_cfg: DataConfig, train_cfg: TrainConfig, workdir: str,
   path = run.commit()
   _log_variants({n: summary[n] for n in settings}, log)
   across = summary['across_settings']
+  spread = across['phi_relative_spread']
   log(f'phi across settings: {across["phi_mean"]:.4f} +- {across["phi_std"]:.4f} '
-      f'({across["phi_relative_spread"]:.0%}); t*(R+) from {across["t_star_min"]:.0f} to '
-      f'{across["t_star_max"]:.0f}')
+      f'({"n/a" if spread is None else f"{spread:.0%}"}); t*(R+) from '
+      f'{across["t_star_min"]:.0f} to {across["t_star_max"]:.0f}')
   log(f'results in {path}')
   return summary
 
