@@ -22,7 +22,7 @@ of D, before vs after).
 
 from absl import app, flags
 
-from manifold_dynamics import cli, pipeline, robustness
+from manifold_dynamics import cli, robustness
 
 cli.define_run_flags(epochs=1000, seeds=1000)
 cli.define_once(flags.DEFINE_integer, 'seeds_per_group', 100,
@@ -33,13 +33,11 @@ QUICK = dict(seeds=8, epochs=300, train_size=1024, seeds_per_group=4)
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+  cli.reject_arguments(argv)
   with cli.one_line_errors(argv[0]):
     data_cfg, train_cfg = cli.configs_from_flags(FLAGS, QUICK)
     group = cli.quick_value(FLAGS, 'seeds_per_group', QUICK['seeds_per_group'])
-    workdir = FLAGS.workdir or pipeline.default_workdir(
-        'before_after' + ('-quick' if FLAGS.quick else ''), data_cfg, train_cfg)
+    workdir = cli.workdir(FLAGS, 'before_after', data_cfg, train_cfg)
     robustness.run_before_after(data_cfg, train_cfg, workdir, group, FLAGS.overwrite)
 
 

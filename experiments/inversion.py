@@ -38,12 +38,10 @@ QUICK = dict(seeds=4, epochs=300, train_size=1024)
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+  cli.reject_arguments(argv)
   with cli.one_line_errors(argv[0]):
     data_cfg, train_cfg = cli.configs_from_flags(FLAGS, QUICK)
-    workdir = FLAGS.workdir or pipeline.default_workdir(
-        'inversion' + ('-quick' if FLAGS.quick else ''), data_cfg, train_cfg)
+    workdir = cli.workdir(FLAGS, 'inversion', data_cfg, train_cfg)
     pipeline.run_inversion(data_cfg, train_cfg, workdir, FLAGS.overwrite)
 
 

@@ -21,7 +21,7 @@ observables_vs_train_error.{png,pdf}.
 
 from absl import app, flags
 
-from manifold_dynamics import cli, pipeline, robustness
+from manifold_dynamics import cli, robustness
 from manifold_dynamics.errors import UserError
 
 cli.define_run_flags(epochs=1000, seeds=20)
@@ -35,8 +35,7 @@ SET_PER_SETTING = ('optimizer', 'lr', 'momentum', 'weight_decay')
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+  cli.reject_arguments(argv)
   with cli.one_line_errors(argv[0]):
     given = [f'--{name}' for name in SET_PER_SETTING if FLAGS[name].present]
     if given:
@@ -44,10 +43,7 @@ def main(argv):
                       f'the optimiser; choose among {", ".join(robustness.OPTIMIZER_SETTINGS)}.')
     data_cfg, train_cfg = cli.configs_from_flags(FLAGS, QUICK)
     settings = cli.quick_value(FLAGS, 'settings', QUICK['settings'])
-    workdir = FLAGS.workdir or (
-        f'runs/optimizers{"-quick" if FLAGS.quick else ""}-{data_cfg.dataset}-'
-        f'P{data_cfg.train_size}-L{train_cfg.depth}xH{train_cfg.width}-{train_cfg.activation}-'
-        f'S{train_cfg.seeds}-T{train_cfg.epochs}')
+    workdir = cli.workdir(FLAGS, 'optimizers', data_cfg, train_cfg, with_optimizer=False)
     robustness.run_optimizers(data_cfg, train_cfg, workdir, settings, FLAGS.overwrite)
 
 

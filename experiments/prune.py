@@ -46,16 +46,14 @@ QUICK = dict(seeds=2, epochs=300, train_size=1024, max_base_seeds=2)
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+  cli.reject_arguments(argv)
   with cli.one_line_errors(argv[0]):
     data_cfg, train_cfg = cli.configs_from_flags(FLAGS, QUICK)
     max_base = cli.quick_value(FLAGS, 'max_base_seeds', QUICK['max_base_seeds'])
     if max_base < 1:
       raise UserError(f'--max_base_seeds must be positive, got {max_base}.')
     eps, sigmas = cli.float_list(FLAGS, 'eps'), cli.float_list(FLAGS, 'sigmas')
-    workdir = FLAGS.workdir or pipeline.default_workdir(
-        'prune' + ('-quick' if FLAGS.quick else ''), data_cfg, train_cfg)
+    workdir = cli.workdir(FLAGS, 'prune', data_cfg, train_cfg)
     pipeline.run_prune(data_cfg, train_cfg, workdir, FLAGS.from_run, eps, FLAGS.t_before,
                        FLAGS.t_after, sigmas, max_base, overwrite=FLAGS.overwrite)
 

@@ -21,7 +21,7 @@ and observables_vs_train_error.{png,pdf}.
 
 from absl import app, flags
 
-from manifold_dynamics import cli, pipeline, robustness
+from manifold_dynamics import cli, robustness
 
 cli.define_run_flags(epochs=1000, seeds=20)
 FLAGS = flags.FLAGS
@@ -30,12 +30,10 @@ QUICK = dict(seeds=4, epochs=300, train_size=1024)
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+  cli.reject_arguments(argv)
   with cli.one_line_errors(argv[0]):
     data_cfg, train_cfg = cli.configs_from_flags(FLAGS, QUICK)
-    workdir = FLAGS.workdir or pipeline.default_workdir(
-        'random_labels' + ('-quick' if FLAGS.quick else ''), data_cfg, train_cfg)
+    workdir = cli.workdir(FLAGS, 'random_labels', data_cfg, train_cfg)
     robustness.run_random_labels(data_cfg, train_cfg, workdir, FLAGS.overwrite)
 
 

@@ -54,8 +54,7 @@ def parse_architectures(values):
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+  cli.reject_arguments(argv)
   with cli.one_line_errors(argv[0]):
     data_cfg, train_cfg = cli.configs_from_flags(FLAGS, QUICK)
     architectures = parse_architectures(
@@ -63,8 +62,7 @@ def main(argv):
     if not FLAGS.from_run:  # the first architecture is the base run
       train_cfg = dataclasses.replace(train_cfg, depth=architectures[0][0],
                                       width=architectures[0][1])
-    workdir = FLAGS.workdir or pipeline.default_workdir(
-        'stragglers' + ('-quick' if FLAGS.quick else ''), data_cfg, train_cfg)
+    workdir = cli.workdir(FLAGS, 'stragglers', data_cfg, train_cfg)
     pipeline.run_stragglers(data_cfg, train_cfg, workdir, FLAGS.from_run, architectures,
                             cli.float_list(FLAGS, 'eps'), FLAGS.observable,
                             overwrite=FLAGS.overwrite)

@@ -19,7 +19,7 @@ each slice under "subsets", and phi over slices) and observables_vs_train_error.
 
 from absl import app, flags
 
-from manifold_dynamics import cli, pipeline, robustness
+from manifold_dynamics import cli, robustness
 
 cli.define_run_flags(epochs=1000, seeds=20)
 cli.define_once(flags.DEFINE_integer, 'num_subsets', 4,
@@ -30,13 +30,11 @@ QUICK = dict(seeds=4, epochs=300, train_size=1024, num_subsets=2)
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+  cli.reject_arguments(argv)
   with cli.one_line_errors(argv[0]):
     data_cfg, train_cfg = cli.configs_from_flags(FLAGS, QUICK)
     num_subsets = cli.quick_value(FLAGS, 'num_subsets', QUICK['num_subsets'])
-    workdir = FLAGS.workdir or pipeline.default_workdir(
-        f'subsampling{num_subsets}' + ('-quick' if FLAGS.quick else ''), data_cfg, train_cfg)
+    workdir = cli.workdir(FLAGS, f'subsampling{num_subsets}', data_cfg, train_cfg)
     robustness.run_subsampling(data_cfg, train_cfg, workdir, num_subsets, FLAGS.overwrite)
 
 

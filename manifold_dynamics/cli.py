@@ -11,8 +11,9 @@ import os
 import sys
 from typing import Dict
 
-from absl import flags, logging
+from absl import app, flags, logging
 
+from manifold_dynamics import pipeline
 from manifold_dynamics.config import DataConfig, TrainConfig
 from manifold_dynamics.data.registry import DATASETS
 from manifold_dynamics.data.sources import SOURCES
@@ -98,6 +99,21 @@ def float_list(flag_values, name: str) -> list:
   except ValueError:
     raise UserError(f'--{name} takes comma-separated numbers, got '
                     f'{",".join(flag_values[name].value)}.') from None
+
+
+def reject_arguments(argv):
+  """absl's usage error for stray positional arguments (the entry points take flags only)."""
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+
+
+def workdir(flag_values, experiment: str, data_cfg: DataConfig, train_cfg: TrainConfig,
+            with_optimizer: bool = True) -> str:
+  """--workdir, or runs/<experiment>[-quick]-<settings> (pipeline.default_workdir)."""
+  if flag_values.workdir:
+    return flag_values.workdir
+  name = experiment + ('-quick' if flag_values.quick else '')
+  return pipeline.default_workdir(name, data_cfg, train_cfg, with_optimizer)
 
 
 def configs_from_flags(flag_values, quick_overrides: Dict[str, object]):

@@ -36,12 +36,14 @@ def environment() -> dict:
   }
 
 
-def default_workdir(experiment: str, data_cfg: DataConfig, train_cfg: TrainConfig) -> str:
-  """runs/<experiment>-<dataset>-P..-L..xH..-<activation>-<optimizer>-lr..-S..-T.."""
+def default_workdir(experiment: str, data_cfg: DataConfig, train_cfg: TrainConfig,
+                    with_optimizer: bool = True) -> str:
+  """runs/<experiment>-<dataset>-P..-L..xH..-<activation>[-<optimizer>-lr..]-S..-T.."""
   subset = f'-k{data_cfg.subset_index}' if data_cfg.subset_index else ''
+  optimizer = f'-{train_cfg.optimizer}-lr{train_cfg.lr:g}' if with_optimizer else ''
   return (f'runs/{experiment}-{data_cfg.dataset}-P{data_cfg.train_size}{subset}-'
-          f'L{train_cfg.depth}xH{train_cfg.width}-{train_cfg.activation}-{train_cfg.optimizer}-'
-          f'lr{train_cfg.lr:g}-S{train_cfg.seeds}-T{train_cfg.epochs}')
+          f'L{train_cfg.depth}xH{train_cfg.width}-{train_cfg.activation}{optimizer}-'
+          f'S{train_cfg.seeds}-T{train_cfg.epochs}')
 
 
 def write_config(run: io.RunDir, experiment: str, data_cfg: DataConfig, train_cfg: TrainConfig,
