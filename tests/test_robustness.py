@@ -175,3 +175,25 @@ def test_random_labels_reports_inversion_per_seed(mnist_dir, tmp_path):
   for name in ('true_labels', 'random_labels'):
     with np.load(os.path.join(workdir, f'history_{name}.npz')) as h:
       assert h['R_plus'].shape == (3, 21)
+
+
+def test_before_after_figure_draws_density_contours():
+  from manifold_dynamics import plotting
+  rng = np.random.default_rng(0)
+  before = {k: rng.normal(m, 0.01, 60) for k, m in (('R_plus', 0.99), ('R_minus', 0.98),
+                                                    ('D', 0.3))}
+  after = {k: rng.normal(m, 0.01, 60) for k, m in (('R_plus', 0.92), ('R_minus', 0.9),
+                                                   ('D', 0.8))}
+  fig = plotting.before_after(before, after, 'test')
+  left, right = fig.axes
+  assert len(left.collections) >= 4  # two scatters and at least one contour set each
+  assert [t.get_text() for t in right.get_legend().get_texts()] == [
+      f'initialisation: {before["D"].mean():.3f} $\\pm$ {before["D"].std():.3f}',
+      f'after training: {after["D"].mean():.3f} $\\pm$ {after["D"].std():.3f}']
+  plotting.plt.close(fig)
+  # Points on a line (no 2-D density) still plot, without contours.
+  line = {'R_plus': np.linspace(0.9, 1, 20), 'R_minus': np.linspace(0.9, 1, 20),
+          'D': np.ones(20)}
+  fig = plotting.before_after(line, line)
+  assert len(fig.axes[0].collections) == 2
+  plotting.plt.close(fig)
