@@ -178,7 +178,9 @@ def z_vs_train_error(eps: np.ndarray, z: np.ndarray, z_null: np.ndarray, shared:
   right.set_ylim(0, 1)
   for ax in (left, right):
     ax.set_xscale('log')
-    ax.invert_xaxis()
+    # Explicit limits, decreasing (training proceeds left to right): an all-NaN z curve has
+    # no data to autoscale from.
+    ax.set_xlim(np.max(eps) * 1.3, np.min(eps) / 1.3)
     ax.set_xlabel(r'training error $\epsilon$ of $S(t(\epsilon))$')
   left.legend(fontsize=8)
   if title:
