@@ -44,3 +44,11 @@ def test_history_and_stragglers_round_trip(tmp_path):
   assert [s.tolist() for s in io.load_stragglers(str(tmp_path / 's.npz'))] == [[1, 4], []]
   assert [s.tolist() for s in io.load_stragglers(str(tmp_path / 's.npz'), split=True)] == [
       [101, 104], []]
+
+
+def test_json_is_standard_non_finite_floats_become_null(tmp_path):
+  path = str(tmp_path / 'summary.json')
+  io.write_json(path, {'z': float('nan'), 'rows': [{'a': float('inf'), 'b': 1.5}], 't': (1, 2)})
+  text = open(path).read()
+  assert 'NaN' not in text and 'Infinity' not in text
+  assert io.read_json(path) == {'z': None, 'rows': [{'a': None, 'b': 1.5}], 't': [1, 2]}
