@@ -9,9 +9,9 @@ and phi:
 
 Seed s uses the key of seed s of experiments/inversion.py with the same --seed.
 
-Runtime of the default (1000 seeds x 1000 epochs = 1e6 seed-epochs): about 3 h on a 2-core CPU
-(~90 seed-epochs/s); a GPU run is what this default is for. --seeds=200 takes about 40 min on
-that CPU. Memory is that of one group (about 0.8 GB for 100 seeds on MNIST).
+Runtime of the default (1000 seeds x 1000 epochs = 1e6 seed-epochs): about 3.5 h on a 2-core
+CPU (~80-90 seed-epochs/s); a GPU run is what this default is for. --seeds=300 took 62 min on
+that CPU, with a peak RSS of 1.1 GB: memory is that of one group, whatever --seeds is.
 --quick (8 seeds in groups of 4, 300 epochs, P = 1024) runs in about 20 s.
 
 Writes config.json, samples.npz (per seed: before_<x>, after_<x> for x in R_plus, R_minus, D,
