@@ -56,6 +56,12 @@ class TrainConfig:
   # A seed has diverged when its loss is non-finite or exceeds this multiple of its initial
   # loss (with tanh a too-large lr keeps the loss finite, oscillating far above its start).
   divergence_factor: float = 100.0
+  # Test error every this many epochs (and always at the last epoch trained); epochs not
+  # evaluated are recorded as NaN. 0 = at the last epoch only (sweeps need nothing else).
+  test_every: int = 1
+  # End training once every seed's inversion is confirmed on R+, R- and D (stopping.py);
+  # t*, phi and S(t*) are then read from the epochs trained. Seeds that never invert run on.
+  stop_after_inversion: bool = False
 
   def __post_init__(self):
     _require(self.depth >= 2, f'--depth must be >= 2 (the representation is the first '
@@ -75,5 +81,7 @@ class TrainConfig:
     _require(self.seeds > 0, f'--seeds must be positive, got {self.seeds}.')
     _require(self.divergence_factor > 1,
              f'--divergence_factor must be > 1, got {self.divergence_factor}.')
+    _require(self.test_every >= 0,
+             f'--test_every must be >= 0 (0 = last epoch only), got {self.test_every}.')
     _require(self.chunk_epochs >= 0,
              f'--chunk_epochs must be >= 0 (0 = automatic), got {self.chunk_epochs}.')

@@ -22,7 +22,7 @@ import numpy as np
 DEFAULT_DELTA = 0.01  # tolerance of the inversion test, in radius units
 OBSERVABLES = ('R_plus', 'R_minus', 'D')
 # Extremum at the inversion: R+ and R- go through a minimum, D through a maximum.
-_SIGN = {'R_plus': 1.0, 'R_minus': 1.0, 'D': -1.0}
+SIGN = {'R_plus': 1.0, 'R_minus': 1.0, 'D': -1.0}
 
 
 @dataclasses.dataclass
@@ -38,7 +38,7 @@ class CurveInversion:
 def curve_inversion(curve_SxT: np.ndarray, kind: str = 'R_plus',
                     delta: float = DEFAULT_DELTA) -> CurveInversion:
   """Inversion of curves (seeds, epochs+1) of observable `kind` (R_plus, R_minus or D)."""
-  signed = _SIGN[kind] * np.asarray(curve_SxT, np.float64)
+  signed = SIGN[kind] * np.asarray(curve_SxT, np.float64)
   t_star = np.argmin(signed, axis=1)
   seeds = np.arange(len(signed))
   minimum = signed[seeds, t_star]
@@ -46,7 +46,7 @@ def curve_inversion(curve_SxT: np.ndarray, kind: str = 'R_plus',
   rise = after.max(axis=1) - minimum
   last = signed.shape[1] - 1
   inverted = (t_star > 0) & (t_star < last) & (rise > delta)
-  return CurveInversion(t_star, _SIGN[kind] * minimum, rise, inverted)
+  return CurveInversion(t_star, SIGN[kind] * minimum, rise, inverted)
 
 
 @dataclasses.dataclass

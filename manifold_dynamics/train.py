@@ -32,7 +32,7 @@ import numpy as np
 import optax
 from flax.training import train_state
 
-from manifold_dynamics import geometry
+from manifold_dynamics import geometry, stopping
 from manifold_dynamics.config import TrainConfig
 from manifold_dynamics.errors import UserError
 from manifold_dynamics.models import MLP, Standardiser
@@ -132,25 +132,42 @@ def make_train(cfg: TrainConfig) -> Trainer:
     loss = jnp.sum(state.weights * ce_P) / jnp.sum(state.weights)
     return loss, (logits_Px2, h_PxH)
 
-  def record(params, state: RunState, data: TrainData, loss, logits_Px2, h_PxH) -> EpochRecord:
+  def record(params, state: RunState, data: TrainData, loss, logits_Px2, h_PxH,
+             with_test=True) -> EpochRecord:
+    """The observables of one epoch; `with_test` False (or a traced bool) records the test
+    error as NaN instead of evaluating the test set."""
     wrong_P = jnp.argmax(logits_Px2, axis=-1) != class_index(data.y_train)
-    test_logits, _ = model.apply({'params': params}, data.x_test, state.standardiser)
-    test_wrong = jnp.argmax(test_logits, axis=-1) != class_index(data.y_test)
+
+    def test_error():
+      test_logits, _ = model.apply({'params': params}, data.x_test, state.standardiser)
+      return jnp.mean((jnp.argmax(test_logits, axis=-1) != class_index(data.y_test)
+                       ).astype(jnp.float32))
+
+    if with_test is True:
+      test = test_error()
+    else:  # an unbatched predicate stays a real branch under vmap: skipped epochs cost nothing
+      test = jax.lax.cond(with_test, test_error, lambda: jnp.float32(jnp.nan))
     geo = geometry.class_geometry(h_PxH, data.y_train, state.weights)
     return EpochRecord(
         R_plus=geo.R_plus, R_minus=geo.R_minus, D=geo.D, loss=loss,
         train_error=jnp.sum(state.weights * wrong_P) / jnp.sum(state.weights),
-        test_error=jnp.mean(test_wrong.astype(jnp.float32)),
-        mistakes_packed=jnp.packbits(wrong_P))
+        test_error=test, mistakes_packed=jnp.packbits(wrong_P))
 
-  def epoch_step(state: RunState, data: TrainData):
+  def epoch_step(state: RunState, data: TrainData, with_test=True):
     params = state.train.params
     (loss, (logits, h)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, state, data)
-    rec = record(params, state, data, loss, logits, h)
+    rec = record(params, state, data, loss, logits, h, with_test)
     return state.replace(train=state.train.apply_gradients(grads=grads)), rec
 
-  def run_epochs(state: RunState, data: TrainData, num_epochs: int):
-    return jax.lax.scan(lambda s, _: epoch_step(s, data), state, None, length=num_epochs)
+  def run_epochs(state: RunState, data: TrainData, num_epochs: int, first_epoch=0):
+    """`num_epochs` updates from epoch `first_epoch` (keep it unbatched under vmap: it decides
+    which epochs evaluate the test set, cfg.test_every)."""
+    if cfg.test_every == 1:
+      return jax.lax.scan(lambda s, _: epoch_step(s, data), state, None, length=num_epochs)
+    epochs = first_epoch + jnp.arange(num_epochs)
+    every = max(cfg.test_every, 1)
+    with_test = (cfg.test_every > 0) & (epochs % every == 0)
+    return jax.lax.scan(lambda s, t: epoch_step(s, data, t), state, with_test)
 
   def observe(state: RunState, data: TrainData) -> EpochRecord:
     loss, (logits, h) = loss_fn(state.train.params, state, data)
@@ -208,8 +225,10 @@ class History:
 
   def diverged_epochs(self, factor: float = np.inf) -> np.ndarray:
     """(seeds,) first epoch with a non-finite observable or a loss above `factor` times the
-    initial loss, or -1 where there is none."""
-    ok = np.all([np.isfinite(getattr(self, k)) for k in self.ARRAYS], axis=0)
+    initial loss, or -1 where there is none (the test error is NaN by design on the epochs
+    that cfg.test_every skips, so it is not looked at)."""
+    ok = np.all([np.isfinite(getattr(self, k)) for k in self.ARRAYS if k != 'test_error'],
+                axis=0)
     with np.errstate(invalid='ignore'):
       ok &= ~(self.loss > factor * self.loss[:, :1])
     return np.where(ok.all(axis=1), -1, np.argmin(ok, axis=1))
@@ -230,6 +249,8 @@ def seed_keys(root_seed: int, seeds: int) -> jax.Array:
 
 
 PROGRESS_SECONDS = 20.0  # target wall time between progress lines with chunk_epochs=0
+# Longest automatic chunk under a stop rule: training overshoots the stop by less than this.
+STOP_CHUNK_EPOCHS = 32
 _PROBE_EPOCHS = 8  # first chunk, timed to size the others
 
 
@@ -280,6 +301,9 @@ def fit(cfg: TrainConfig, data: TrainData, log: Optional[Callable[[str], None]] 
   Runs jit(vmap(run_epochs)) in chunks of epochs, logging epoch, seed-epochs per second and
   ETA between chunks; with several devices the seeds are sharded across them. Raises
   `DivergenceError` (with the partial history) as soon as a chunk produces non-finite values.
+  With cfg.stop_after_inversion a `stopping.InversionStop` reads every chunk and training ends
+  at the first chunk boundary where all seeds have inverted: the History then covers the
+  epochs trained only (`num_epochs` < cfg.epochs).
   """
   trainer = make_train(cfg)
   keys = seed_keys(cfg.seed, cfg.seeds) if keys is None else keys
@@ -299,46 +323,61 @@ def fit(cfg: TrainConfig, data: TrainData, log: Optional[Callable[[str], None]] 
     per_run = 0
 
   init_v = jax.jit(jax.vmap(trainer.init, in_axes=(0, None, per_run, per_run)))
-  run_v = jax.jit(jax.vmap(trainer.run_epochs, in_axes=(0, None, None)), static_argnums=2)
+  run_v = jax.jit(jax.vmap(trainer.run_epochs, in_axes=(0, None, None, None)),
+                  static_argnums=2)
   observe_v = jax.jit(jax.vmap(trainer.observe, in_axes=(0, None)))
 
   state = init_v(keys, data, weights, stats)
   compiled = {}  # chunk length -> executable, compiled ahead of time so rates exclude it
+  stop = stopping.InversionStop(cfg.seeds) if cfg.stop_after_inversion else None
 
   chunk = cfg.chunk_epochs or min(_PROBE_EPOCHS, cfg.epochs)
   chunks, start, done = [], time.perf_counter(), 0
   while done < cfg.epochs:
     n = min(chunk, cfg.epochs - done)
     if n not in compiled:
-      compiled[n] = run_v.lower(state, data, n).compile()
+      compiled[n] = run_v.lower(state, data, n, done).compile()
     tic = time.perf_counter()
-    state, records = compiled[n](state, data)
+    state, records = compiled[n](state, data, done)
     chunks.append(jax.device_get(records))
     elapsed = time.perf_counter() - tic
     done += n
-    loss = chunks[-1].loss
-    with np.errstate(invalid='ignore'):
-      bad = ~np.isfinite(loss) | (loss > cfg.divergence_factor * chunks[0].loss[:, :1])
-    if bad.any():
-      history = _assemble(chunks, None, num_examples)
-      first = history.diverged_epochs(cfg.divergence_factor)
-      seeds_bad = np.flatnonzero(first >= 0)
-      s, t = seeds_bad[0], first[seeds_bad[0]]
-      raise DivergenceError(
-          f'training diverged with --lr={cfg.lr:g}: {len(seeds_bad)} of {cfg.seeds} seeds have a '
-          f'non-finite loss or one above {cfg.divergence_factor:g}x its initial value (seed {s}: '
-          f'loss {history.loss[s, 0]:.3g} at epoch 0, {history.loss[s, t]:.3g} at epoch {t}); '
-          f'lower --lr.', history)
+    _raise_if_diverged(cfg, chunks, num_examples)
     rate = n / elapsed  # epochs per second, all seeds together
     if not cfg.chunk_epochs and len(chunks) == 1:  # size the chunks once, from the probe
       chunk = _chunk_for_rate(rate, cfg.epochs - done)
+      if stop is not None:  # a stop rule decides between chunks: keep them short
+        chunk = min(chunk, STOP_CHUNK_EPOCHS)
     log(f'epoch {done:>{len(str(cfg.epochs))}}/{cfg.epochs}  '
         f'{rate * cfg.seeds:,.0f} seed-epochs/s  '
         f'elapsed {_format_seconds(time.perf_counter() - start)}  '
         f'ETA {_format_seconds((cfg.epochs - done) / rate)}')
+    if stop is not None and stop.update(chunks[-1]):
+      log(f'inversion confirmed on R+, R- and D in all {cfg.seeds} seeds: stopping at epoch '
+          f'{done} of {cfg.epochs}')
+      break
   final = jax.device_get(observe_v(state, data))
   history = _assemble(chunks, final, num_examples)
   return (history, state) if return_state else history
+
+
+def _raise_if_diverged(cfg: TrainConfig, chunks, num_examples: int):
+  """`DivergenceError` (with the history so far) if the last chunk has a non-finite loss or
+  one above cfg.divergence_factor times the initial loss."""
+  loss = chunks[-1].loss
+  with np.errstate(invalid='ignore'):
+    bad = ~np.isfinite(loss) | (loss > cfg.divergence_factor * chunks[0].loss[:, :1])
+  if not bad.any():
+    return
+  history = _assemble(chunks, None, num_examples)
+  first = history.diverged_epochs(cfg.divergence_factor)
+  seeds_bad = np.flatnonzero(first >= 0)
+  s, t = seeds_bad[0], first[seeds_bad[0]]
+  raise DivergenceError(
+      f'training diverged with --lr={cfg.lr:g}: {len(seeds_bad)} of {cfg.seeds} seeds have a '
+      f'non-finite loss or one above {cfg.divergence_factor:g}x its initial value (seed {s}: '
+      f'loss {history.loss[s, 0]:.3g} at epoch 0, {history.loss[s, t]:.3g} at epoch {t}); '
+      f'lower --lr.', history)
 
 
 def _assemble(chunks, final, num_examples: int) -> History:

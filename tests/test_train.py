@@ -116,9 +116,9 @@ def test_no_retrace_within_a_fit(data, monkeypatch):
   def counting_make_train(cfg):
     trainer = original(cfg)
 
-    def run_epochs(state, data, n):  # traced once per compilation
+    def run_epochs(state, data, n, first_epoch=0):  # traced once per compilation
       traces.append(n)
-      return trainer.run_epochs(state, data, n)
+      return trainer.run_epochs(state, data, n, first_epoch)
 
     return trainer._replace(run_epochs=run_epochs)
 

@@ -1,0 +1,127 @@
+"""The inversion stop rule on hand-made histories, and early-stopped training against full runs."""
+
+import dataclasses
+import types
+
+import numpy as np
+import pytest
+
+from manifold_dynamics import inversion, stopping, train
+from manifold_dynamics.config import TrainConfig
+from manifold_dynamics.data import task as task_lib
+from tests.conftest import make_image_splits
+
+
+def records(R_plus, R_minus=None, D=None):
+  """A chunk of records (seeds, epochs) from curves; missing curves invert early."""
+  R_plus = np.atleast_2d(np.asarray(R_plus, np.float64))
+  early = np.array([1.0, 0.5, 0.6, 0.7])  # min at epoch 1, confirmed (0.2 > 0.02) at epoch 2
+  pad = lambda c: np.pad(c, (0, R_plus.shape[1] - len(c)), mode='edge')
+  default = np.tile(pad(early), (len(R_plus), 1))
+  return types.SimpleNamespace(
+      R_plus=R_plus, R_minus=default if R_minus is None else np.atleast_2d(R_minus),
+      D=-default if D is None else np.atleast_2d(D))
+
+
+def feed(rule, chunk, sizes):
+  """Feeds `chunk` to `rule` in pieces of the given sizes."""
+  start = 0
+  for n in sizes:
+    piece = types.SimpleNamespace(**{k: v[:, start:start + n] for k, v in vars(chunk).items()})
+    rule.update(piece)
+    start += n
+  return rule
+
+
+def test_confirms_after_a_move_back_above_delta_plus_margin():
+  curve = [1.0, 0.9, 0.8, 0.7, 0.71, 0.715, 0.725, 0.8, 0.9]
+  rule = feed(stopping.InversionStop(1), records(curve), [len(curve)])
+  # the minimum 0.7 at epoch 3; 0.725 - 0.7 = 0.025 > 0.02 first at epoch 6
+  assert rule.confirmed_epoch[0, 0] == 6 and rule.done
+
+
+def test_chunking_does_not_change_the_decision():
+  rng = np.random.default_rng(0)
+  curves = np.cumsum(rng.normal(0, 0.01, (5, 60)), axis=1) + 1.0
+  whole = feed(stopping.InversionStop(5), records(curves), [60])
+  for sizes in ([1] * 60, [7] * 8 + [4], [30, 30]):
+    np.testing.assert_array_equal(
+        feed(stopping.InversionStop(5), records(curves), sizes).confirmed_epoch,
+        whole.confirmed_epoch)
+
+
+def test_wiggles_before_the_minimum_and_boundary_minima_do_not_confirm():
+  wiggly = [1.0, 0.9, 0.915, 0.85, 0.8, 0.81, 0.75, 0.74, 0.74]  # moves back 0.015 < 0.02
+  rising = [0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.0, 1.0, 1.0]  # minimum at epoch 0: not interior
+  rule = feed(stopping.InversionStop(2), records([wiggly, rising]), [9])
+  assert np.all(rule.confirmed_epoch[:, 0] == -1) and not rule.done
+  assert rule.seeds_confirmed == 0
+
+
+def test_D_inverts_through_a_maximum_and_every_observable_is_needed():
+  D = [0.1, 0.5, 0.9, 1.0, 0.99, 0.97]  # max at 3, falls 0.03 > 0.02 at epoch 5
+  flat = [1.0, 0.9, 0.8, 0.8, 0.8, 0.8]  # R- never moves back
+  rule = feed(stopping.InversionStop(1), records([1, .5, .6, .7, .7, .7], flat, D), [6])
+  assert rule.confirmed_epoch[0].tolist() == [2, -1, 5] and not rule.done
+
+
+def test_stop_after_a_tolerance_follows_delta_and_margin():
+  curve = [1.0, 0.8, 0.815, 0.83]
+  assert feed(stopping.InversionStop(1, delta=0.01, margin=0.0), records(curve),
+              [4]).confirmed_epoch[0, 0] == 2
+  assert feed(stopping.InversionStop(1), records(curve), [4]).confirmed_epoch[0, 0] == 3
+
+
+@pytest.fixture(scope='module')
+def noisy_data():
+  """A task with 15% flipped labels: the nets separate the classes first, then memorise the
+  flipped examples, so R+, R- and D invert (a small stand-in for the MNIST inversion)."""
+  x_train, y_train, x_test, y_test = make_image_splits(256, 30, shape=(10, 10))
+  flipped = np.random.default_rng(1).random(256) < 0.15
+  y_train = np.where(flipped, (y_train + 1) % 10, y_train).astype(np.uint8)
+  raw = task_lib.sources.RawSplits(x_train, y_train, x_test, y_test)
+  return train.TrainData.from_task(task_lib.make_task(raw, 256))
+
+
+def test_early_stopped_run_gives_the_full_runs_t_star_phi_and_stragglers(noisy_data):
+  # lr 0.2: smooth dynamics (at lr 0.5 this task oscillates and an early wiggle can pass for
+  # the inversion); seed 0 inverts on R+, R- and D, confirmed by epoch 122.
+  cfg = TrainConfig(seeds=1, epochs=300, width=20, lr=0.2, chunk_epochs=16)
+  full = train.fit(cfg, noisy_data, log=None)
+  lines = []
+  stopped = train.fit(dataclasses.replace(cfg, stop_after_inversion=True), noisy_data,
+                      log=lines.append)
+  assert stopped.num_epochs < cfg.epochs and stopped.num_epochs % 16 == 0
+  assert 'stopping at epoch' in lines[-1]
+  for name in train.History.ARRAYS:  # the stopped run is the full run's first epochs
+    np.testing.assert_array_equal(getattr(stopped, name)[:, :-1],
+                                  getattr(full, name)[:, :stopped.num_epochs])
+  a, b = inversion.analyse(full), inversion.analyse(stopped)
+  for name in inversion.OBSERVABLES:
+    assert np.all(b.curves[name].inverted)
+    np.testing.assert_array_equal(a.curves[name].t_star, b.curves[name].t_star)
+  np.testing.assert_array_equal(a.phi, b.phi)
+  for x, y in zip(inversion.stragglers(full, a.t_star), inversion.stragglers(stopped, b.t_star)):
+    np.testing.assert_array_equal(x, y)
+
+
+def test_seeds_that_never_invert_run_to_the_end(noisy_data):
+  cfg = TrainConfig(seeds=1, epochs=40, width=20, lr=0.2, chunk_epochs=16,
+                    stop_after_inversion=True)  # 40 epochs: R- has no time to invert
+  assert train.fit(cfg, noisy_data, log=None).num_epochs == 40
+
+
+def test_test_every_skips_epochs_with_nan_and_changes_nothing_else(noisy_data):
+  cfg = TrainConfig(seeds=2, epochs=20, width=8, lr=0.5, chunk_epochs=6)
+  every = train.fit(cfg, noisy_data, log=None)
+  for k in (0, 5):
+    sparse = train.fit(dataclasses.replace(cfg, test_every=k), noisy_data, log=None)
+    for name in train.History.ARRAYS[:-1] + ('mistakes_packed',):
+      np.testing.assert_array_equal(getattr(sparse, name), getattr(every, name))
+    evaluated = np.zeros(21, bool)
+    evaluated[-1] = True  # the last epoch always
+    if k:
+      evaluated[::k] = True
+    np.testing.assert_array_equal(sparse.test_error[:, evaluated], every.test_error[:, evaluated])
+    assert np.all(np.isnan(sparse.test_error[:, ~evaluated]))
+    assert np.all(sparse.diverged_epochs(100.0) == -1)  # skipped epochs are not divergence
