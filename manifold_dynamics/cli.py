@@ -9,11 +9,11 @@ import contextlib
 import dataclasses
 import os
 import sys
-from typing import Dict
+from typing import Dict, Optional
 
 from absl import app, flags, logging
 
-from manifold_dynamics import pipeline
+from manifold_dynamics import pipeline, sweeps
 from manifold_dynamics.config import DataConfig, TrainConfig
 from manifold_dynamics.data.registry import DATASETS
 from manifold_dynamics.data.sources import SOURCES
@@ -62,6 +62,12 @@ def define_run_flags(epochs: int = _TRAIN.epochs, seeds: int = _TRAIN.seeds):
   flags.DEFINE_float('divergence_factor', _TRAIN.divergence_factor,
                      'Stop when the loss of a seed is non-finite or exceeds this multiple of its '
                      'initial loss.')
+  flags.DEFINE_integer('test_every', _TRAIN.test_every,
+                       'Evaluate the test set every this many epochs and at the last one; the '
+                       'others are recorded as NaN (0 = the last epoch only).')
+  flags.DEFINE_bool('stop_after_inversion', _TRAIN.stop_after_inversion,
+                    'End training once every seed has inverted on R+, R- and D (t*, phi and '
+                    'S(t*) need nothing more); seeds that never invert run to --epochs.')
   flags.DEFINE_string('workdir', None, 'Run directory to write (default: runs/<name>).')
   flags.DEFINE_bool('overwrite', False, 'Replace an existing run directory once the new run '
                     'is complete.')
@@ -75,12 +81,15 @@ def define_once(define, name: str, *args, **kwargs):
     define(name, *args, **kwargs)
 
 
-def _values(flag_values, fields, quick_overrides: Dict[str, object], quick: bool):
+def _values(flag_values, fields, quick_overrides: Dict[str, object], quick: bool,
+            defaults: Dict[str, object]):
   values = {}
   for field in fields:
     value = flag_values[field.name].value
-    if quick and field.name in quick_overrides and not flag_values[field.name].present:
-      value = quick_overrides[field.name]
+    if not flag_values[field.name].present:
+      value = defaults.get(field.name, value)
+      if quick and field.name in quick_overrides:
+        value = quick_overrides[field.name]
     values[field.name] = value
   return values
 
@@ -92,13 +101,32 @@ def quick_value(flag_values, name: str, quick: object):
   return flag_values[name].value
 
 
-def float_list(flag_values, name: str) -> list:
-  """A list flag of numbers, or a one-line error naming the flag."""
+def _typed_list(flag_values, name: str, kind, what: str, quick: Optional[list]) -> list:
+  values = flag_values[name].value if quick is None else quick_value(flag_values, name, quick)
   try:
-    return [float(v) for v in flag_values[name].value]
+    return [kind(v) for v in values]
   except ValueError:
-    raise UserError(f'--{name} takes comma-separated numbers, got '
-                    f'{",".join(flag_values[name].value)}.') from None
+    raise UserError(f'--{name} takes comma-separated {what}, got '
+                    f'{",".join(map(str, values))}.') from None
+
+
+def float_list(flag_values, name: str, quick: Optional[list] = None) -> list:
+  """A list flag of numbers (its --quick value when given), or a one-line error."""
+  return _typed_list(flag_values, name, float, 'numbers', quick)
+
+
+def int_list(flag_values, name: str, quick: Optional[list] = None) -> list:
+  """A list flag of integers (its --quick value when given), or a one-line error."""
+  return _typed_list(flag_values, name, int, 'integers', quick)
+
+
+def known_datasets(names) -> list:
+  """Dataset names of a list flag, each checked against the registry."""
+  unknown = [n for n in names if n not in DATASETS]
+  if unknown or not names:
+    raise UserError(f'unknown dataset {unknown[0]!r} in --datasets; choose among '
+                    f'{", ".join(sorted(DATASETS))}.' if unknown else '--datasets is empty.')
+  return list(dict.fromkeys(names))
 
 
 def reject_arguments(argv):
@@ -116,15 +144,41 @@ def workdir(flag_values, experiment: str, data_cfg: DataConfig, train_cfg: Train
   return pipeline.default_workdir(name, data_cfg, train_cfg, with_optimizer)
 
 
-def configs_from_flags(flag_values, quick_overrides: Dict[str, object]):
-  """(DataConfig, TrainConfig) from parsed flags; under --quick, `quick_overrides` apply to
-  every flag the user did not set explicitly."""
-  quick = flag_values.quick
+def configs_from_flags(flag_values, quick_overrides: Dict[str, object],
+                       defaults: Optional[Dict[str, object]] = None):
+  """(DataConfig, TrainConfig) from parsed flags. `defaults` replace the shared flags'
+  defaults for this entry point (e.g. a sweep's lr or stop rule); under --quick,
+  `quick_overrides` apply on top; a flag the user set explicitly always wins."""
+  quick, defaults = flag_values.quick, defaults or {}
   data = DataConfig(**_values(flag_values, dataclasses.fields(DataConfig), quick_overrides,
-                              quick))
+                              quick, defaults))
   train = TrainConfig(**_values(flag_values, dataclasses.fields(TrainConfig), quick_overrides,
-                                quick))
+                                quick, defaults))
   return data, train
+
+
+# Sweeps need t*, phi and S(t*) only: stop once every seed has inverted, test at the end only.
+SWEEP_DEFAULTS = dict(stop_after_inversion=True, test_every=0)
+
+
+def define_sweep_flags(bootstrap: bool = True):
+  """Flags of every sweep entry point: worker splitting, collecting, the fit's bootstrap."""
+  define_once(flags.DEFINE_integer, 'num_tasks', None,
+              'Workers sharing the sweep (default: $SLURM_ARRAY_TASK_COUNT, else 1).')
+  define_once(flags.DEFINE_integer, 'task_index', None,
+              'This worker, in [0, num_tasks) (default: $SLURM_ARRAY_TASK_ID - '
+              '$SLURM_ARRAY_TASK_MIN, $JOB_COMPLETION_INDEX, else 0).')
+  define_once(flags.DEFINE_bool, 'collect_only', False,
+              'Train nothing: rebuild summary.json and the figures from the complete points.')
+  if bootstrap:
+    define_once(flags.DEFINE_integer, 'bootstrap', 200,
+                'Bootstrap resamples over seeds for the intervals of the finite-size fit.')
+
+
+def sweep_worker(flag_values):
+  """(num_tasks, task_index) from the flags or the cluster's environment."""
+  return sweeps.worker_from_env(flag_values.num_tasks, flag_values.task_index)
+
 
 
 @contextlib.contextmanager

@@ -39,15 +39,15 @@ def _atomic(path: str, write):
       os.remove(tmp)
 
 
-def _strict(obj):
+def strict_json(obj):
   """`obj` with every non-finite float replaced by None, so the file is standard JSON (json
   would write NaN and Infinity, which other readers reject)."""
   if isinstance(obj, float):
     return obj if np.isfinite(obj) else None
   if isinstance(obj, dict):
-    return {k: _strict(v) for k, v in obj.items()}
+    return {k: strict_json(v) for k, v in obj.items()}
   if isinstance(obj, (list, tuple)):
-    return [_strict(v) for v in obj]
+    return [strict_json(v) for v in obj]
   return obj
 
 
@@ -55,7 +55,7 @@ def write_json(path: str, obj) -> str:
   """Writes `obj` as standard JSON: NaN and infinities become null."""
   def write(tmp):
     with open(tmp, 'w') as f:
-      json.dump(_strict(obj), f, indent=2, sort_keys=False, allow_nan=False)
+      json.dump(strict_json(obj), f, indent=2, sort_keys=False, allow_nan=False)
       f.write('\n')
   _atomic(path, write)
   return path

@@ -81,8 +81,10 @@ def train_and_save(run: io.RunDir, name: str, data_cfg: DataConfig, train_cfg: T
 
 
 def run_inversion(data_cfg: DataConfig, train_cfg: TrainConfig, workdir: str,
-                  overwrite: bool = False, log: Callable[[str], None] = print) -> dict:
-  """Trains `train_cfg.seeds` nets on the task of `data_cfg` and writes the run directory.
+                  overwrite: bool = False, log: Callable[[str], None] = print,
+                  figures: bool = True) -> dict:
+  """Trains `train_cfg.seeds` nets on the task of `data_cfg` and writes the run directory
+  (without its figures when `figures` is False: a sweep draws its own).
 
   Returns the summary dict (also written to summary.json). On divergence the partial history
   is kept in the staging directory and a `UserError` names it.
@@ -101,15 +103,20 @@ def run_inversion(data_cfg: DataConfig, train_cfg: TrainConfig, workdir: str,
 
   title = (f'{data_cfg.dataset}, P={data_cfg.train_size}, {train_cfg.depth}x{train_cfg.width} '
            f'{train_cfg.activation}, {train_cfg.optimizer} lr={train_cfg.lr:g}')
+  if figures:
+    _inversion_figures(run, history, inv, summary, title)
+  path = run.commit()
+  log(format_summary(summary))
+  log(f'results in {path}')
+  return summary
+
+
+def _inversion_figures(run: io.RunDir, history, inv, summary: dict, title: str):
   plotting.save(plotting.inversion_vs_epoch(history, inv, title), run.staging,
                 'inversion_vs_epoch')
   plotting.save(plotting.observables_vs_train_error([history], title=title,
                                                     phi=summary['phi_mean']),
                 run.staging, 'observables_vs_train_error')
-  path = run.commit()
-  log(format_summary(summary))
-  log(f'results in {path}')
-  return summary
 
 
 def format_summary(summary: dict) -> str:

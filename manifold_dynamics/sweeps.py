@@ -1,0 +1,180 @@
+"""Sweeps: a named grid of runs, trained point by point into one directory.
+
+A sweep is data, not code: a list of `Point`s (a name, a DataConfig, a TrainConfig and the
+labels an analysis groups by), built once by an experiment family (scaling, architectures,
+...) and serialised into the sweep directory:
+
+  SWEEP/config.json     the experiment and every point; written once, and a later run with a
+                        different grid is refused, never mixed in;
+  SWEEP/points/NAME/    one ordinary run directory per point (the io.RunDir contract:
+                        config.json, history.npz, stragglers.npz, summary.json); it appears
+                        atomically when the point is complete, so "present" means "done";
+  SWEEP/summary.json    one entry per complete point, plus the family's analysis;
+  SWEEP/*.png, *.pdf    the family's figures.
+
+Running a sweep again skips the complete points: a killed worker loses at most the point it
+was training. Points are split over `num_tasks` independent workers (a SLURM job array, a
+Kubernetes Indexed Job, or processes on one machine) by index, point i going to worker
+i mod num_tasks, so workers writing into one directory never train a point twice. Summary and
+figures are rebuilt from whatever points are complete, by every worker when it finishes and
+by `collect_only`.
+"""
+
+import dataclasses
+import glob
+import os
+import shutil
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from manifold_dynamics import io, pipeline
+from manifold_dynamics.config import DataConfig, TrainConfig
+from manifold_dynamics.errors import UserError
+
+POINTS = 'points'  # subdirectory of the sweep holding one run directory per point
+
+
+@dataclasses.dataclass(frozen=True)
+class Point:
+  """One run of a sweep."""
+
+  name: str  # unique within the sweep; the run directory's name (letters, digits, -_.)
+  data: DataConfig
+  train: TrainConfig
+  labels: Mapping[str, object] = dataclasses.field(default_factory=dict)  # for the analysis
+
+  def to_json(self) -> dict:
+    return {'name': self.name, 'labels': dict(self.labels),
+            'data': dataclasses.asdict(self.data), 'train': dataclasses.asdict(self.train)}
+
+
+def _check_points(points: Sequence[Point]):
+  names = [p.name for p in points]
+  if not points:
+    raise UserError('the sweep has no points; check its lists of values.')
+  if len(set(names)) != len(names):
+    raise UserError(f'the sweep names a point twice: {sorted({n for n in names if names.count(n) > 1})}; '
+                    f'give each point different values.')
+  for name in names:
+    if not name or not all(c.isalnum() or c in '-_.' for c in name):
+      raise UserError(f'sweep point name {name!r} is not a plain directory name.')
+
+
+def worker_from_env(num_tasks: Optional[int], task_index: Optional[int],
+                    environ: Mapping[str, str] = os.environ) -> Tuple[int, int]:
+  """(num_tasks, task_index): the flags when given, else a SLURM job array
+  (SLURM_ARRAY_TASK_COUNT / SLURM_ARRAY_TASK_ID) or a Kubernetes Indexed Job
+  (JOB_COMPLETION_INDEX, with the count in num_tasks), else one worker."""
+  if task_index is None:
+    if 'SLURM_ARRAY_TASK_ID' in environ:
+      task_index = int(environ['SLURM_ARRAY_TASK_ID']) - int(
+          environ.get('SLURM_ARRAY_TASK_MIN', 0))
+      if num_tasks is None:
+        num_tasks = int(environ.get('SLURM_ARRAY_TASK_COUNT', 1))
+    elif 'JOB_COMPLETION_INDEX' in environ:
+      task_index = int(environ['JOB_COMPLETION_INDEX'])
+  num_tasks = 1 if num_tasks is None else num_tasks
+  task_index = 0 if task_index is None else task_index
+  if num_tasks < 1:
+    raise UserError(f'--num_tasks must be >= 1, got {num_tasks}.')
+  if not 0 <= task_index < num_tasks:
+    raise UserError(f'--task_index must be in [0, {num_tasks}) for --num_tasks={num_tasks}, '
+                    f'got {task_index}.')
+  return num_tasks, task_index
+
+
+class SweepDir:
+  """The directory of a sweep (see the module docstring)."""
+
+  def __init__(self, path: str, experiment: str, points: Sequence[Point], settings: dict = None):
+    _check_points(points)
+    self.path = os.path.abspath(path)
+    self.points = list(points)
+    grid = {'experiment': experiment, 'settings': settings or {},
+            'points': [p.to_json() for p in points]}
+    config_path = os.path.join(self.path, 'config.json')
+    if os.path.exists(self.path) and not os.path.isdir(self.path):
+      raise UserError(f'{self.path} exists and is not a directory; choose another --workdir.')
+    if os.path.isfile(config_path):
+      old = io.read_json(config_path)
+      if {k: old.get(k) for k in grid} != io.strict_json(grid):
+        raise UserError(f'sweep directory {self.path} holds a different grid '
+                        f'({_difference(old, grid)}); choose another --workdir, or delete it '
+                        f'to start again.')
+    else:
+      if os.path.isdir(self.path) and os.listdir(self.path):
+        raise UserError(f'{self.path} is not empty and is not a sweep directory (no '
+                        f'config.json); choose another --workdir.')
+      os.makedirs(os.path.join(self.path, POINTS), exist_ok=True)
+      io.write_json(config_path, dict(grid, environment=pipeline.environment()))
+
+  def point_dir(self, point: Point) -> str:
+    return os.path.join(self.path, POINTS, point.name)
+
+  def is_complete(self, point: Point) -> bool:
+    return os.path.isfile(os.path.join(self.point_dir(point), 'summary.json'))
+
+  def complete(self) -> List[Point]:
+    return [p for p in self.points if self.is_complete(p)]
+
+  def file(self, name: str) -> str:
+    return os.path.join(self.path, name)
+
+
+def _difference(old: dict, new: dict) -> str:
+  if old.get('experiment') != new['experiment']:
+    return f'experiment {old.get("experiment")!r}, not {new["experiment"]!r}'
+  old_points = {p['name']: p for p in old.get('points', [])}
+  new_points = {p['name']: p for p in io.strict_json(new['points'])}
+  if set(old_points) != set(new_points):
+    extra = sorted(set(new_points) - set(old_points))[:3]
+    missing = sorted(set(old_points) - set(new_points))[:3]
+    return (f'{len(old_points)} points, not {len(new_points)}'
+            + (f'; new here: {", ".join(extra)}' if extra else '')
+            + (f'; only there: {", ".join(missing)}' if missing else ''))
+  for name, point in new_points.items():
+    if old_points[name] != point:
+      return f'point {name} has other settings'
+  return 'other sweep settings'
+
+
+def assign(points: Sequence[Point], num_tasks: int, task_index: int) -> List[Point]:
+  """The points worker `task_index` of `num_tasks` trains: every num_tasks-th, by index."""
+  return [p for i, p in enumerate(points) if i % num_tasks == task_index]
+
+
+def run(sweep: SweepDir, num_tasks: int = 1, task_index: int = 0, collect_only: bool = False,
+        log: Callable[[str], None] = print,
+        train_point: Callable[[Point, str, Callable], object] = None) -> List[Point]:
+  """Trains this worker's incomplete points, one run directory each; returns every complete
+  point of the sweep (this worker's and the others')."""
+  train_point = train_point or _train_point
+  mine = assign(sweep.points, num_tasks, task_index)
+  todo = [p for p in mine if not sweep.is_complete(p)]
+  if collect_only:
+    todo = []
+  else:
+    log(f'sweep {sweep.path}: worker {task_index + 1} of {num_tasks}, {len(mine)} points, '
+        f'{len(mine) - len(todo)} already complete, {len(todo)} to train')
+  for i, point in enumerate(todo):
+    directory = sweep.point_dir(point)
+    for stale in glob.glob(f'{directory}.partial-*'):  # left by a killed run of this worker
+      shutil.rmtree(stale, ignore_errors=True)
+    log(f'--- point {point.name} ({i + 1}/{len(todo)} of this worker)')
+    train_point(point, directory, log)
+  done = sweep.complete()
+  log(f'sweep {sweep.path}: {len(done)} of {len(sweep.points)} points complete')
+  return done
+
+
+def _train_point(point: Point, directory: str, log: Callable[[str], None]):
+  pipeline.run_inversion(point.data, point.train, directory, figures=False, log=log)
+
+
+def point_summaries(sweep: SweepDir, points: Sequence[Point]) -> Dict[str, dict]:
+  """summary.json of every given (complete) point, by name."""
+  return {p.name: io.read_json(os.path.join(sweep.point_dir(p), 'summary.json'))
+          for p in points}
+
+
+def load_point(sweep: SweepDir, point: Point) -> io.Run:
+  return io.load_run(sweep.point_dir(point))
