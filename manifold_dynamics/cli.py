@@ -85,8 +85,9 @@ def _values(flag_values, fields, quick_overrides: Dict[str, object], quick: bool
             defaults: Dict[str, object]):
   values = {}
   for field in fields:
-    value = flag_values[field.name].value
-    if not flag_values[field.name].present:
+    flag = flag_values[field.name]
+    value = flag.value
+    if not (flag.present or value != flag.default):  # set on the command line or in code
       value = defaults.get(field.name, value)
       if quick and field.name in quick_overrides:
         value = quick_overrides[field.name]

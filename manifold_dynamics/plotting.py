@@ -78,7 +78,9 @@ def _observables_and_errors(top, bottom, history, inv: inversion_lib.Inversion):
     if inverts[name]:
       top.axvline(np.median(inv.curves[name].t_star), color=STYLE[name]['color'], ls=':', lw=1)
   for name in ('train_error', 'test_error'):
-    _band(bottom, epochs, getattr(history, name), STYLE[name])
+    values = getattr(history, name)
+    evaluated = np.isfinite(values).any(axis=0)  # the test set may be evaluated sparsely
+    _band(bottom, epochs[evaluated], values[:, evaluated], STYLE[name])
   bottom.set_yscale('log')
   bottom.set_ylim(bottom=0.5 / history.num_examples)  # below one misclassified example
   bottom.set_xlabel('epoch (full-batch updates)')
@@ -336,3 +338,128 @@ def _density_contours(ax, x: np.ndarray, y: np.ndarray, color):
   levels = np.unique(np.quantile(at_points, [0.25, 0.5, 0.75]))
   if len(levels) > 1:
     ax.contour(gx, gy, density, levels=levels, colors=[color], linewidths=0.9)
+
+
+def _log_box(ax, x: float, center: float, half: float, color, rel_width: float = 0.12):
+  """A box of height 2 * half around `center` at x on a logarithmic x axis."""
+  lo, hi = x / (1 + rel_width), x * (1 + rel_width)
+  ax.add_patch(plt.Rectangle((lo, center - half), hi - lo, 2 * half, facecolor=color,
+                             edgecolor=color, alpha=0.35, lw=0.8))
+  ax.plot([lo, hi], [center, center], color=color, lw=1.4)
+
+
+def phi_vs_train_size(groups: dict, model, title: str = ''):
+  """Fig. 3b: phi against P (log axis), a box of mean +- std (2 std tall) per P, and the
+  finite-size fit phi_inf (1 - (P/P0)^(-gamma)) dashed, phi_inf dotted, one colour per group.
+
+  `groups` maps a label to {'train_sizes', 'by_train_size': {P: {phi_mean, phi_std}}, 'fit'};
+  `model(P, phi_inf, P0, gamma)` is the fitted form (scaling.phi_model).
+  """
+  fig, ax = plt.subplots(figsize=(6.4, 4.2))
+  colors = plt.cm.tab10(np.arange(len(groups)) % 10)
+  all_sizes = [P for g in groups.values() for P in g['train_sizes']]
+  grid = np.geomspace(min(all_sizes) / 1.3, max(all_sizes) * 1.3, 200)
+  for color, (label, g) in zip(colors, groups.items()):
+    sizes = np.array(g['train_sizes'], float)
+    rows = [g['by_train_size'][str(int(P))] for P in sizes]
+    for P, row in zip(sizes, rows):
+      _log_box(ax, P, row['phi_mean'], row['phi_std'], color)
+    fit = g['fit']
+    text = label
+    if fit['converged']:
+      curve = model(grid, fit['phi_inf'], fit['P0'], fit['gamma'])
+      ax.plot(grid[curve > 0], curve[curve > 0], '--', color=color, lw=1.2)
+      ax.axhline(fit['phi_inf'], color=color, ls=':', lw=1)
+      ci = fit['intervals'].get('phi_inf')
+      text += (f': $\\phi_\\infty$ = {fit["phi_inf"]:.3f}' +
+               (f' [{ci[0]:.3f}, {ci[1]:.3f}]' if ci else ''))
+    ax.plot([], [], color=color, lw=6, alpha=0.5, label=text)
+  ax.set_xscale('log', base=2)
+  ax.set_xlabel('training set size $P$')
+  ax.set_ylabel(r'straggler fraction $\phi$')
+  ax.legend(loc='upper left', bbox_to_anchor=(1.0, 1.0), fontsize=8)
+  if title:
+    ax.set_title(title, fontsize=9)
+  fig.text(0.5, -0.02, r'Boxes: mean $\pm$ std over seeds. Dashed: fit '
+           r'$\phi_\infty(1-(P/P_0)^{-\gamma})$; dotted: $\phi_\infty$ (95% bootstrap interval '
+           r'in the legend).', ha='center', va='top', fontsize=7.5, color='0.3', wrap=True)
+  return fig
+
+
+def phi_inf_vs_params(architectures: dict, title: str = ''):
+  """Fig. 3e: phi_inf against the number of trainable parameters, a box of +- one bootstrap
+  std (2 std tall) per architecture, darker for deeper nets, one colour per width."""
+  fig, ax = plt.subplots(figsize=(6.4, 4.2))
+  widths = sorted({g['width'] for g in architectures.values()})
+  depths = sorted({g['depth'] for g in architectures.values()})
+  cmaps = [plt.cm.Blues, plt.cm.Oranges, plt.cm.Greens, plt.cm.Purples, plt.cm.Reds]
+  for label, g in architectures.items():
+    fit = g['fit']
+    if not fit['converged']:
+      continue
+    cmap = cmaps[widths.index(g['width']) % len(cmaps)]
+    shade = 0.45 + 0.5 * (depths.index(g['depth']) + 1) / len(depths)
+    _log_box(ax, g['num_params'], fit['phi_inf'], fit['bootstrap_std'].get('phi_inf', 0.0),
+             cmap(shade), rel_width=0.08)
+    ax.annotate(f'{g["depth"]}x{g["width"]}', (g['num_params'], fit['phi_inf']),
+                textcoords='offset points', xytext=(6, 4), fontsize=7, color='0.3')
+  for i, w in enumerate(widths):
+    ax.plot([], [], color=cmaps[i % len(cmaps)](0.7), lw=6, label=f'width {w}')
+  ax.set_xscale('log')
+  ax.set_xlabel('trainable parameters')
+  ax.set_ylabel(r'$\phi_\infty$')
+  ax.legend(loc='best', fontsize=8)
+  if title:
+    ax.set_title(title, fontsize=9)
+  fig.text(0.5, -0.02, r'Boxes: $\phi_\infty$ $\pm$ its bootstrap std (over seeds); darker = '
+           f'deeper (depths {", ".join(map(str, depths))}). Architectures whose fit did not '
+           'converge are left out.', ha='center', va='top', fontsize=7.5, color='0.3',
+           wrap=True)
+  return fig
+
+
+def curve_vs_epoch_by(histories: dict, name: str = 'R_plus', title: str = ''):
+  """One observable against epoch, mean +- 2 std over seeds, one line per labelled run."""
+  fig, ax = plt.subplots(figsize=(6.4, 4.0))
+  colors = plt.cm.viridis(np.linspace(0.0, 0.9, len(histories)))
+  longest = 1
+  for color, (label, history) in zip(colors, histories.items()):
+    _band(ax, np.arange(history.num_epochs + 1), getattr(history, name),
+          dict(color=color, label=label))
+    longest = max(longest, history.num_epochs)
+  _epoch_axis(ax, longest)
+  ax.set_xlabel('epoch (full-batch updates)')
+  ax.set_ylabel(STYLE[name]['label'])
+  ax.legend(loc='upper left', bbox_to_anchor=(1.0, 1.0), fontsize=8)
+  if title:
+    ax.set_title(title, fontsize=9)
+  return fig
+
+
+def rise_vs_variance(rows: Sequence[dict], title: str = ''):
+  """Init-scale sweep: the rise of R+ after its minimum and the fraction of seeds whose R+
+  inverts, against Var(w) x fan-in (= Var(w) x H for the layers of fan-in H)."""
+  rows = sorted(rows, key=lambda r: r['variance_times_width'])
+  x = np.array([r['variance_times_width'] for r in rows])
+  fig, (left, right) = plt.subplots(1, 2, figsize=(9.0, 3.4))
+  rise = np.array([r['rise_R_plus_mean'] for r in rows])
+  spread = np.array([r['rise_R_plus_std'] for r in rows])
+  left.errorbar(x, rise, yerr=2 * spread, marker='o', color=STYLE['R_plus']['color'], capsize=3)
+  left.axhline(inversion_lib.DEFAULT_DELTA, color='0.5', ls=':', lw=1,
+               label=f'tolerance {inversion_lib.DEFAULT_DELTA:g}')
+  left.set_ylabel(r'rise of $R_+$ after its minimum')
+  left.legend(fontsize=8)
+  right.plot(x, [r['inversion_fraction']['R_plus'] for r in rows], 'o-',
+             color=STYLE['R_plus']['color'])
+  right.set_ylabel(r'fraction of seeds whose $R_+$ inverts')
+  right.set_ylim(-0.05, 1.05)
+  for ax in (left, right):
+    ax.set_xscale('log')
+    ax.axvline(1.0, color='0.3', ls='--', lw=1)
+    ax.set_xlabel(r'Var$(w)\times H$  $(= s^2/3)$')
+  if title:
+    fig.suptitle(title, y=1.02)
+  fig.text(0.5, -0.02, r'Dashed: Var$(w) = 1/H$. Error bars: 2 std over seeds.',
+           ha='center', va='top', fontsize=7.5, color='0.3')
+  fig.tight_layout()
+  return fig

@@ -1,0 +1,95 @@
+r"""Validates --stop_after_inversion against full runs, seed by seed (run by hand).
+
+    python benchmarks/early_stop.py --full_run=runs/inversion-mnist
+    python benchmarks/early_stop.py --dataset=mnist --seeds=100      # trains the full run too
+
+Trains the configuration of the full run (same keys) with the stop rule, and compares per
+seed: t* of R+, R- and D, phi and S(t*) (the stop run reads them from the epochs it trained).
+It also replays the stop rule on the full history and reports, per observable, the largest
+move back *before* the true extremum: the wiggle a confirmation threshold must exceed
+(stopping.DEFAULT_MARGIN is chosen against it). Prints a report and writes it as JSON to
+--output.
+"""
+
+import dataclasses
+import json
+import time
+
+import numpy as np
+from absl import app, flags
+
+from manifold_dynamics import cli, inversion, io, pipeline
+from manifold_dynamics.config import DataConfig, TrainConfig
+from manifold_dynamics.data import load_task
+from manifold_dynamics.stopping import InversionStop
+from manifold_dynamics.train import TrainData, fit
+
+cli.define_run_flags(epochs=1000, seeds=100)
+flags.DEFINE_string('full_run', None, 'A finished inversion run directory to compare with; '
+                    'without it the full run is trained here first.')
+flags.DEFINE_string('output', None, 'Write the report as JSON here.')
+FLAGS = flags.FLAGS
+
+
+def largest_false_move_back(curve_SxT: np.ndarray, kind: str) -> float:
+  """Largest (value - running extremum) before each seed's true extremum, over seeds."""
+  signed = inversion.SIGN[kind] * np.asarray(curve_SxT, np.float64)[:, 1:]
+  t_star = np.argmin(signed, axis=1)
+  running = np.minimum.accumulate(signed, axis=1)
+  before = np.arange(signed.shape[1])[None] < t_star[:, None]
+  return float(np.max(np.where(before, signed - running, 0.0)))
+
+
+def main(argv):
+  cli.reject_arguments(argv)
+  if FLAGS.full_run:
+    source = io.load_run(FLAGS.full_run)
+    data_cfg = DataConfig(**source.config['data'])
+    train_cfg = TrainConfig(**source.config['train'])
+    full, full_seconds = source.history, None
+  else:
+    data_cfg, train_cfg = cli.configs_from_flags(FLAGS, {})
+  task = load_task(data_cfg)
+  data = TrainData.from_task(task)
+  if not FLAGS.full_run:
+    tic = time.perf_counter()
+    full = fit(train_cfg, data)
+    full_seconds = time.perf_counter() - tic
+  tic = time.perf_counter()
+  stop_cfg = dataclasses.replace(train_cfg, stop_after_inversion=True)
+  stopped = fit(stop_cfg, data)
+  stop_seconds = time.perf_counter() - tic
+
+  inv_full, inv_stop = inversion.analyse(full), inversion.analyse(stopped)
+  report = {'config': {'data': dataclasses.asdict(data_cfg),
+                       'train': dataclasses.asdict(train_cfg)},
+            'seeds': full.num_seeds, 'epochs_full': full.num_epochs,
+            'epochs_stopped': stopped.num_epochs,
+            'seconds_full': full_seconds, 'seconds_stopped': stop_seconds,
+            'environment': pipeline.environment()}
+  for name in inversion.OBSERVABLES:
+    a, b = inv_full.curves[name], inv_stop.curves[name]
+    report[f't_star_differs_{name}'] = int(np.sum(a.t_star != b.t_star))
+    report[f'inverted_differs_{name}'] = int(np.sum(a.inverted != b.inverted))
+    report[f'largest_false_move_back_{name}'] = largest_false_move_back(getattr(full, name), name)
+  report['phi_differs'] = int(np.sum(inv_full.phi != inv_stop.phi))
+  report['phi_max_abs_difference'] = float(np.max(np.abs(inv_full.phi - inv_stop.phi)))
+  report['phi_full'] = [float(inv_full.phi.mean()), float(inv_full.phi.std())]
+  report['phi_stopped'] = [float(inv_stop.phi.mean()), float(inv_stop.phi.std())]
+  sets_full = inversion.stragglers(full, inv_full.t_star)
+  sets_stop = inversion.stragglers(stopped, inv_stop.t_star)
+  report['stragglers_differ'] = int(sum(not np.array_equal(a, b)
+                                        for a, b in zip(sets_full, sets_stop)))
+  # Prefix equality: the stopped run is the full run's first epochs (same keys, same program).
+  report['prefix_max_abs_difference'] = float(np.max(np.abs(
+      full.R_plus[:, :stopped.num_epochs + 1] - stopped.R_plus)))
+  rule = InversionStop(full.num_seeds)
+  rule.update(full)
+  report['confirmation_epoch_max'] = int(rule.confirmed_epoch.max())
+  print(json.dumps(report, indent=2))
+  if FLAGS.output:
+    io.write_json(FLAGS.output, report)
+
+
+if __name__ == '__main__':
+  app.run(main)

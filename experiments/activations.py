@@ -1,0 +1,44 @@
+r"""Discussion of Ciceri et al.: phi across activation functions.
+
+A sweep over the activations of SPEC §2 (relu, leaky_relu (slope 0.1), silu, tanh, identity)
+for a 4 x 20 net on the first P = 8192 MNIST examples, SGD lr 0.2; each point stops once all
+its seeds have inverted (--stop_after_inversion, on by default here; seeds that never invert
+run to --epochs).
+
+    python experiments/activations.py --seeds=20
+
+Resumable and splittable like every sweep (--num_tasks/--task_index, SLURM array variables,
+--collect_only). Runtime: see the README's Fig. 3 section; --quick (P = 1024, 4 seeds, 300
+epochs) takes about a minute on a CPU.
+
+Writes the sweep directory (default runs/activations-...): config.json, points/<activation>/,
+summary.json (per activation: phi_mean, phi_std, t_star_mean, the fraction of seeds that
+invert) and observables_vs_train_error.{png,pdf}.
+"""
+
+from absl import app, flags
+
+from manifold_dynamics import cli, discussion
+
+cli.define_run_flags(epochs=1000, seeds=20)
+cli.define_sweep_flags(bootstrap=False)
+cli.define_once(flags.DEFINE_list, 'activations', list(discussion.ACTIVATION_ORDER),
+                'Activations of the sweep.')
+FLAGS = flags.FLAGS
+
+DEFAULTS = dict(cli.SWEEP_DEFAULTS, depth=4)  # the Discussion's 4 x 20 net
+QUICK = dict(seeds=4, epochs=300, train_size=1024)
+
+
+def main(argv):
+  cli.reject_arguments(argv)
+  with cli.one_line_errors(argv[0]):
+    data_cfg, train_cfg = cli.configs_from_flags(FLAGS, QUICK, DEFAULTS)
+    num_tasks, task_index = cli.sweep_worker(FLAGS)
+    workdir = cli.workdir(FLAGS, 'activations', data_cfg, train_cfg)
+    discussion.run_activations(FLAGS.activations, data_cfg, train_cfg, workdir, num_tasks,
+                               task_index, FLAGS.collect_only)
+
+
+if __name__ == '__main__':
+  app.run(main)
