@@ -36,7 +36,7 @@ def test_there_are_notebooks():
 def test_notebook_runs_with_tiny_parameters(path, mnist_dir, tmp_path, monkeypatch, capsys):
   monkeypatch.chdir(tmp_path)
   overrides = (f'TRAIN_SIZE = 64\nSEEDS = 2\nEPOCHS = 30\nDATA_DIR = {mnist_dir!r}\n'
-               f'WORKDIR = {str(tmp_path / "run")!r}\nLR = 0.5\n')
+               f'WORKDIR = {str(tmp_path / "run")!r}\nLR = 0.5\nTRAIN_SIZES = [32, 48, 64]\n')
   namespace = {'__name__': '__main__'}
   saw_parameters = False
   for source, is_parameters in code_cells(path):
