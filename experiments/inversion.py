@@ -22,6 +22,10 @@ near 60).
 Expected result (MNIST defaults): phi ~ 0.09 (+- 0.001), R+, R- with a minimum and D with a
 maximum at t* ~ 30-50, every seed showing the inversion.
 
+--stop_after_inversion (off by default: Fig. 1b shows the whole curve) ends training once every
+seed has inverted on R+, R- and D; t*, phi and S(t*) are then those of the full run (validated
+seed by seed in the README's Fig. 3 section).
+
 Writes the run directory (default runs/inversion-...): config.json, history.npz,
 stragglers.npz, summary.json, inversion_vs_epoch.{png,pdf} (R+, R-, D and errors against
 epoch, inversion region shaded) and observables_vs_train_error.{png,pdf}.

@@ -14,7 +14,7 @@ from typing import Dict, Optional
 from absl import app, flags, logging
 
 from manifold_dynamics import pipeline, sweeps
-from manifold_dynamics.config import DataConfig, TrainConfig
+from manifold_dynamics.config import LAYERS, DataConfig, TrainConfig
 from manifold_dynamics.data.registry import DATASETS
 from manifold_dynamics.data.sources import SOURCES
 from manifold_dynamics.errors import UserError
@@ -68,6 +68,9 @@ def define_run_flags(epochs: int = _TRAIN.epochs, seeds: int = _TRAIN.seeds):
   flags.DEFINE_bool('stop_after_inversion', _TRAIN.stop_after_inversion,
                     'End training once every seed has inverted on R+, R- and D (t*, phi and '
                     'S(t*) need nothing more); seeds that never invert run to --epochs.')
+  flags.DEFINE_enum('layers', _TRAIN.layers, list(LAYERS),
+                    "Record R+, R-, D of the first hidden layer ('first') or of every hidden "
+                    "layer as well ('all': layers_vs_epoch figure).")
   flags.DEFINE_string('workdir', None, 'Run directory to write (default: runs/<name>).')
   flags.DEFINE_bool('overwrite', False, 'Replace an existing run directory once the new run '
                     'is complete.')

@@ -15,6 +15,9 @@ from manifold_dynamics.models import ACTIVATIONS
 from manifold_dynamics.optimizers import OPTIMIZERS
 
 
+LAYERS = ('first', 'all')  # whose observables a run records
+
+
 def _require(condition: bool, message: str):
   if not condition:
     raise UserError(message)
@@ -62,6 +65,9 @@ class TrainConfig:
   # End training once every seed's inversion is confirmed on R+, R- and D (stopping.py);
   # t*, phi and S(t*) are then read from the epochs trained. Seeds that never invert run on.
   stop_after_inversion: bool = False
+  # Observables R+, R-, D of the first hidden layer only ('first', the paper's), or of every
+  # hidden layer as well ('all': history.npz gains layer_R_plus & co., (seeds, epochs+1, L-1)).
+  layers: str = 'first'
 
   def __post_init__(self):
     _require(self.depth >= 2, f'--depth must be >= 2 (the representation is the first '
@@ -81,6 +87,8 @@ class TrainConfig:
     _require(self.seeds > 0, f'--seeds must be positive, got {self.seeds}.')
     _require(self.divergence_factor > 1,
              f'--divergence_factor must be > 1, got {self.divergence_factor}.')
+    _require(self.layers in LAYERS, f'--layers must be one of {", ".join(LAYERS)}, got '
+             f'{self.layers!r}.')
     _require(self.test_every >= 0,
              f'--test_every must be >= 0 (0 = last epoch only), got {self.test_every}.')
     _require(self.chunk_epochs >= 0,

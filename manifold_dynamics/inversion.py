@@ -135,3 +135,18 @@ def summary(history, inv: Inversion) -> dict:
                 for k in OBSERVABLES + ('loss', 'train_error', 'test_error')},
       'initial': {k: stats(getattr(history, k)[:, 0]) for k in OBSERVABLES},
   }
+
+
+def layer_summary(history, delta: float = DEFAULT_DELTA) -> dict:
+  """Per hidden layer (first one first), for R+, R- and D: mean t*, the fraction of seeds that
+  invert and the mean move back; {} without per-layer observables (cfg.layers == 'first')."""
+  if history.layer_R_plus is None:
+    return {}
+  out = {}
+  for name in OBSERVABLES:
+    curves = getattr(history, f'layer_{name}')  # (seeds, epochs + 1, L - 1)
+    per_layer = [curve_inversion(curves[..., k], name, delta) for k in range(curves.shape[-1])]
+    out[name] = {'t_star_mean': [float(c.t_star.mean()) for c in per_layer],
+                 'inversion_fraction': [float(c.inverted.mean()) for c in per_layer],
+                 'rise_mean': [float(c.rise.mean()) for c in per_layer]}
+  return out

@@ -3,7 +3,9 @@
 A run directory holds, in the order they are written:
   config.json       every setting, the package version, the JAX backend and devices;
   history.npz       arrays (seeds, epochs + 1): R_plus, R_minus, D, loss, train_error,
-                    test_error; mistakes_packed (seeds, epochs + 1, ceil(P / 8)) uint8, the
+                    test_error; with --layers=all also layer_R_plus, layer_R_minus,
+                    layer_D (seeds, epochs + 1, L - 1), every hidden layer, the first one
+                    first; mistakes_packed (seeds, epochs + 1, ceil(P / 8)) uint8, the
                     np.packbits of the misclassified mask; num_examples (P); train_indices (P,),
                     each training example's index in the dataset's train split;
   stragglers.npz    S(t*) of every seed, ragged: indices (into the training slice) and
@@ -106,7 +108,9 @@ class RunDir:
 
 
 def save_history(path: str, history: History, train_indices: np.ndarray) -> str:
-  return write_npz(path, **{k: getattr(history, k) for k in History.ARRAYS},
+  layers = {k: getattr(history, k) for k in History.LAYER_ARRAYS
+            if getattr(history, k) is not None}
+  return write_npz(path, **{k: getattr(history, k) for k in History.ARRAYS}, **layers,
                    mistakes_packed=history.mistakes_packed,
                    num_examples=np.int64(history.num_examples),
                    train_indices=np.asarray(train_indices, np.int64))
@@ -114,8 +118,9 @@ def save_history(path: str, history: History, train_indices: np.ndarray) -> str:
 
 def load_history(path: str) -> History:
   with np.load(path) as f:
+    layers = {k: f[k] for k in History.LAYER_ARRAYS if k in f}
     return History(**{k: f[k] for k in History.ARRAYS}, mistakes_packed=f['mistakes_packed'],
-                   num_examples=int(f['num_examples']))
+                   num_examples=int(f['num_examples']), **layers)
 
 
 def save_stragglers(path: str, sets: List[np.ndarray], train_indices: np.ndarray,

@@ -70,7 +70,10 @@ class MLP(nn.Module):
   """N -> H -> ... -> H -> 2 network with `depth` weight layers.
 
   Returns (logits (..., 2), h (..., H)) where h is the first hidden layer's activation. The
-  optional `standardiser` standardises the inputs inside the first layer (see `Dense`).
+  optional `standardiser` standardises the inputs inside the first layer (see `Dense`). Every
+  hidden layer's activation is also sown into the 'intermediates' collection ('hidden', in
+  order), read when the observables of every layer are asked for (apply with
+  mutable=['intermediates']); otherwise sowing costs nothing.
   """
 
   depth: int = 2
@@ -82,8 +85,10 @@ class MLP(nn.Module):
   def __call__(self, x_BxN: jax.Array, standardiser: Optional[Standardiser] = None):
     act = ACTIVATIONS[self.activation]
     h_BxH = act(Dense(self.width, self.init_scale, name='hidden_0')(x_BxN, standardiser))
+    self.sow('intermediates', 'hidden', h_BxH)
     z = h_BxH
     for layer in range(1, self.depth - 1):
       z = act(Dense(self.width, self.init_scale, name=f'hidden_{layer}')(z))
+      self.sow('intermediates', 'hidden', z)
     logits_Bx2 = Dense(2, self.init_scale, name='readout')(z)
     return logits_Bx2, h_BxH

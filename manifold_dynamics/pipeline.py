@@ -99,12 +99,16 @@ def run_inversion(data_cfg: DataConfig, train_cfg: TrainConfig, workdir: str,
   io.save_stragglers(run.file('stragglers.npz'), sets, task.train_indices, inv.t_star)
   summary = inversion_lib.summary(history, inv)
   summary['dataset'] = data_cfg.dataset
+  if history.layer_R_plus is not None:
+    summary['layers'] = inversion_lib.layer_summary(history)
   io.write_json(run.file('summary.json'), summary)
 
   title = (f'{data_cfg.dataset}, P={data_cfg.train_size}, {train_cfg.depth}x{train_cfg.width} '
            f'{train_cfg.activation}, {train_cfg.optimizer} lr={train_cfg.lr:g}')
   if figures:
     _inversion_figures(run, history, inv, summary, title)
+  if history.layer_R_plus is not None:
+    plotting.save(plotting.layers_vs_epoch(history, title), run.staging, 'layers_vs_epoch')
   path = run.commit()
   log(format_summary(summary))
   log(f'results in {path}')

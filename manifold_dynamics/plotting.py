@@ -7,6 +7,7 @@ import os
 from typing import List, Sequence
 
 import matplotlib.colors
+import matplotlib.ticker
 import matplotlib.pyplot as plt
 import numpy as np
 import scipy.stats
@@ -51,6 +52,20 @@ def _band(ax, x, values_SxT, style, k: float = 2.0):
   ax.plot(x, mean, lw=1.6, **style)
   if values_SxT.shape[0] > 1:
     ax.fill_between(x, mean - k * std, mean + k * std, color=style['color'], alpha=0.2, lw=0)
+
+
+def _train_error_axis(ax):
+  """A logarithmic, inverted (training proceeds left to right) axis of training errors,
+  labelled at 1-2-5 values: the range often spans less than a decade, where the default log
+  labels of the minor ticks overlap."""
+  ax.set_xscale('log')
+  ax.invert_xaxis()
+  lo, hi = sorted(ax.get_xlim())
+  decades = range(int(np.floor(np.log10(lo))), int(np.ceil(np.log10(hi))) + 1)
+  ticks = [m * 10.0 ** d for d in decades for m in (1, 2, 5) if lo <= m * 10.0 ** d <= hi]
+  ax.xaxis.set_major_locator(matplotlib.ticker.FixedLocator(ticks))
+  ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f'{v:g}'))
+  ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
 
 
 def _epoch_axis(ax, epochs: int):
@@ -130,8 +145,7 @@ def observables_vs_train_error(curves: Sequence, labels: Sequence[str] = None,
       kept = np.mean(np.isfinite(values[name]), axis=0) >= 0.5  # reached by most seeds
       _band(ax, grid[kept], values[name][:, kept], dict(style, ls=ls))
   for ax, name in zip(axes, inversion_lib.OBSERVABLES):
-    ax.set_xscale('log')
-    ax.invert_xaxis()  # training proceeds left to right
+    _train_error_axis(ax)
     ax.set_xlabel('training error $\\epsilon_{tr}$')
     ax.set_title(STYLE[name]['label'])
     if phi is not None:
@@ -462,4 +476,28 @@ def rise_vs_variance(rows: Sequence[dict], title: str = ''):
   fig.text(0.5, -0.02, r'Dashed: Var$(w) = 1/H$. Error bars: 2 std over seeds.',
            ha='center', va='top', fontsize=7.5, color='0.3')
   fig.tight_layout()
+  return fig
+
+
+def layers_vs_epoch(history, title: str = ''):
+  """R+, R-, D of every hidden layer against epoch (one panel each, one colour per layer, the
+  first hidden layer darkest): how the inversion changes with depth inside the net."""
+  num_layers = history.layer_R_plus.shape[-1]
+  colors = plt.cm.viridis(np.linspace(0.0, 0.85, num_layers))
+  fig, axes = plt.subplots(1, 3, figsize=(11.0, 3.3), sharex=True)
+  epochs = np.arange(history.num_epochs + 1)
+  for ax, name in zip(axes, inversion_lib.OBSERVABLES):
+    curves = getattr(history, f'layer_{name}')
+    for k in range(num_layers):
+      _band(ax, epochs, curves[..., k], dict(color=colors[k], label=f'hidden layer {k + 1}'))
+    _epoch_axis(ax, history.num_epochs)
+    ax.set_title(STYLE[name]['label'])
+    ax.set_xlabel('epoch')
+  axes[0].set_ylabel('value on the unit sphere')
+  axes[-1].legend(loc='upper left', bbox_to_anchor=(1.02, 1.0), fontsize=8)
+  if title:
+    fig.suptitle(title, y=1.04)
+  fig.text(0.5, -0.04, f'Mean $\\pm$ 2 std over {history.num_seeds} seeds. Layer 1 is the '
+           f'representation of the paper (SPEC §2).', ha='center', va='top', fontsize=7.5,
+           color='0.3')
   return fig

@@ -49,6 +49,10 @@ class FiniteSizeFit:
   intervals: Dict[str, List[float]] = dataclasses.field(default_factory=dict)  # 95%, bootstrap
   bootstrap_std: Dict[str, float] = dataclasses.field(default_factory=dict)
   bootstrap_converged: int = 0  # bootstrap resamples whose fit converged
+  # Weighted residuals^2 per degree of freedom (per-P standard errors as weights): well above
+  # 1, the form misses the data by more than seed noise, and the bootstrap intervals (seed
+  # noise only) understate the uncertainty of phi_inf.
+  chi2_per_dof: float = float('nan')
 
   def to_json(self) -> dict:
     return dataclasses.asdict(self)
@@ -106,8 +110,11 @@ def fit_finite_size(train_sizes: Sequence[int], phi_per_size: Sequence[np.ndarra
                    starts=((params[2],),))
     if b is not None:
       samples.append(b)
+  residuals = (phi_model(P, params[0], math.exp(params[1]), params[2]) - means) / sems
+  dof = len(P) - len(FIT_PARAMETERS)
   out = FiniteSizeFit(float(params[0]), float(math.exp(params[1])), float(params[2]), True,
-                      bootstrap_converged=len(samples))
+                      bootstrap_converged=len(samples),
+                      chi2_per_dof=float(np.sum(residuals ** 2) / dof) if dof else float('nan'))
   at_bound = params[1] >= math.log(P.min()) - 1e-6 or params[2] >= 20.0 - 1e-6
   if at_bound:
     out.message = 'the fit sits at a bound of its parameters; read phi_inf with care.'
@@ -213,7 +220,8 @@ def _fit_line(label: str, fit: dict) -> str:
     return f'{label}: no fit ({fit["message"]})'
   ci = fit['intervals'].get('phi_inf', [np.nan, np.nan])
   return (f'{label}: phi_inf = {fit["phi_inf"]:.4f} [{ci[0]:.4f}, {ci[1]:.4f}], '
-          f'P0 = {fit["P0"]:.3g}, gamma = {fit["gamma"]:.3g}')
+          f'P0 = {fit["P0"]:.3g}, gamma = {fit["gamma"]:.3g}, chi2/dof = '
+          f'{fit["chi2_per_dof"]:.3g}')
 
 
 def run_scaling(datasets: Sequence[str], train_sizes: Optional[Sequence[int]],
@@ -259,8 +267,9 @@ def run_scaling(datasets: Sequence[str], train_sizes: Optional[Sequence[int]],
       pick = max(below, key=lambda p: p.data.train_size)
       histories.append(sweeps.load_point(sweep, pick).history)
       labels.append(f'{dataset} (P={pick.data.train_size})')
-    plotting.save(plotting.observables_vs_train_error(histories, labels, title=title),
-                  sweep.path, 'observables_vs_train_error')
+    plotting.save(plotting.observables_vs_train_error(
+        histories, labels, title=title if len(labels) > 1 else f'{labels[0]}, {title}'),
+        sweep.path, 'observables_vs_train_error')
   for label, g in summary['datasets'].items():
     for P, row in g['by_train_size'].items():
       log(f'{label:>14s} P={P:>6s}: phi = {row["phi_mean"]:.4f} +- {row["phi_std"]:.4f}, '

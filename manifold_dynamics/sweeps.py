@@ -95,7 +95,7 @@ class SweepDir:
     if os.path.exists(self.path) and not os.path.isdir(self.path):
       raise UserError(f'{self.path} exists and is not a directory; choose another --workdir.')
     if os.path.isfile(config_path):
-      old = io.read_json(config_path)
+      old = _with_new_defaults(io.read_json(config_path))
       if {k: old.get(k) for k in grid} != io.strict_json(grid):
         raise UserError(f'sweep directory {self.path} holds a different grid '
                         f'({_difference(old, grid)}); choose another --workdir, or delete it '
@@ -118,6 +118,17 @@ class SweepDir:
 
   def file(self, name: str) -> str:
     return os.path.join(self.path, name)
+
+
+def _with_new_defaults(config: dict) -> dict:
+  """A sweep's config.json with the config fields added since it was written set to their
+  defaults (which keep the old behaviour), so a sweep survives an upgrade of the package."""
+  defaults = {'data': dataclasses.asdict(DataConfig()), 'train': dataclasses.asdict(TrainConfig())}
+  for point in config.get('points', []):
+    for section, values in defaults.items():
+      if section in point:
+        point[section] = {**io.strict_json(values), **point[section]}
+  return config
 
 
 def _difference(old: dict, new: dict) -> str:

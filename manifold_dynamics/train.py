@@ -93,6 +93,8 @@ class EpochRecord:
   train_error: jax.Array  # fraction of the training set misclassified
   test_error: jax.Array  # fraction of the test set misclassified
   mistakes_packed: jax.Array  # (ceil(P / 8),) uint8: np.packbits of the misclassified mask
+  # R+, R-, D of every hidden layer, each (L - 1,), with cfg.layers == 'all'; else None.
+  layers: Optional[geometry.ClassGeometry] = None
 
 
 class Trainer(NamedTuple):
@@ -127,12 +129,19 @@ def make_train(cfg: TrainConfig) -> Trainer:
         weights=weights, standardiser=standardiser)
 
   def loss_fn(params, state: RunState, data: TrainData):
-    logits_Px2, h_PxH = model.apply({'params': params}, data.x_train, state.standardiser)
+    """Loss and (logits, h): h the first hidden layer, or with cfg.layers == 'all' every
+    hidden layer stacked (L - 1, P, H), the first one first."""
+    if cfg.layers == 'all':
+      (logits_Px2, _), sown = model.apply({'params': params}, data.x_train, state.standardiser,
+                                          mutable=['intermediates'])
+      h = jnp.stack(sown['intermediates']['hidden'])
+    else:
+      logits_Px2, h = model.apply({'params': params}, data.x_train, state.standardiser)
     ce_P = optax.softmax_cross_entropy_with_integer_labels(logits_Px2, class_index(data.y_train))
     loss = jnp.sum(state.weights * ce_P) / jnp.sum(state.weights)
-    return loss, (logits_Px2, h_PxH)
+    return loss, (logits_Px2, h)
 
-  def record(params, state: RunState, data: TrainData, loss, logits_Px2, h_PxH,
+  def record(params, state: RunState, data: TrainData, loss, logits_Px2, h,
              with_test=True) -> EpochRecord:
     """The observables of one epoch; `with_test` False (or a traced bool) records the test
     error as NaN instead of evaluating the test set."""
@@ -147,11 +156,17 @@ def make_train(cfg: TrainConfig) -> Trainer:
       test = test_error()
     else:  # an unbatched predicate stays a real branch under vmap: skipped epochs cost nothing
       test = jax.lax.cond(with_test, test_error, lambda: jnp.float32(jnp.nan))
-    geo = geometry.class_geometry(h_PxH, data.y_train, state.weights)
+    layers = None
+    if cfg.layers == 'all':  # h is (L - 1, P, H): every hidden layer
+      layers = jax.vmap(geometry.class_geometry, in_axes=(0, None, None))(
+          h, data.y_train, state.weights)
+      geo = jax.tree.map(lambda x: x[0], layers)
+    else:
+      geo = geometry.class_geometry(h, data.y_train, state.weights)
     return EpochRecord(
         R_plus=geo.R_plus, R_minus=geo.R_minus, D=geo.D, loss=loss,
         train_error=jnp.sum(state.weights * wrong_P) / jnp.sum(state.weights),
-        test_error=test, mistakes_packed=jnp.packbits(wrong_P))
+        test_error=test, mistakes_packed=jnp.packbits(wrong_P), layers=layers)
 
   def epoch_step(state: RunState, data: TrainData, with_test=True):
     params = state.train.params
@@ -195,8 +210,13 @@ class History:
   test_error: np.ndarray
   mistakes_packed: np.ndarray  # (seeds, epochs + 1, ceil(P / 8)) uint8
   num_examples: int  # P, to unpack the masks
+  # (seeds, epochs + 1, L - 1): R+, R-, D of every hidden layer (cfg.layers == 'all'), or None
+  layer_R_plus: Optional[np.ndarray] = None
+  layer_R_minus: Optional[np.ndarray] = None
+  layer_D: Optional[np.ndarray] = None
 
   ARRAYS = ('R_plus', 'R_minus', 'D', 'loss', 'train_error', 'test_error')
+  LAYER_ARRAYS = ('layer_R_plus', 'layer_R_minus', 'layer_D')
 
   @property
   def num_seeds(self) -> int:
@@ -210,7 +230,8 @@ class History:
   def select(self, seeds) -> 'History':
     """The history of some seeds (runs) only: `seeds` indexes the leading axis."""
     return dataclasses.replace(self, **{k: getattr(self, k)[seeds] for k in
-                                        self.ARRAYS + ('mistakes_packed',)})
+                                        self.ARRAYS + self.LAYER_ARRAYS + ('mistakes_packed',)
+                                        if getattr(self, k) is not None})
 
   def mistakes(self, epoch=slice(None)) -> np.ndarray:
     """Boolean misclassification masks (seeds, [epochs,] P) at `epoch` (index or slice)."""
@@ -220,8 +241,13 @@ class History:
   @classmethod
   def from_records(cls, records: EpochRecord, num_examples: int) -> 'History':
     arrays = jax.device_get(records)
+    layers = {}
+    if arrays.layers is not None:
+      layers = {f'layer_{k}': np.asarray(getattr(arrays.layers, k))
+                for k in ('R_plus', 'R_minus', 'D')}
     return cls(**{k: np.asarray(getattr(arrays, k)) for k in cls.ARRAYS},
-               mistakes_packed=np.asarray(arrays.mistakes_packed), num_examples=num_examples)
+               mistakes_packed=np.asarray(arrays.mistakes_packed), num_examples=num_examples,
+               **layers)
 
   def diverged_epochs(self, factor: float = np.inf) -> np.ndarray:
     """(seeds,) first epoch with a non-finite observable or a loss above `factor` times the

@@ -123,3 +123,17 @@ def test_two_workers_at_once_train_every_point_once_and_match_one_worker(mnist_d
       np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
   with open(os.path.join(path, 'config.json')) as f:
     assert len(json.load(f)['points']) == 4
+
+
+def test_a_sweep_written_before_a_new_config_field_still_resumes(mnist_dir, tmp_path):
+  path = str(tmp_path / 'sweep')
+  sweeps.SweepDir(path, 'test', grid(mnist_dir))
+  config = io.read_json(os.path.join(path, 'config.json'))
+  for point in config['points']:
+    del point['train']['layers']  # as written by a version without the field
+  io.write_json(os.path.join(path, 'config.json'), config)
+  sweeps.SweepDir(path, 'test', grid(mnist_dir))  # the default keeps the old behaviour
+  changed = [dataclasses.replace(p, train=dataclasses.replace(TRAIN, layers='all'))
+             for p in grid(mnist_dir)]
+  with pytest.raises(UserError, match='has other settings'):
+    sweeps.SweepDir(path, 'test', changed)

@@ -266,3 +266,28 @@ def test_standardiser_matches_host_and_maps_constant_pixels_to_zero(data):
 def test_empty_training_set_is_refused(data):
   with pytest.raises(train.UserError, match='at least one training example'):
     train.fit(CFG, data, log=None, weights=np.zeros(64, np.float32))
+
+
+def test_every_layer_observables_match_the_first_and_a_direct_computation(key, data):
+  cfg = dataclasses.replace(CFG, depth=4, layers='all', epochs=5, chunk_epochs=2)
+  history, states = train.fit(cfg, data, log=None, return_state=True)
+  plain = train.fit(dataclasses.replace(cfg, layers='first'), data, log=None)
+  assert history.layer_R_plus.shape == (CFG.seeds, 6, 3)
+  for name in ('R_plus', 'R_minus', 'D'):  # layer 1 is the paper's representation
+    np.testing.assert_array_equal(getattr(history, f'layer_{name}')[..., 0],
+                                  getattr(history, name))
+    # the same numbers up to float32 rounding (the vmapped kernel fuses differently)
+    np.testing.assert_allclose(getattr(history, name), getattr(plain, name), rtol=1e-6)
+  for name in ('loss', 'train_error', 'mistakes_packed'):  # the training itself is untouched
+    np.testing.assert_array_equal(getattr(history, name), getattr(plain, name))
+  # The last epoch of seed 0, layer by layer, from the final parameters.
+  params = jax.tree.map(lambda x: x[0], states.train.params)
+  x_std, _ = host_standardised(data)
+  z = jnp.asarray(x_std)
+  for layer in range(3):
+    kernel, bias = params[f'hidden_{layer}']['kernel'], params[f'hidden_{layer}']['bias']
+    z = jnp.tanh(z @ kernel + bias[None, :])
+    geo = geometry.class_geometry(z, data.y_train)
+    np.testing.assert_allclose([history.layer_R_plus[0, -1, layer],
+                                history.layer_D[0, -1, layer]], [geo.R_plus, geo.D],
+                               rtol=2e-4, atol=2e-5)
