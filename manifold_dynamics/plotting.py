@@ -376,8 +376,12 @@ def phi_vs_train_size(groups: dict, model, title: str = ''):
   for color, (label, g) in zip(colors, groups.items()):
     sizes = np.array(g['train_sizes'], float)
     rows = [g['by_train_size'][str(int(P))] for P in sizes]
+    excluded = set(g.get('excluded_from_fit', ()))
     for P, row in zip(sizes, rows):
-      _log_box(ax, P, row['phi_mean'], row['phi_std'], color)
+      if int(P) in excluded:  # most seeds do not invert: no straggler fraction
+        ax.plot(P, row['phi_mean'], 'x', color=color, ms=7)
+      else:
+        _log_box(ax, P, row['phi_mean'], row['phi_std'], color)
     fit = g['fit']
     text = label
     if fit['converged']:
@@ -396,7 +400,8 @@ def phi_vs_train_size(groups: dict, model, title: str = ''):
     ax.set_title(title, fontsize=9)
   fig.text(0.5, -0.02, r'Boxes: mean $\pm$ std over seeds. Dashed: fit '
            r'$\phi_\infty(1-(P/P_0)^{-\gamma})$; dotted: $\phi_\infty$ (95% bootstrap interval '
-           r'in the legend).', ha='center', va='top', fontsize=7.5, color='0.3', wrap=True)
+           r'over seeds in the legend). x: most seeds do not invert (left out of the fit).',
+           ha='center', va='top', fontsize=7.5, color='0.3', wrap=True)
   return fig
 
 

@@ -101,7 +101,11 @@ class SweepDir:
                         f'({_difference(old, grid)}); choose another --workdir, or delete it '
                         f'to start again.')
     else:
-      if os.path.isdir(self.path) and os.listdir(self.path):
+      # Another worker may be creating this sweep right now: its `points` and its config.json
+      # on the way in (atomic rename) are not someone else's files.
+      others = [f for f in (os.listdir(self.path) if os.path.isdir(self.path) else [])
+                if f != POINTS and not f.startswith('config.json')]
+      if others:
         raise UserError(f'{self.path} is not empty and is not a sweep directory (no '
                         f'config.json); choose another --workdir.')
       os.makedirs(os.path.join(self.path, POINTS), exist_ok=True)
