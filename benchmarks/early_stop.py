@@ -2,6 +2,10 @@ r"""Validates --stop_after_inversion against full runs, seed by seed (run by han
 
     python benchmarks/early_stop.py --full_run=runs/inversion-mnist
     python benchmarks/early_stop.py --dataset=mnist --seeds=100      # trains the full run too
+    python benchmarks/early_stop.py --full_run=A --stopped_run=B       # compares two runs only
+
+A run directory of a sweep point is a run directory too: `--full_run=runs/act-full/points/relu
+--stopped_run=runs/act/points/relu` checks a sweep's early stop against a full-length sweep.
 
 Trains the configuration of the full run (same keys) with the stop rule, and compares per
 seed: t* of R+, R- and D, phi and S(t*) (the stop run reads them from the epochs it trained).
@@ -27,6 +31,8 @@ from manifold_dynamics.train import TrainData, fit
 cli.define_run_flags(epochs=1000, seeds=100)
 flags.DEFINE_string('full_run', None, 'A finished inversion run directory to compare with; '
                     'without it the full run is trained here first.')
+flags.DEFINE_string('stopped_run', None, 'An early-stopped run directory of the same '
+                    'configuration to compare with --full_run, instead of training one.')
 flags.DEFINE_string('output', None, 'Write the report as JSON here.')
 FLAGS = flags.FLAGS
 
@@ -49,16 +55,18 @@ def main(argv):
     full, full_seconds = source.history, None
   else:
     data_cfg, train_cfg = cli.configs_from_flags(FLAGS, {})
-  task = load_task(data_cfg)
-  data = TrainData.from_task(task)
-  if not FLAGS.full_run:
+  train_cfg = dataclasses.replace(train_cfg, stop_after_inversion=False)
+  if FLAGS.stopped_run:
+    stopped, stop_seconds = io.load_run(FLAGS.stopped_run).history, None
+  else:
+    data = TrainData.from_task(load_task(data_cfg))
+    if not FLAGS.full_run:
+      tic = time.perf_counter()
+      full = fit(train_cfg, data)
+      full_seconds = time.perf_counter() - tic
     tic = time.perf_counter()
-    full = fit(train_cfg, data)
-    full_seconds = time.perf_counter() - tic
-  tic = time.perf_counter()
-  stop_cfg = dataclasses.replace(train_cfg, stop_after_inversion=True)
-  stopped = fit(stop_cfg, data)
-  stop_seconds = time.perf_counter() - tic
+    stopped = fit(dataclasses.replace(train_cfg, stop_after_inversion=True), data)
+    stop_seconds = time.perf_counter() - tic
 
   inv_full, inv_stop = inversion.analyse(full), inversion.analyse(stopped)
   report = {'config': {'data': dataclasses.asdict(data_cfg),

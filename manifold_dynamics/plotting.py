@@ -390,7 +390,8 @@ def phi_vs_train_size(groups: dict, model, title: str = ''):
       ax.axhline(fit['phi_inf'], color=color, ls=':', lw=1)
       ci = fit['intervals'].get('phi_inf')
       text += (f': $\\phi_\\infty$ = {fit["phi_inf"]:.3f}' +
-               (f' [{ci[0]:.3f}, {ci[1]:.3f}]' if ci else ''))
+               (f' [{ci[0]:.3f}, {ci[1]:.3f}]' if ci else '') +
+               (' (fit at a bound)' if 'bound' in fit['message'] else ''))
     ax.plot([], [], color=color, lw=6, alpha=0.5, label=text)
   ax.set_xscale('log', base=2)
   ax.set_xlabel('training set size $P$')

@@ -58,6 +58,11 @@ class FiniteSizeFit:
     return dataclasses.asdict(self)
 
 
+def _bounds(P: np.ndarray):
+  """(lower, upper) bounds of (phi_inf, log P0, gamma)."""
+  return [0.0, -10.0, 1e-3], [1.0, math.log(P.min()), 20.0]
+
+
 def _fit_means(P: np.ndarray, means: np.ndarray, sems: np.ndarray,
                starts=((0.3,), (1.0,), (3.0,))) -> Optional[np.ndarray]:
   """(phi_inf, log P0, gamma) by weighted least squares from several starts, or None."""
@@ -71,7 +76,7 @@ def _fit_means(P: np.ndarray, means: np.ndarray, sems: np.ndarray,
         warnings.simplefilter('ignore')
         params, _ = scipy.optimize.curve_fit(
             model, P, means, p0=p0, sigma=sems, maxfev=5000,
-            bounds=([0.0, -10.0, 1e-3], [1.0, log_p_min, 20.0]))
+            bounds=_bounds(P))
     except (RuntimeError, ValueError):
       continue
     cost = np.sum(((model(P, *params) - means) / sems) ** 2)
@@ -115,9 +120,12 @@ def fit_finite_size(train_sizes: Sequence[int], phi_per_size: Sequence[np.ndarra
   out = FiniteSizeFit(float(params[0]), float(math.exp(params[1])), float(params[2]), True,
                       bootstrap_converged=len(samples),
                       chi2_per_dof=float(np.sum(residuals ** 2) / dof) if dof else float('nan'))
-  at_bound = params[1] >= math.log(P.min()) - 1e-6 or params[2] >= 20.0 - 1e-6
+  lower, upper = _bounds(P)
+  at_bound = [name for name, v, lo, hi in zip(FIT_PARAMETERS, params, lower, upper)
+              if min(v - lo, hi - v) <= 1e-6 * max(1.0, abs(v))]
   if at_bound:
-    out.message = 'the fit sits at a bound of its parameters; read phi_inf with care.'
+    out.message = (f'the fit sits at a bound of {", ".join(at_bound)} (phi(P) hardly changes '
+                   f'over these P, so the form is not identifiable); read phi_inf with care.')
   if samples:
     s = np.array(samples)
     s[:, 1] = np.exp(s[:, 1])

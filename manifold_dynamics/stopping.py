@@ -8,7 +8,9 @@ records to the rule, and stops between chunks.
 curve (sign-flipped for D, whose extremum is a maximum) has reached a running minimum below
 its initial value, and has since moved back above it by more than `delta + margin`. From then
 on t*, phi and S(t*) can be read from the epochs trained (SPEC §5), as long as the curve never
-returns below that minimum; the margin is what makes this safe (see `DEFAULT_MARGIN`).
+returns below that minimum; the margin is what makes this safe (see `DEFAULT_MARGIN`). A curve
+that does return below it before training stops (a second dip, as linear nets show) loses its
+confirmation until it has moved back past the new minimum.
 """
 
 from typing import Sequence
@@ -39,7 +41,8 @@ class InversionStop:
     shape = (num_seeds, len(self.observables))
     self.initial = None  # (seeds, K) signed value at epoch 0
     self.running_min = np.full(shape, np.inf)  # (seeds, K) signed minimum over epochs >= 1
-    self.confirmed_epoch = np.full(shape, -1, np.int64)  # first epoch confirmed, -1 = not yet
+    # epoch at which the latest extremum was confirmed, -1 = not (or no longer) confirmed
+    self.confirmed_epoch = np.full(shape, -1, np.int64)
     self.epochs_seen = 0
 
   def update(self, records) -> bool:
@@ -51,12 +54,20 @@ class InversionStop:
     if self.initial is None:
       self.initial = signed[..., 0]
       signed = np.where(epochs == 0, np.inf, signed)  # the extremum must be interior
-    running = np.minimum.accumulate(
-        np.concatenate([self.running_min[..., None], signed], axis=-1), axis=-1)[..., 1:]
+    carried = np.concatenate([self.running_min[..., None], signed], axis=-1)
+    running_all = np.minimum.accumulate(carried, axis=-1)
+    running = running_all[..., 1:]
+    # A new extremum after a confirmation (a second dip) supersedes it: only a move back past
+    # the latest extremum counts, so t* read from the epochs trained is the latest extremum.
+    dropped = running < running_all[..., :-1]  # (seeds, K, n): a new extremum at this epoch
+    n = signed.shape[-1]
+    last_drop = np.where(dropped.any(-1), n - 1 - np.argmax(dropped[..., ::-1], axis=-1), -1)
     with np.errstate(invalid='ignore'):  # inf - inf before the first interior epoch
       hit = (running < self.initial[..., None]) & (signed - running > self.threshold)
+    hit &= np.arange(n) > last_drop[..., None]
     first = np.where(hit.any(-1), epochs[np.argmax(hit, axis=-1)], -1)
-    self.confirmed_epoch = np.where(self.confirmed_epoch >= 0, self.confirmed_epoch, first)
+    keep = (self.confirmed_epoch >= 0) & (last_drop < 0)
+    self.confirmed_epoch = np.where(keep, self.confirmed_epoch, first)
     self.running_min = running[..., -1]
     self.epochs_seen += signed.shape[-1]
     return self.done

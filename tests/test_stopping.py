@@ -125,3 +125,12 @@ def test_test_every_skips_epochs_with_nan_and_changes_nothing_else(noisy_data):
     np.testing.assert_array_equal(sparse.test_error[:, evaluated], every.test_error[:, evaluated])
     assert np.all(np.isnan(sparse.test_error[:, ~evaluated]))
     assert np.all(sparse.diverged_epochs(100.0) == -1)  # skipped epochs are not divergence
+
+
+def test_a_second_dip_withdraws_the_confirmation_until_it_moves_back_again():
+  dip = [1.0, 0.8, 0.85, 0.86, 0.7, 0.7, 0.71, 0.75]  # confirmed at 2, new minimum at 4
+  for sizes in ([8], [3, 5], [1] * 8):
+    rule = feed(stopping.InversionStop(1), records(dip), sizes)
+    assert rule.confirmed_epoch[0, 0] == 7, sizes
+  rule = feed(stopping.InversionStop(1), records(dip[:6]), [6])
+  assert rule.confirmed_epoch[0, 0] == -1 and not rule.done
