@@ -48,6 +48,8 @@ def largest_false_move_back(curve_SxT: np.ndarray, kind: str) -> float:
 
 def main(argv):
   cli.reject_arguments(argv)
+  if FLAGS.stopped_run and not FLAGS.full_run:
+    raise app.UsageError('--stopped_run is compared with --full_run: pass both.')
   if FLAGS.full_run:
     source = io.load_run(FLAGS.full_run)
     data_cfg = DataConfig(**source.config['data'])
