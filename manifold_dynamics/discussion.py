@@ -77,7 +77,10 @@ def run_activations(activations: Sequence[str], data_cfg: DataConfig, train_cfg:
     title = (f'{data_cfg.dataset}, P={data_cfg.train_size}, {train_cfg.depth}x'
              f'{train_cfg.width}, {train_cfg.optimizer} lr={train_cfg.lr:g}')
     histories = [sweeps.load_point(sweep, p).history for p in done]
-    labels = [f'{p.name}: $\\phi$={rows[p.name]["phi_mean"]:.3f}' for p in done]
+    labels = [f'{p.name}: $\\phi$={rows[p.name]["phi_mean"]:.3f}'
+              if rows[p.name]['inversion_fraction']['R_plus'] > 0.5 else
+              f'{p.name}: R+ inverts in {rows[p.name]["inversion_fraction"]["R_plus"]:.0%}'
+              for p in done]
     plotting.save(plotting.observables_vs_train_error(histories, labels, title=title),
                   sweep.path, 'observables_vs_train_error')
   _log_rows(rows, log)

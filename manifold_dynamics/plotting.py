@@ -62,7 +62,8 @@ def _train_error_axis(ax):
   ax.invert_xaxis()
   lo, hi = sorted(ax.get_xlim())
   decades = range(int(np.floor(np.log10(lo))), int(np.ceil(np.log10(hi))) + 1)
-  ticks = [m * 10.0 ** d for d in decades for m in (1, 2, 5) if lo <= m * 10.0 ** d <= hi]
+  mantissas = (1, 2, 5) if len(decades) <= 3 else (1,)
+  ticks = [m * 10.0 ** d for d in decades for m in mantissas if lo <= m * 10.0 ** d <= hi]
   ax.xaxis.set_major_locator(matplotlib.ticker.FixedLocator(ticks))
   ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f'{v:g}'))
   ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
