@@ -137,3 +137,25 @@ def test_activations_and_init_scale_write_complete_sweeps(mnist_dir, tmp_path, c
   err = run_error(init_scale_main.main, capsys, data_dir=mnist_dir,
                   workdir=str(tmp_path / 'init2'), init_scales=['1', '-2'])
   assert '--init_scales must be positive' in err
+
+
+@pytest.mark.parametrize('main,extra,points', [
+    (scaling_main, ['--datasets=mnist', '--train_sizes=48,64,96'], 3),  # sizes: tiny data
+    (architectures_main, ['--train_sizes=48,64,96', '--train_size=64'], 6),  # 2 depths x 3 P
+    (activations_main, ['--train_size=64'], 5),
+    (init_scale_main, ['--train_size=64'], 3),
+], ids=['scaling', 'architectures', 'activations', 'init_scale'])
+def test_quick_writes_a_complete_sweep_directory(mnist_dir, tmp_path, main, extra, points):
+  workdir = str(tmp_path / 'quick')
+  with flagsaver.flagsaver():
+    from absl import flags  # pylint: disable=g-import-not-at-top
+    flags.FLAGS(['x.py', '--quick', f'--data_dir={mnist_dir}', f'--workdir={workdir}',
+                 '--epochs=8', '--width=6', '--bootstrap=5'] + extra)
+    main.main(['x.py'])
+  files, names = sweep_files(workdir)
+  assert 'summary.json' in files and any(f.endswith('.png') for f in files)
+  assert len(names) == points
+  summary = io.read_json(os.path.join(workdir, 'summary.json'))
+  assert summary['points_complete'] == summary['points_total'] == points
+  config = io.read_json(os.path.join(workdir, 'config.json'))
+  assert all(p['train']['seeds'] == 4 for p in config['points'])  # the --quick value
