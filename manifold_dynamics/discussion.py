@@ -85,6 +85,7 @@ def run_activations(activations: Sequence[str], data_cfg: DataConfig, train_cfg:
                   sweep.path, 'observables_vs_train_error')
   _log_rows(rows, log)
   log(f'results in {sweep.path}')
+  sweep.raise_failures()
   return summary
 
 
@@ -133,4 +134,5 @@ def run_init_scale(scales: Sequence[float], data_cfg: DataConfig, train_cfg: Tra
         f'{summary["minimum_disappears_at"]:.3g} (Var(w) x H = '
         f'{variance_times_width(summary["minimum_disappears_at"]):.3g})')
   log(f'results in {sweep.path}')
+  sweep.raise_failures()
   return summary

@@ -284,6 +284,7 @@ def run_scaling(datasets: Sequence[str], train_sizes: Optional[Sequence[int]],
           f't*(R+) = {row["t_star_mean"]:.1f}')
     log(_fit_line(label, g['fit']))
   log(f'results in {sweep.path}')
+  sweep.raise_failures()
   return summary
 
 
@@ -341,6 +342,7 @@ def run_architectures(depths: Sequence[int], widths: Sequence[int],
   for label, g in fits.items():
     log(f'{label:>6s} ({g["num_params"]:>6d} parameters): ' + _fit_line('', g['fit']).lstrip(': '))
   log(f'results in {sweep.path}')
+  sweep.raise_failures()
   return summary
 
 

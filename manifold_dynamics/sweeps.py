@@ -89,6 +89,7 @@ class SweepDir:
     _check_points(points)
     self.path = os.path.abspath(path)
     self.points = list(points)
+    self.failures: List[str] = []  # 'name (message)' of the points that failed in `run`
     grid = {'experiment': experiment, 'settings': settings or {},
             'points': [p.to_json() for p in points]}
     config_path = os.path.join(self.path, 'config.json')
@@ -110,6 +111,13 @@ class SweepDir:
                         f'config.json); choose another --workdir.')
       os.makedirs(os.path.join(self.path, POINTS), exist_ok=True)
       io.write_json(config_path, dict(grid, environment=pipeline.environment()))
+
+  def raise_failures(self):
+    """After the summary and figures are written: a one-line error naming the points that
+    failed in this run (they are retried when the command runs again)."""
+    if self.failures:
+      raise UserError(f'{len(self.failures)} point(s) of the sweep failed, the others are '
+                      f'complete and summarised: {"; ".join(self.failures)}')
 
   def point_dir(self, point: Point) -> str:
     return os.path.join(self.path, POINTS, point.name)
@@ -175,7 +183,11 @@ def run(sweep: SweepDir, num_tasks: int = 1, task_index: int = 0, collect_only: 
     for stale in glob.glob(f'{directory}.partial-*'):  # left by a killed run of this worker
       shutil.rmtree(stale, ignore_errors=True)
     log(f'--- point {point.name} ({i + 1}/{len(todo)} of this worker)')
-    train_point(point, directory, log)
+    try:
+      train_point(point, directory, log)
+    except UserError as e:  # e.g. a diverging lr: the other points still train
+      log(f'point {point.name} failed: {e}')
+      sweep.failures.append(f'{point.name} ({e})')
   done = sweep.complete()
   log(f'sweep {sweep.path}: {len(done)} of {len(sweep.points)} points complete')
   return done

@@ -137,3 +137,16 @@ def test_a_sweep_written_before_a_new_config_field_still_resumes(mnist_dir, tmp_
              for p in grid(mnist_dir)]
   with pytest.raises(UserError, match='has other settings'):
     sweeps.SweepDir(path, 'test', changed)
+
+
+def test_a_failing_point_does_not_stop_the_others_and_fails_at_the_end(mnist_dir, tmp_path,
+                                                                       capsys):
+  from tests.test_fig3 import init_scale_main, run_error  # pylint: disable=g-import-not-at-top
+  workdir = str(tmp_path / 'init')
+  err = run_error(init_scale_main.main, capsys, data_dir=mnist_dir, workdir=workdir,
+                  train_size=64, init_scales=['0.5', '1'], seeds=2, epochs=20, width=6,
+                  depth=2, lr=1e4, chunk_epochs=10)  # the loss explodes at both scales
+  assert '2 point(s) of the sweep failed' in err and err.count('lower --lr') == 2
+  assert 's0.5 (' in err and 's1 (' in err  # both were tried: the first did not stop the run
+  summary = io.read_json(os.path.join(workdir, 'summary.json'))  # written all the same
+  assert summary['points_total'] == 2 and summary['points_complete'] == 0
