@@ -38,7 +38,9 @@ def main(argv):
     data_cfg, train_cfg = cli.configs_from_flags(FLAGS, QUICK, DEFAULTS)
     scales = cli.float_list(FLAGS, 'init_scales', QUICK_SCALES)
     num_tasks, task_index = cli.sweep_worker(FLAGS)
-    workdir = cli.workdir(FLAGS, 'init_scale', data_cfg, train_cfg)
+    workdir = FLAGS.workdir or (f'runs/init_scale{"-quick" if FLAGS.quick else ""}-'
+                                f'{data_cfg.dataset}-P{data_cfg.train_size}-L{train_cfg.depth}'
+                                f'xH{train_cfg.width}-{train_cfg.activation}-S{train_cfg.seeds}')
     discussion.run_init_scale(scales, data_cfg, train_cfg, workdir, num_tasks, task_index,
                               FLAGS.collect_only)
 
