@@ -35,9 +35,9 @@ def main(argv):
   with cli.one_line_errors(argv[0]):
     data_cfg, train_cfg = cli.configs_from_flags(FLAGS, QUICK, DEFAULTS)
     num_tasks, task_index = cli.sweep_worker(FLAGS)
-    workdir = FLAGS.workdir or (f'runs/activations{"-quick" if FLAGS.quick else ""}-'
-                                f'{data_cfg.dataset}-P{data_cfg.train_size}-L{train_cfg.depth}'
-                                f'xH{train_cfg.width}-S{train_cfg.seeds}')
+    workdir = cli.sweep_workdir(FLAGS, 'activations', data_cfg.dataset,
+                                f'P{data_cfg.train_size}',
+                                f'L{train_cfg.depth}xH{train_cfg.width}', f'S{train_cfg.seeds}')
     discussion.run_activations(FLAGS.activations, data_cfg, train_cfg, workdir, num_tasks,
                                task_index, FLAGS.collect_only)
 

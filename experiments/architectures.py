@@ -54,9 +54,9 @@ def main(argv):
     widths = cli.int_list(FLAGS, 'widths', QUICK_LISTS['widths'])
     sizes = cli.int_list(FLAGS, 'train_sizes', QUICK_LISTS['train_sizes'])
     num_tasks, task_index = cli.sweep_worker(FLAGS)
-    workdir = FLAGS.workdir or (f'runs/architectures{"-quick" if FLAGS.quick else ""}-'
-                                f'{data_cfg.dataset}-{train_cfg.activation}-'
-                                f'{train_cfg.optimizer}-lr{train_cfg.lr:g}-S{train_cfg.seeds}')
+    workdir = cli.sweep_workdir(FLAGS, 'architectures', data_cfg.dataset,
+                                train_cfg.activation, f'{train_cfg.optimizer}-lr{train_cfg.lr:g}',
+                                f'S{train_cfg.seeds}')
     scaling.run_architectures(depths, widths, sizes, data_cfg, train_cfg, workdir,
                               FLAGS.bootstrap, FLAGS.overlap_size, num_tasks, task_index,
                               FLAGS.collect_only)

@@ -38,9 +38,10 @@ def main(argv):
     data_cfg, train_cfg = cli.configs_from_flags(FLAGS, QUICK, DEFAULTS)
     scales = cli.float_list(FLAGS, 'init_scales', QUICK_SCALES)
     num_tasks, task_index = cli.sweep_worker(FLAGS)
-    workdir = FLAGS.workdir or (f'runs/init_scale{"-quick" if FLAGS.quick else ""}-'
-                                f'{data_cfg.dataset}-P{data_cfg.train_size}-L{train_cfg.depth}'
-                                f'xH{train_cfg.width}-{train_cfg.activation}-S{train_cfg.seeds}')
+    workdir = cli.sweep_workdir(FLAGS, 'init_scale', data_cfg.dataset,
+                                f'P{data_cfg.train_size}',
+                                f'L{train_cfg.depth}xH{train_cfg.width}', train_cfg.activation,
+                                f'S{train_cfg.seeds}')
     discussion.run_init_scale(scales, data_cfg, train_cfg, workdir, num_tasks, task_index,
                               FLAGS.collect_only)
 

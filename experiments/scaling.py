@@ -52,9 +52,9 @@ def main(argv):
     datasets = cli.known_datasets(cli.quick_value(FLAGS, 'datasets', QUICK_LISTS['datasets']))
     sizes = cli.int_list(FLAGS, 'train_sizes', QUICK_LISTS['train_sizes']) or None
     num_tasks, task_index = cli.sweep_worker(FLAGS)
-    workdir = FLAGS.workdir or (f'runs/scaling{"-quick" if FLAGS.quick else ""}-'
-                                f'{"-".join(datasets)}-L{train_cfg.depth}xH{train_cfg.width}-'
-                                f'{train_cfg.activation}-S{train_cfg.seeds}')
+    workdir = cli.sweep_workdir(FLAGS, 'scaling', *datasets,
+                                f'L{train_cfg.depth}xH{train_cfg.width}', train_cfg.activation,
+                                f'S{train_cfg.seeds}')
     scaling.run_scaling(datasets, sizes, train_cfg, workdir, data_cfg.data_dir,
                         data_cfg.data_source, FLAGS.bootstrap, num_tasks, task_index,
                         FLAGS.collect_only)

@@ -179,6 +179,13 @@ def define_sweep_flags(bootstrap: bool = True):
                 'Bootstrap resamples over seeds for the intervals of the finite-size fit.')
 
 
+def sweep_workdir(flag_values, experiment: str, *parts: str) -> str:
+  """--workdir, or runs/<experiment>[-quick]-<parts joined by '-'>."""
+  if flag_values.workdir:
+    return flag_values.workdir
+  return 'runs/' + '-'.join([experiment + ('-quick' if flag_values.quick else '')] + list(parts))
+
+
 def sweep_worker(flag_values):
   """(num_tasks, task_index) from the flags or the cluster's environment."""
   return sweeps.worker_from_env(flag_values.num_tasks, flag_values.task_index)
