@@ -66,7 +66,7 @@ def run_activations(activations: Sequence[str], data_cfg: DataConfig, train_cfg:
                     f'{", ".join(ACTIVATIONS)}.')
   points = [sweeps.Point(a, data_cfg, dataclasses.replace(train_cfg, activation=a),
                          {'activation': a}) for a in dict.fromkeys(activations)]
-  sweep = sweeps.SweepDir(workdir, 'activations', points)
+  sweep = sweeps.SweepDir(workdir, 'activations', points, create=not collect_only)
   done = sweeps.run(sweep, num_tasks, task_index, collect_only, log)
   rows = {p.name: _point_row(s) for p, s in zip(done, sweeps.point_summaries(sweep,
                                                                                done).values())}
@@ -103,7 +103,7 @@ def run_init_scale(scales: Sequence[float], data_cfg: DataConfig, train_cfg: Tra
   points = [sweeps.Point(f's{s:.4g}', data_cfg, dataclasses.replace(train_cfg, init_scale=s),
                          {'init_scale': s, 'variance_times_width': variance_times_width(s)})
             for s in sorted(set(float(s) for s in scales))]
-  sweep = sweeps.SweepDir(workdir, 'init_scale', points)
+  sweep = sweeps.SweepDir(workdir, 'init_scale', points, create=not collect_only)
   done = sweeps.run(sweep, num_tasks, task_index, collect_only, log)
   rows = {}
   for p, s in zip(done, sweeps.point_summaries(sweep, done).values()):

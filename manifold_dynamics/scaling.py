@@ -252,7 +252,8 @@ def run_scaling(datasets: Sequence[str], train_sizes: Optional[Sequence[int]],
                                  {'dataset': dataset, 'train_size': P}))
   if not points:
     raise UserError('no dataset of --datasets could be read; see the notes above.')
-  sweep = sweeps.SweepDir(workdir, 'scaling', points, {'bootstrap': bootstrap})
+  sweep = sweeps.SweepDir(workdir, 'scaling', points, {'bootstrap': bootstrap},
+                          create=not collect_only)
   done = sweeps.run(sweep, num_tasks, task_index, collect_only, log)
   summaries = sweeps.point_summaries(sweep, done)
   groups: Dict[str, list] = {}
@@ -309,7 +310,8 @@ def run_architectures(depths: Sequence[int], widths: Sequence[int],
   overlap_size = overlap_size or (data_cfg.train_size if data_cfg.train_size in sizes
                                   else max(sizes))
   sweep = sweeps.SweepDir(workdir, 'architectures', points,
-                          {'bootstrap': bootstrap, 'overlap_size': overlap_size})
+                          {'bootstrap': bootstrap, 'overlap_size': overlap_size},
+                          create=not collect_only)
   done = sweeps.run(sweep, num_tasks, task_index, collect_only, log)
   summaries = sweeps.point_summaries(sweep, done)
   groups: Dict[str, list] = {}
@@ -331,7 +333,8 @@ def run_architectures(depths: Sequence[int], widths: Sequence[int],
            f'lr={train_cfg.lr:g}, {train_cfg.seeds} seeds')
   if fits:
     plotting.save(plotting.phi_inf_vs_params(fits, title), sweep.path, 'phi_inf_vs_params')
-    plotting.save(plotting.phi_vs_train_size(fits, phi_model, title), sweep.path, 'phi_vs_train_size')
+    plotting.save(plotting.phi_vs_train_size(fits, phi_model, title), sweep.path,
+                  'phi_vs_train_size')
   if overlaps:
     plotting.save(plotting.overlap_by_architecture(
         [f'{r["run_0"]} / {r["run_1"]}' for r in overlaps],

@@ -52,11 +52,19 @@ def _check_points(points: Sequence[Point]):
   if not points:
     raise UserError('the sweep has no points; check its lists of values.')
   if len(set(names)) != len(names):
-    raise UserError(f'the sweep names a point twice: {sorted({n for n in names if names.count(n) > 1})}; '
-                    f'give each point different values.')
+    twice = sorted({n for n in names if names.count(n) > 1})
+    raise UserError(f'the sweep names a point twice: {twice}; give each point different values.')
   for name in names:
     if not name or not all(c.isalnum() or c in '-_.' for c in name):
       raise UserError(f'sweep point name {name!r} is not a plain directory name.')
+
+
+def _env_int(environ: Mapping[str, str], name: str, default=None) -> int:
+  try:
+    return int(environ[name]) if name in environ or default is None else default
+  except ValueError:
+    raise UserError(f'${name}={environ[name]!r} is not an integer; pass --num_tasks and '
+                    f'--task_index instead.') from None
 
 
 def worker_from_env(num_tasks: Optional[int], task_index: Optional[int],
@@ -65,13 +73,13 @@ def worker_from_env(num_tasks: Optional[int], task_index: Optional[int],
   (SLURM_ARRAY_TASK_COUNT / SLURM_ARRAY_TASK_ID) or a Kubernetes Indexed Job
   (JOB_COMPLETION_INDEX, with the count in num_tasks), else one worker."""
   if task_index is None:
+    number = lambda name, default=None: _env_int(environ, name, default)
     if 'SLURM_ARRAY_TASK_ID' in environ:
-      task_index = int(environ['SLURM_ARRAY_TASK_ID']) - int(
-          environ.get('SLURM_ARRAY_TASK_MIN', 0))
+      task_index = number('SLURM_ARRAY_TASK_ID') - number('SLURM_ARRAY_TASK_MIN', 0)
       if num_tasks is None:
-        num_tasks = int(environ.get('SLURM_ARRAY_TASK_COUNT', 1))
+        num_tasks = number('SLURM_ARRAY_TASK_COUNT', 1)
     elif 'JOB_COMPLETION_INDEX' in environ:
-      task_index = int(environ['JOB_COMPLETION_INDEX'])
+      task_index = number('JOB_COMPLETION_INDEX')
   num_tasks = 1 if num_tasks is None else num_tasks
   task_index = 0 if task_index is None else task_index
   if num_tasks < 1:
@@ -85,7 +93,8 @@ def worker_from_env(num_tasks: Optional[int], task_index: Optional[int],
 class SweepDir:
   """The directory of a sweep (see the module docstring)."""
 
-  def __init__(self, path: str, experiment: str, points: Sequence[Point], settings: dict = None):
+  def __init__(self, path: str, experiment: str, points: Sequence[Point], settings: dict = None,
+               create: bool = True):
     _check_points(points)
     self.path = os.path.abspath(path)
     self.points = list(points)
@@ -101,6 +110,9 @@ class SweepDir:
         raise UserError(f'sweep directory {self.path} holds a different grid '
                         f'({_difference(old, grid)}); choose another --workdir, or delete it '
                         f'to start again.')
+    elif not create:
+      raise UserError(f'there is no sweep in {self.path} (no config.json) to collect; check '
+                      f'--workdir, or run without --collect_only to start it.')
     else:
       # Another worker may be creating this sweep right now: its `points` and its config.json
       # on the way in (atomic rename) are not someone else's files.

@@ -150,3 +150,12 @@ def test_a_failing_point_does_not_stop_the_others_and_fails_at_the_end(mnist_dir
   assert 's0.5 (' in err and 's1 (' in err  # both were tried: the first did not stop the run
   summary = io.read_json(os.path.join(workdir, 'summary.json'))  # written all the same
   assert summary['points_total'] == 2 and summary['points_complete'] == 0
+
+
+def test_collecting_a_missing_sweep_and_bad_cluster_variables_are_one_line_errors(mnist_dir,
+                                                                                  tmp_path):
+  with pytest.raises(UserError, match='no sweep in .* to collect'):
+    sweeps.SweepDir(str(tmp_path / 'typo'), 'test', grid(mnist_dir), create=False)
+  assert not os.path.exists(tmp_path / 'typo')
+  with pytest.raises(UserError, match=r"\$SLURM_ARRAY_TASK_ID='x' is not an integer"):
+    sweeps.worker_from_env(None, None, {'SLURM_ARRAY_TASK_ID': 'x'})
