@@ -508,3 +508,37 @@ def layers_vs_epoch(history, title: str = ''):
            f'representation of the paper (SPEC §2).', ha='center', va='top', fontsize=7.5,
            color='0.3')
   return fig
+
+
+def overlap_matrix(names: Sequence[str], rows: Sequence[dict], title: str = ''):
+  """Straggler overlap between architectures as two heat maps (the pairs are symmetric): the
+  fraction of S(t*) two runs share, and z = (<M> - <M_hat>) / sigma_M against the
+  hypergeometric null. `rows` are dicts with run_0, run_1, shared_fraction, z."""
+  index = {n: i for i, n in enumerate(names)}
+  shared = np.full((len(names), len(names)), np.nan)
+  z = np.full_like(shared, np.nan)
+  for r in rows:
+    i, j = index[r['run_0']], index[r['run_1']]
+    for a, b in ((i, j), (j, i)):
+      shared[a, b] = np.nan if r['shared_fraction'] is None else r['shared_fraction']
+      z[a, b] = np.nan if r['z'] is None else r['z']
+  size = 0.42 * len(names) + 2.0
+  fig, axes = plt.subplots(1, 2, figsize=(2 * size + 1.5, size))
+  for ax, values, label, fmt in ((axes[0], shared, 'fraction of stragglers shared', '.2f'),
+                                 (axes[1], z, 'z against the null', '.0f')):
+    image = ax.imshow(values, cmap='viridis')
+    fig.colorbar(image, ax=ax, shrink=0.8, label=label)
+    ax.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
+    ax.set_yticks(range(len(names)), names, fontsize=7)
+    if len(names) <= 16:
+      for (a, b), v in np.ndenumerate(values):
+        if np.isfinite(v):
+          ax.text(b, a, format(v, fmt), ha='center', va='center', fontsize=5.5,
+                  color='white' if v < np.nanmean(values) else 'black')
+  if title:
+    fig.suptitle(title, y=1.0)
+  fig.text(0.5, 0.0, 'Seed i of one architecture against seed i+1 of the other (within one '
+           'architecture: disjoint seed pairs).', ha='center', va='top', fontsize=7.5,
+           color='0.3')
+  fig.tight_layout()
+  return fig

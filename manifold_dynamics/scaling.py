@@ -336,12 +336,9 @@ def run_architectures(depths: Sequence[int], widths: Sequence[int],
     plotting.save(plotting.phi_vs_train_size(fits, phi_model, title), sweep.path,
                   'phi_vs_train_size')
   if overlaps:
-    plotting.save(plotting.overlap_by_architecture(
-        [f'{r["run_0"]} / {r["run_1"]}' for r in overlaps],
-        np.array([r['overlap_mean'] for r in overlaps]),
-        np.array([r['null_overlap_mean'] for r in overlaps]),
-        np.array([np.nan if r['z'] is None else r['z'] for r in overlaps]),
-        f'{title}, P={overlap_size}'), sweep.path, 'overlap_by_architecture')
+    names = list(dict.fromkeys([r['run_0'] for r in overlaps] + [r['run_1'] for r in overlaps]))
+    plotting.save(plotting.overlap_matrix(names, overlaps, f'{title}, P={overlap_size}'),
+                  sweep.path, 'overlap_by_architecture')
   for label, g in fits.items():
     log(f'{label:>6s} ({g["num_params"]:>6d} parameters): ' + _fit_line('', g['fit']).lstrip(': '))
   log(f'results in {sweep.path}')
