@@ -12,8 +12,12 @@ between the two centroids. Examples carry a non-negative weight (1 = in the trai
 
 A zero representation (possible with ReLU or a linear net) has no direction: it is mapped to
 the origin instead of NaN, and still counts as a point of its manifold.
+
+Representations are (P, H) rows, or (H, P) columns with `feature_axis=0` (the training engine's
+feature-major layout, `models.MLP(feature_major=True)`).
 """
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -28,36 +32,41 @@ class ClassGeometry(NamedTuple):
   D: jax.Array  # distance between the centroids of M+ and M- (in [0, 2])
 
 
-def project_to_sphere(h_PxH: jax.Array) -> jax.Array:
-  """h / ||h|| row-wise; rows equal to zero stay zero."""
-  norm_P1 = jnp.linalg.norm(h_PxH, axis=-1, keepdims=True)
-  safe_norm = jnp.where(norm_P1 > 0, norm_P1, 1.0)
-  return jnp.where(norm_P1 > 0, h_PxH / safe_norm, 0.0)
+def project_to_sphere(h: jax.Array, feature_axis: int = -1) -> jax.Array:
+  """h / ||h|| along `feature_axis`; representations equal to zero stay zero."""
+  norm = jnp.linalg.norm(h, axis=feature_axis, keepdims=True)
+  safe_norm = jnp.where(norm > 0, norm, 1.0)
+  return jnp.where(norm > 0, h / safe_norm, 0.0)
 
 
-def _centroid_and_radius(x_PxH: jax.Array, w_P: jax.Array):
-  """Weighted centroid (H,) and gyration radius () of the rows of x."""
+def _centroid_and_radius(x: jax.Array, w_P: jax.Array, feature_axis: int):
+  """Weighted centroid (H,) and gyration radius () of the P points of x, (P, H) or (H, P)."""
+  example_axis = 1 if feature_axis % 2 == 0 else 0
   total = jnp.sum(w_P)
-  centroid_H = (w_P @ x_PxH) / total
+  centroid_H = jnp.tensordot(w_P, x, axes=(0, example_axis)) / total
   # Two passes (distance to the centroid) rather than 1 - ||c||^2: no cancellation in float32
   # when the manifold is tight.
-  sq_dist_P = jnp.sum(jnp.square(x_PxH - centroid_H[None, :]), axis=-1)
+  sq_dist_P = jnp.sum(jnp.square(x - jnp.expand_dims(centroid_H, example_axis)),
+                      axis=feature_axis)
   return centroid_H, jnp.sqrt((w_P @ sq_dist_P) / total)
 
 
-@jax.jit
-def class_geometry(h_PxH: jax.Array, y_P: jax.Array, w_P: jax.Array = None) -> ClassGeometry:
+@functools.partial(jax.jit, static_argnames='feature_axis')
+def class_geometry(h: jax.Array, y_P: jax.Array, w_P: jax.Array = None,
+                   feature_axis: int = -1) -> ClassGeometry:
   """R+, R-, D of the projected representations h of examples with labels y in {+1, -1}.
 
   Args:
-    h_PxH: raw (unnormalised) representations of the P training examples.
+    h: raw (unnormalised) representations of the P training examples, (P, H), or (H, P) with
+      feature_axis=0.
     y_P: labels, +1 or -1.
     w_P: optional non-negative weight per example (1 = in the set); default all ones.
+    feature_axis: the axis of h holding the H features (-1 or 1: rows; 0: columns).
   """
   if w_P is None:
-    w_P = jnp.ones(y_P.shape, h_PxH.dtype)
-  h_hat_PxH = project_to_sphere(h_PxH)
-  w_P = w_P.astype(h_hat_PxH.dtype)
-  c_plus_H, r_plus = _centroid_and_radius(h_hat_PxH, jnp.where(y_P > 0, w_P, 0.0))
-  c_minus_H, r_minus = _centroid_and_radius(h_hat_PxH, jnp.where(y_P < 0, w_P, 0.0))
+    w_P = jnp.ones(y_P.shape, h.dtype)
+  h_hat = project_to_sphere(h, feature_axis)
+  w_P = w_P.astype(h_hat.dtype)
+  c_plus_H, r_plus = _centroid_and_radius(h_hat, jnp.where(y_P > 0, w_P, 0.0), feature_axis)
+  c_minus_H, r_minus = _centroid_and_radius(h_hat, jnp.where(y_P < 0, w_P, 0.0), feature_axis)
   return ClassGeometry(r_plus, r_minus, jnp.linalg.norm(c_plus_H - c_minus_H))

@@ -109,3 +109,13 @@ def test_tight_manifold_is_accurate_in_float32():
   y = np.where(np.arange(200) < 100, 1, -1)
   got = np.array(geometry.class_geometry(h, y))
   np.testing.assert_allclose(got, reference(h, y), rtol=2e-3, atol=1e-6)
+
+
+@pytest.mark.parametrize('seed', range(3))
+def test_feature_major_layout_matches_rows(seed):
+  h, y = random_case(seed)
+  w = (np.arange(len(y)) % 4 != 0).astype(np.float32)
+  rows = np.array(geometry.class_geometry(h, y, w))
+  columns = np.array(geometry.class_geometry(h.T, y, w, feature_axis=0))
+  np.testing.assert_allclose(columns, rows, rtol=1e-6)
+  np.testing.assert_allclose(columns, reference(h, y, w), rtol=1e-5)
