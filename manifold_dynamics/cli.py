@@ -18,7 +18,7 @@ from manifold_dynamics.config import LAYERS, DataConfig, TrainConfig
 from manifold_dynamics.data.registry import DATASETS
 from manifold_dynamics.data.sources import SOURCES
 from manifold_dynamics.errors import UserError
-from manifold_dynamics.models import ACTIVATIONS
+from manifold_dynamics.models import ACTIVATIONS, MATMUL_PRECISIONS
 from manifold_dynamics.optimizers import OPTIMIZERS
 
 _DATA = DataConfig()
@@ -71,6 +71,10 @@ def define_run_flags(epochs: int = _TRAIN.epochs, seeds: int = _TRAIN.seeds):
   flags.DEFINE_enum('layers', _TRAIN.layers, list(LAYERS),
                     "Record R+, R-, D of the first hidden layer ('first') or of every hidden "
                     "layer as well ('all': layers_vs_epoch figure).")
+  flags.DEFINE_enum('matmul_precision', _TRAIN.matmul_precision, list(MATMUL_PRECISIONS),
+                    "Precision of the network's matrix products: float32 (full, as on a CPU, "
+                    'on every backend) or bfloat16 (operands rounded to bfloat16, float32 '
+                    'accumulation: faster on TPUs, GPUs and AMX CPUs; see README).')
   flags.DEFINE_string('workdir', None, 'Run directory to write (default: runs/<name>).')
   flags.DEFINE_bool('overwrite', False, 'Replace an existing run directory once the new run '
                     'is complete.')

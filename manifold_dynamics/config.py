@@ -11,7 +11,7 @@ import math
 from typing import Optional
 
 from manifold_dynamics.errors import UserError
-from manifold_dynamics.models import ACTIVATIONS
+from manifold_dynamics.models import ACTIVATIONS, MATMUL_PRECISIONS
 from manifold_dynamics.optimizers import OPTIMIZERS
 
 
@@ -68,6 +68,10 @@ class TrainConfig:
   # Observables R+, R-, D of the first hidden layer only ('first', the paper's), or of every
   # hidden layer as well ('all': history.npz gains layer_R_plus & co., (seeds, epochs+1, L-1)).
   layers: str = 'first'
+  # Precision of the network's matrix products (models.MATMUL_PRECISIONS): 'float32' is full
+  # float32 on every backend, so a TPU or GPU gives the CPU's numbers; 'bfloat16' (opt-in,
+  # faster on TPUs, GPUs and AMX CPUs) rounds their operands to bfloat16.
+  matmul_precision: str = 'float32'
 
   def __post_init__(self):
     _require(self.depth >= 2, f'--depth must be >= 2 (the representation is the first '
@@ -89,6 +93,9 @@ class TrainConfig:
              f'--divergence_factor must be > 1, got {self.divergence_factor}.')
     _require(self.layers in LAYERS, f'--layers must be one of {", ".join(LAYERS)}, got '
              f'{self.layers!r}.')
+    _require(self.matmul_precision in MATMUL_PRECISIONS,
+             f'--matmul_precision must be one of {", ".join(MATMUL_PRECISIONS)}, got '
+             f'{self.matmul_precision!r}.')
     _require(self.test_every >= 0,
              f'--test_every must be >= 0 (0 = last epoch only), got {self.test_every}.')
     _require(self.chunk_epochs >= 0,

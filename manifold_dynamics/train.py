@@ -21,6 +21,7 @@ and one matrix product over the shared raw inputs.
 """
 
 import dataclasses
+import functools
 import math
 import time
 from typing import Callable, NamedTuple, Optional
@@ -47,11 +48,30 @@ class TrainData:
   y_train: jax.Array  # (P,) int32
   x_test: jax.Array  # (n_test, N) float32 on [0, 1]
   y_test: jax.Array  # (n_test,) int32
+  # None: x holds all N inputs. Else (C,) int32: x holds only these input columns (see
+  # `without_constant_inputs`); the network still has N inputs.
+  columns: Optional[jax.Array] = None
 
   @classmethod
   def from_task(cls, task) -> 'TrainData':
     return cls(jnp.asarray(task.x_train), jnp.asarray(task.y_train, jnp.int32),
                jnp.asarray(task.x_test), jnp.asarray(task.y_test, jnp.int32))
+
+  def without_constant_inputs(self, stats: Standardiser) -> 'TrainData':
+    """The same task with the input columns that every run's standardiser scales by 0 left
+    out of x_train and x_test (pixels constant on the training set: 115 of 784 on the MNIST
+    defaults). They standardise to 0 and contribute exactly nothing to any product, so
+    training is unchanged while every first-layer product shrinks; the parameters keep all N
+    rows (the optimiser still updates the unused ones, e.g. weight decay). `stats` holds the
+    standardisers of every run, (N,) or (runs, N)."""
+    if self.columns is not None:
+      raise ValueError('constant inputs were already left out')
+    used = np.flatnonzero(np.any(np.atleast_2d(np.asarray(stats.scale_N)) != 0, axis=0))
+    if len(used) == self.x_train.shape[1]:
+      return self
+    columns = jnp.asarray(used, jnp.int32)
+    return self.replace(x_train=self.x_train[:, columns], x_test=self.x_test[:, columns],
+                        columns=columns)
 
 
 @flax.struct.dataclass
@@ -110,8 +130,12 @@ def class_index(y: jax.Array) -> jax.Array:
 
 
 def make_train(cfg: TrainConfig) -> Trainer:
-  """Pure per-seed training functions for `cfg` (see module docstring)."""
-  model = MLP(cfg.depth, cfg.width, cfg.activation, cfg.init_scale)
+  """Pure per-seed training functions for `cfg` (see module docstring).
+
+  Activations are kept feature-major, (H, P) per seed (`models.MLP`): under vmap the first
+  layer of all seeds is one matrix product whose output needs no transpose."""
+  model = MLP(cfg.depth, cfg.width, cfg.activation, cfg.init_scale, feature_major=True,
+              precision=cfg.matmul_precision)
   tx = make_optimizer(cfg)
 
   def init(key: jax.Array, data: TrainData, weights: Optional[jax.Array] = None,
@@ -122,34 +146,40 @@ def make_train(cfg: TrainConfig) -> Trainer:
     num_examples, num_inputs = data.x_train.shape
     weights = (jnp.ones(num_examples) if weights is None else weights).astype(jnp.float32)
     if standardiser is None:
+      if data.columns is not None:
+        raise ValueError('pass the standardiser of the full inputs with data.columns')
       standardiser = weighted_standardiser(data.x_train, weights)
+    num_inputs = standardiser.shift_N.shape[-1]
     params = model.init(key, jnp.zeros((1, num_inputs), jnp.float32))['params']
     return RunState(
         train=train_state.TrainState.create(apply_fn=model.apply, params=params, tx=tx),
         weights=weights, standardiser=standardiser)
 
+  def apply(params, state: RunState, data: TrainData, x, **kwargs):
+    return model.apply({'params': params}, x, state.standardiser, data.columns, **kwargs)
+
   def loss_fn(params, state: RunState, data: TrainData):
-    """Loss and (logits, h): h the first hidden layer, or with cfg.layers == 'all' every
-    hidden layer stacked (L - 1, P, H), the first one first."""
+    """Loss and (logits (2, P), h): h the first hidden layer (H, P), or with
+    cfg.layers == 'all' every hidden layer stacked (L - 1, H, P), the first one first."""
     if cfg.layers == 'all':
-      (logits_Px2, _), sown = model.apply({'params': params}, data.x_train, state.standardiser,
-                                          mutable=['intermediates'])
+      (logits_2xP, _), sown = apply(params, state, data, data.x_train, mutable=['intermediates'])
       h = jnp.stack(sown['intermediates']['hidden'])
     else:
-      logits_Px2, h = model.apply({'params': params}, data.x_train, state.standardiser)
-    ce_P = optax.softmax_cross_entropy_with_integer_labels(logits_Px2, class_index(data.y_train))
+      logits_2xP, h = apply(params, state, data, data.x_train)
+    ce_P = optax.softmax_cross_entropy_with_integer_labels(logits_2xP, class_index(data.y_train),
+                                                           axis=0)
     loss = jnp.sum(state.weights * ce_P) / jnp.sum(state.weights)
-    return loss, (logits_Px2, h)
+    return loss, (logits_2xP, h)
 
-  def record(params, state: RunState, data: TrainData, loss, logits_Px2, h,
+  def record(params, state: RunState, data: TrainData, loss, logits_2xP, h,
              with_test=True) -> EpochRecord:
     """The observables of one epoch; `with_test` False (or a traced bool) records the test
     error as NaN instead of evaluating the test set."""
-    wrong_P = jnp.argmax(logits_Px2, axis=-1) != class_index(data.y_train)
+    wrong_P = jnp.argmax(logits_2xP, axis=0) != class_index(data.y_train)
 
     def test_error():
-      test_logits, _ = model.apply({'params': params}, data.x_test, state.standardiser)
-      return jnp.mean((jnp.argmax(test_logits, axis=-1) != class_index(data.y_test)
+      test_logits, _ = apply(params, state, data, data.x_test)
+      return jnp.mean((jnp.argmax(test_logits, axis=0) != class_index(data.y_test)
                        ).astype(jnp.float32))
 
     if with_test is True:
@@ -157,12 +187,12 @@ def make_train(cfg: TrainConfig) -> Trainer:
     else:  # an unbatched predicate stays a real branch under vmap: skipped epochs cost nothing
       test = jax.lax.cond(with_test, test_error, lambda: jnp.float32(jnp.nan))
     layers = None
-    if cfg.layers == 'all':  # h is (L - 1, P, H): every hidden layer
-      layers = jax.vmap(geometry.class_geometry, in_axes=(0, None, None))(
-          h, data.y_train, state.weights)
+    geo_fn = functools.partial(geometry.class_geometry, feature_axis=0)
+    if cfg.layers == 'all':  # h is (L - 1, H, P): every hidden layer
+      layers = jax.vmap(geo_fn, in_axes=(0, None, None))(h, data.y_train, state.weights)
       geo = jax.tree.map(lambda x: x[0], layers)
     else:
-      geo = geometry.class_geometry(h, data.y_train, state.weights)
+      geo = geo_fn(h, data.y_train, state.weights)
     return EpochRecord(
         R_plus=geo.R_plus, R_minus=geo.R_minus, D=geo.D, loss=loss,
         train_error=jnp.sum(state.weights * wrong_P) / jnp.sum(state.weights),
@@ -315,6 +345,31 @@ def shard_like(keys: jax.Array, x: jax.Array) -> jax.Array:
   return jax.device_put(x, sharding) if isinstance(sharding, jax.sharding.NamedSharding) else x
 
 
+def start(cfg: TrainConfig, data: TrainData, keys: Optional[jax.Array] = None,
+          weights: Optional[np.ndarray] = None, log: Callable[[str], None] = lambda _: None):
+  """The initial `RunState` of every run (leading seed axis) and the data to train it on, as
+  `fit` trains: seeds sharded over the local devices, one standardiser per distinct training
+  set, and the inputs that no run uses left out (`TrainData.without_constant_inputs`).
+  `keys` defaults to `seed_keys(cfg.seed, cfg.seeds)`; `weights` as in `fit`."""
+  keys = seed_keys(cfg.seed, cfg.seeds) if keys is None else keys
+  num_examples = data.x_train.shape[0]
+  weights = np.ones(num_examples, np.float32) if weights is None else np.asarray(weights)
+  if not np.all(np.sum(np.atleast_2d(weights), axis=1) > 0):
+    raise UserError('every run needs at least one training example of positive weight.')
+  keys, data = shard_over_seeds(keys, data, log)
+  if weights.ndim == 1:  # shared by every run: one standardiser, broadcast by vmap
+    weights = jnp.asarray(weights, jnp.float32)
+    stats = jax.jit(weighted_standardiser)(data.x_train, weights)
+    per_run = None
+  else:  # one pruned set per run
+    weights = shard_like(keys, jnp.asarray(weights, jnp.float32))
+    stats = jax.jit(standardisers)(data.x_train, weights)
+    per_run = 0
+  data = data.without_constant_inputs(stats)
+  init_v = jax.jit(jax.vmap(make_train(cfg).init, in_axes=(0, None, per_run, per_run)))
+  return init_v(keys, data, weights, stats), data
+
+
 def fit(cfg: TrainConfig, data: TrainData, log: Optional[Callable[[str], None]] = print,
         keys: Optional[jax.Array] = None, weights: Optional[np.ndarray] = None,
         return_state: bool = False):
@@ -331,34 +386,18 @@ def fit(cfg: TrainConfig, data: TrainData, log: Optional[Callable[[str], None]] 
   at the first chunk boundary where all seeds have inverted: the History then covers the
   epochs trained only (`num_epochs` < cfg.epochs).
   """
-  trainer = make_train(cfg)
-  keys = seed_keys(cfg.seed, cfg.seeds) if keys is None else keys
-  num_examples = data.x_train.shape[0]
-  weights = np.ones(num_examples, np.float32) if weights is None else np.asarray(weights)
-  if not np.all(np.sum(np.atleast_2d(weights), axis=1) > 0):
-    raise UserError('every run needs at least one training example of positive weight.')
   log = log or (lambda _: None)
-  keys, data = shard_over_seeds(keys, data, log)
-  if weights.ndim == 1:  # shared by every run: one standardiser, broadcast by vmap
-    weights = jnp.asarray(weights, jnp.float32)
-    stats = jax.jit(weighted_standardiser)(data.x_train, weights)
-    per_run = None
-  else:  # one pruned set per run
-    weights = shard_like(keys, jnp.asarray(weights, jnp.float32))
-    stats = jax.jit(standardisers)(data.x_train, weights)
-    per_run = 0
-
-  init_v = jax.jit(jax.vmap(trainer.init, in_axes=(0, None, per_run, per_run)))
+  num_examples = data.x_train.shape[0]
+  state, data = start(cfg, data, keys, weights, log)
+  trainer = make_train(cfg)
   run_v = jax.jit(jax.vmap(trainer.run_epochs, in_axes=(0, None, None, None)),
                   static_argnums=2)
   observe_v = jax.jit(jax.vmap(trainer.observe, in_axes=(0, None)))
-
-  state = init_v(keys, data, weights, stats)
   compiled = {}  # chunk length -> executable, compiled ahead of time so rates exclude it
   stop = stopping.InversionStop(cfg.seeds) if cfg.stop_after_inversion else None
 
   chunk = cfg.chunk_epochs or min(_PROBE_EPOCHS, cfg.epochs)
-  chunks, start, done = [], time.perf_counter(), 0
+  chunks, began, done = [], time.perf_counter(), 0
   while done < cfg.epochs:
     n = min(chunk, cfg.epochs - done)
     if n not in compiled:
@@ -376,7 +415,7 @@ def fit(cfg: TrainConfig, data: TrainData, log: Optional[Callable[[str], None]] 
         chunk = min(chunk, STOP_CHUNK_EPOCHS)
     log(f'epoch {done:>{len(str(cfg.epochs))}}/{cfg.epochs}  '
         f'{rate * cfg.seeds:,.0f} seed-epochs/s  '
-        f'elapsed {_format_seconds(time.perf_counter() - start)}  '
+        f'elapsed {_format_seconds(time.perf_counter() - began)}  '
         f'ETA {_format_seconds((cfg.epochs - done) / rate)}')
     if stop is not None and stop.update(chunks[-1]):
       log(f'inversion confirmed on R+, R- and D in all {cfg.seeds} seeds: stopping at epoch '

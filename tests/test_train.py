@@ -10,6 +10,7 @@ import pytest
 
 from manifold_dynamics import geometry, train
 from manifold_dynamics.config import TrainConfig
+from manifold_dynamics.errors import UserError
 from manifold_dynamics.data import task as task_lib
 from tests.conftest import make_image_splits
 
@@ -291,3 +292,55 @@ def test_every_layer_observables_match_the_first_and_a_direct_computation(key, d
     np.testing.assert_allclose([history.layer_R_plus[0, -1, layer],
                                 history.layer_D[0, -1, layer]], [geo.R_plus, geo.D],
                                rtol=2e-4, atol=2e-5)
+
+
+def test_constant_inputs_are_left_out_exactly(data):
+  """`fit` trains on the inputs that vary on T only; the records and every parameter, the
+  rows of the unused inputs included (weight decay still shrinks them), equal training on
+  all inputs."""
+  cfg = dataclasses.replace(CFG, optimizer='sgd_wd', epochs=5)
+  state, prepared = train.start(cfg, data)
+  constant = np.flatnonzero(np.ptp(np.asarray(data.x_train), axis=0) == 0)
+  assert len(constant) == 6  # the constant top row of the 6 x 6 test images
+  np.testing.assert_array_equal(np.asarray(prepared.columns),
+                                np.setdiff1d(np.arange(36), constant))
+  assert prepared.x_train.shape == (64, 30) and prepared.x_test.shape == (30, 30)
+
+  history, final = train.fit(cfg, data, log=None, return_state=True)
+  trainer = train.make_train(cfg)
+  keys = train.seed_keys(cfg.seed, cfg.seeds)
+  expected_state, records = jax.jit(jax.vmap(trainer.train, in_axes=(0, None)))(keys, data)
+  for name in train.History.ARRAYS + ('mistakes_packed',):
+    np.testing.assert_allclose(getattr(history, name), np.asarray(getattr(records, name)),
+                               rtol=1e-5, atol=1e-6, err_msg=name)
+  tree_close(final.train.params, expected_state.train.params)
+  kernel = np.asarray(final.train.params['hidden_0']['kernel'])
+  initial = np.asarray(state.train.params['hidden_0']['kernel'])
+  decay = (1 - cfg.lr * cfg.weight_decay) ** cfg.epochs
+  np.testing.assert_allclose(kernel[:, constant], initial[:, constant] * decay, rtol=1e-5)
+
+
+def test_an_input_used_by_any_run_is_kept(data):
+  x = np.asarray(data.x_train)
+  scale = np.ones((2, x.shape[1]), np.float32)
+  scale[0, [3, 7]] = 0  # run 0 has inputs 3 and 7 constant, run 1 only input 7
+  scale[1, 7] = 0
+  stats = train.Standardiser(np.zeros_like(scale), scale)
+  prepared = data.without_constant_inputs(stats)
+  np.testing.assert_array_equal(np.asarray(prepared.columns),
+                                np.delete(np.arange(x.shape[1]), 7))
+  np.testing.assert_array_equal(np.asarray(prepared.x_train), np.delete(x, 7, axis=1))
+
+
+def test_bfloat16_products_train_close_to_float32(data):
+  cfg = dataclasses.replace(CFG, epochs=8)
+  full = train.fit(cfg, data, log=None)
+  low = train.fit(dataclasses.replace(cfg, matmul_precision='bfloat16'), data, log=None)
+  assert np.all(np.isfinite(low.R_plus)) and not np.array_equal(low.R_plus, full.R_plus)
+  np.testing.assert_allclose(low.R_plus, full.R_plus, atol=2e-2)
+  np.testing.assert_allclose(low.loss, full.loss, rtol=2e-2)
+
+
+def test_unknown_matmul_precision_is_refused():
+  with pytest.raises(UserError, match='--matmul_precision must be one of float32, bfloat16'):
+    TrainConfig(matmul_precision='float16')
