@@ -1,16 +1,27 @@
 r"""Throughput and memory of the training engine (run by hand; never part of the tests).
 
     python benchmarks/throughput.py                       # 1, 10, 100 seeds + memory run
-    python benchmarks/throughput.py --memory_epochs=0     # throughput only (~3 min on 2 CPUs)
+    python benchmarks/throughput.py --memory_epochs=0     # throughput only (~4 min on 2 CPUs)
 
-For each seed count it compiles one chunk of --epochs epochs of the default configuration
-(MNIST, P = 8192, 2 x 20 tanh, SGD), times it (best of --repeats), and reports seed-epochs per
-second and the FLOP rate implied by XLA's own FLOP count of one compiled epoch. In the same
-process it times a plain jitted float32 matmul of comparable size, P x N times N x (100 H),
-and its transpose product (the shapes of the first layer's forward and weight gradient for 100
-seeds): the machine's practical peak. Finally, unless --memory_epochs=0, a child process runs
-`fit` for --memory_seeds x --memory_epochs (the default run) and its peak resident memory is
-read from the kernel (the child's own VmHWM). Results are printed and written as JSON to --output.
+Runs unchanged on a CPU, GPU or TPU (it prints the device). For each seed count it prepares
+the default configuration (MNIST, P = 8192, 2 x 20 tanh, SGD) exactly as `fit` does
+(`train.start`: inputs constant on T left out), compiles one chunk of --epochs epochs, times
+it (best of --repeats), and reports seed-epochs per second and the FLOP rate implied by XLA's
+own FLOP count of one compiled epoch (the work actually done). Three variants per seed count:
+the default (test set every epoch, float32 products), the same without the test-set pass
+(--test_every=0) and the opt-in bfloat16 products.
+
+Where an epoch goes: the three first-layer products (forward, weight gradient, test forward)
+are timed alone at the engine's shapes and layout; with the run without test pass this splits
+the default epoch into training products, rest of training (elementwise work over (seeds, H,
+P), geometry, loss, optimiser), test product and rest of the test pass.
+
+In the same process it times a plain jitted float32 matmul P x N times N x (100 H) with all
+N = 784 inputs, and its transpose product (the first layer's forward and weight gradient for
+100 seeds): the machine's practical peak, against which every rate is given. Finally, unless
+--memory_epochs=0, a child process runs `fit` for --memory_seeds x --memory_epochs (the
+default run) and its peak resident memory is read from the kernel (the child's own VmHWM).
+Results are printed and written as JSON to --output.
 """
 
 import json
@@ -29,6 +40,9 @@ flags.DEFINE_integer('memory_epochs', 1000, 'Epochs of the memory run (0 = skip)
 flags.DEFINE_string('output', None, 'Write the results as JSON here.')
 flags.DEFINE_bool('memory_child', False, 'Internal: be the memory-run child.')
 FLAGS = flags.FLAGS
+# (test_every, matmul_precision) timed at every seed count: the default run, the same without
+# the test-set pass, and the opt-in bfloat16 products.
+_VARIANTS = ((1, 'float32'), (0, 'float32'), (1, 'bfloat16'))
 
 
 def _flops(compiled) -> float:
@@ -46,6 +60,44 @@ def _best_time(fn, repeats: int) -> float:
     jax.block_until_ready(fn())
     best = min(best, time.perf_counter() - tic)
   return best
+
+
+def _product_seconds(columns: int, prepared) -> dict:
+  """Seconds of the three first-layer products of one epoch alone, at the engine's shapes
+  and layout (`columns` = seeds x H): forward W^T x^T, weight gradient d x, and the test
+  forward."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from manifold_dynamics.models import dot_general  # pylint: disable=g-import-not-at-top
+  x, x_test = prepared.x_train, prepared.x_test
+  w = jax.random.normal(jax.random.PRNGKey(0), (x.shape[1], columns))
+  d = jax.random.normal(jax.random.PRNGKey(1), (columns, x.shape[0]))
+  products = {'forward': (lambda w, x: dot_general(w, x, (0, 1)), w, x),
+              'weight_gradient': (lambda d, x: dot_general(d, x, (1, 0)), d, x),
+              'test_forward': (lambda w, x: dot_general(w, x, (0, 1)), w, x_test)}
+  return {name: _best_time(lambda f=jax.jit(f), a=a, b=b: f(a, b), FLAGS.repeats)
+          for name, (f, a, b) in products.items()}
+
+
+def _profile(rows) -> list:
+  """Where an epoch goes, per seed count: the three products alone, the rest of the test-set
+  pass, and the rest of the training epoch (elementwise work, geometry, loss, optimiser),
+  from the default run, the run without test pass and the products timed alone."""
+  out = []
+  for row in rows:
+    if 'products_seconds_per_epoch' not in row:
+      continue
+    no_test = next(r for r in rows if r['seeds'] == row['seeds'] and r['test_every'] == 0
+                   and r['matmul_precision'] == 'float32')
+    epoch = row['seconds_per_chunk'] / FLAGS.epochs
+    test = epoch - no_test['seconds_per_chunk'] / FLAGS.epochs
+    products = row['products_seconds_per_epoch']
+    train_products = products['forward'] + products['weight_gradient']
+    out.append({'seeds': row['seeds'], 'epoch_seconds': epoch,
+                'train_products': train_products / epoch,
+                'train_other': (epoch - test - train_products) / epoch,
+                'test_product': products['test_forward'] / epoch,
+                'test_other': (test - products['test_forward']) / epoch})
+  return out
 
 
 def _task():
@@ -75,32 +127,36 @@ def main(argv):
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   from manifold_dynamics.config import TrainConfig  # pylint: disable=g-import-not-at-top
-  from manifold_dynamics.train import make_train, seed_keys  # pylint: disable=g-import-not-at-top
+  from manifold_dynamics.train import make_train, start  # pylint: disable=g-import-not-at-top
 
   data = _task()
   P, N = data.x_train.shape
+  print(f'backend {jax.default_backend()}: {", ".join(str(d) for d in jax.devices())}')
   results = {'backend': jax.default_backend(), 'devices': [str(d) for d in jax.devices()],
              'train_size': P, 'epochs_per_chunk': FLAGS.epochs, 'engine': []}
   width = TrainConfig().width
   for seeds in map(int, FLAGS.seeds):
-    cfg = TrainConfig(seeds=seeds, epochs=FLAGS.epochs)
-    trainer = make_train(cfg)
-    # Shared weights, as fit passes them: one standardiser, not one (P, N) temporary per seed.
-    state = jax.jit(jax.vmap(trainer.init, in_axes=(0, None, None)))(
-        seed_keys(0, seeds), data, jnp.ones(P, jnp.float32))
-    run = jax.jit(jax.vmap(trainer.run_epochs, in_axes=(0, None, None)), static_argnums=2)
-    compiled = run.lower(state, data, FLAGS.epochs).compile()
-    seconds = _best_time(lambda: compiled(state, data), FLAGS.repeats)
-    # XLA counts a loop body once, whatever its trip count: count a one-epoch chunk.
-    flops_per_epoch = _flops(run.lower(state, data, 1).compile())
-    row = {'seeds': seeds, 'seconds_per_chunk': seconds,
-           'seed_epochs_per_s': seeds * FLAGS.epochs / seconds,
-           'flops_per_seed_epoch': flops_per_epoch / seeds,
-           'gflop_per_s': flops_per_epoch * FLAGS.epochs / seconds / 1e9}
-    results['engine'].append(row)
-    print(f'{seeds:4d} seeds: {row["seed_epochs_per_s"]:9.1f} seed-epochs/s  '
-          f'{row["gflop_per_s"]:6.1f} GFLOP/s  ({row["flops_per_seed_epoch"] / 1e6:.0f} MFLOP '
-          f'per seed-epoch)', flush=True)
+    for test_every, precision in _VARIANTS:
+      cfg = TrainConfig(seeds=seeds, epochs=FLAGS.epochs, test_every=test_every,
+                        matmul_precision=precision)
+      state, prepared = start(cfg, data)  # as fit trains: constant inputs left out
+      run = jax.jit(jax.vmap(make_train(cfg).run_epochs, in_axes=(0, None, None)),
+                    static_argnums=2)
+      compiled = run.lower(state, prepared, FLAGS.epochs).compile()
+      seconds = _best_time(lambda: compiled(state, prepared), FLAGS.repeats)
+      # XLA counts a loop body once, whatever its trip count: count a one-epoch chunk.
+      flops_per_epoch = _flops(run.lower(state, prepared, 1).compile())
+      row = {'seeds': seeds, 'test_every': test_every, 'matmul_precision': precision,
+             'inputs_used': int(prepared.x_train.shape[1]), 'seconds_per_chunk': seconds,
+             'seed_epochs_per_s': seeds * FLAGS.epochs / seconds,
+             'flops_per_seed_epoch': flops_per_epoch / seeds,
+             'gflop_per_s': flops_per_epoch * FLAGS.epochs / seconds / 1e9}
+      if (test_every, precision) == _VARIANTS[0]:
+        row['products_seconds_per_epoch'] = _product_seconds(seeds * cfg.width, prepared)
+      results['engine'].append(row)
+      print(f'{seeds:4d} seeds, test_every={test_every}, {precision:8s}: '
+            f'{row["seed_epochs_per_s"]:9.1f} seed-epochs/s  {row["gflop_per_s"]:6.1f} GFLOP/s  '
+            f'({row["flops_per_seed_epoch"] / 1e6:.0f} MFLOP per seed-epoch)', flush=True)
 
   cols = width * max(map(int, FLAGS.seeds))
   x = jax.random.normal(jax.random.PRNGKey(0), (P, N))
@@ -119,7 +175,15 @@ def main(argv):
     print(f'matmul {name}: {rate:6.1f} GFLOP/s')
   for row in results['engine']:
     row['fraction_of_peak'] = row['gflop_per_s'] / peak
-    print(f'{row["seeds"]:4d} seeds: {row["fraction_of_peak"]:.0%} of the matmul peak')
+    print(f'{row["seeds"]:4d} seeds, test_every={row["test_every"]}, '
+          f'{row["matmul_precision"]:8s}: {row["fraction_of_peak"]:.0%} of the float32 matmul '
+          'peak')
+
+  results['profile'] = _profile(results['engine'])
+  for p in results['profile']:
+    print(f'{p["seeds"]:4d} seeds, epoch {p["epoch_seconds"] * 1e3:.1f} ms: training products '
+          f'{p["train_products"]:.0%}, rest of training {p["train_other"]:.0%}, test product '
+          f'{p["test_product"]:.0%}, rest of test pass {p["test_other"]:.0%}')
 
   if FLAGS.memory_epochs:
     del x, w, d

@@ -12,6 +12,7 @@ from absl import flags
 from absl.testing import flagsaver
 
 from manifold_dynamics import io
+from manifold_dynamics.errors import UserError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -218,3 +219,30 @@ def test_bad_eps_list(mnist_dir, tmp_path, capsys):
       prune_main.main(['prune.py'])
   assert '--eps takes comma-separated numbers' in capsys.readouterr().err
   assert not (tmp_path / 'p').exists()
+
+
+def test_matmul_precision_is_recorded_and_compared_seed_by_seed(mnist_dir, tmp_path):
+  """--matmul_precision reaches config.json, and benchmarks/precision.py compares two runs
+  that differ in it only (and refuses runs that differ in more)."""
+  spec = importlib.util.spec_from_file_location(
+      'benchmarks_precision', os.path.join(ROOT, 'benchmarks', 'precision.py'))
+  precision = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(precision)
+  runs = {}
+  for name, overrides in (('float32', {}), ('bfloat16', {'matmul_precision': 'bfloat16'}),
+                          ('other', {'lr': 0.4})):
+    workdir = str(tmp_path / name)
+    with flagsaver.flagsaver(data_dir=mnist_dir, workdir=workdir,
+                             **{**TINY, 'lr': 0.5, **overrides}):
+      inversion_main.main(['inversion.py'])
+    runs[name] = io.load_run(workdir)
+  assert runs['bfloat16'].config['train']['matmul_precision'] == 'bfloat16'
+  assert runs['float32'].config['train']['matmul_precision'] == 'float32'
+  report = precision.compare(runs['float32'], runs['bfloat16'])
+  assert report['precisions'] == ['float32', 'bfloat16'] and report['seeds'] == 2
+  assert 0 < report['R_plus']['curve_max_abs_difference'] < 0.05
+  assert 0 <= report['stragglers_jaccard_same_seed'][0] <= 1
+  same = precision.compare(runs['float32'], runs['float32'])
+  assert same['phi_max_abs_difference'] == 0 and same['stragglers_jaccard_same_seed'][0] == 1
+  with pytest.raises(UserError, match='differ in more than --matmul_precision'):
+    precision.compare(runs['float32'], runs['other'])
