@@ -24,10 +24,17 @@ default run) and its peak resident memory is read from the kernel (the child's o
 Results are printed and written as JSON to --output.
 """
 
+import collections
+import glob
+import gzip
 import json
+import os
+import re
 import subprocess
 import sys
+import tempfile
 import time
+from typing import Optional
 
 from absl import app, flags
 
@@ -62,41 +69,79 @@ def _best_time(fn, repeats: int) -> float:
   return best
 
 
-def _product_seconds(columns: int, prepared) -> dict:
-  """Seconds of the three first-layer products of one epoch alone, at the engine's shapes
-  and layout (`columns` = seeds x H): forward W^T x^T, weight gradient d x, and the test
-  forward."""
+def _first_layer_ops(hlo: str, num_inputs: int) -> set:
+  """Names of the ops of an optimised HLO module that compute a first-layer product: a fusion
+  calling a computation with a dot and an array of `num_inputs` (the input columns used) as
+  one of its dimensions, or an unfused dot with such an output."""
+  with_inputs = re.compile(rf'[\[,]{num_inputs}[\],]')
+  bodies, current = {}, None
+  for line in hlo.splitlines():
+    header = re.match(r'^(?:ENTRY )?%(\S+) .*\{$', line)
+    if header:
+      current = bodies.setdefault(header.group(1), [])
+    elif current is not None:
+      current.append(line)
+  # Operand shapes are printed on the parameter lines of a fused computation, not on its dot.
+  has_product = {name for name, lines in bodies.items()
+                 if any(' dot(' in l for l in lines) and any(with_inputs.search(l) for l in lines)}
+  ops = set()
+  for line in hlo.splitlines():
+    op = re.match(r'^\s*(?:ROOT )?%(\S+) = ', line)
+    called = re.search(r'calls=%([\w.\-]+)', line)
+    if op and ((called and called.group(1) in has_product) or
+               (' dot(' in line and with_inputs.search(line))):
+      ops.add(op.group(1))
+  return ops
+
+
+def _op_profile(compiled, args, num_inputs: int) -> Optional[dict]:
+  """Seconds of one call spent in the first-layer products and in all other ops of the
+  module, from a profiler trace (XLA's own per-op events); None where the trace has no op
+  events this can attribute (e.g. an accelerator whose kernels carry other names)."""
   import jax  # pylint: disable=g-import-not-at-top
-  from manifold_dynamics.models import dot_general  # pylint: disable=g-import-not-at-top
-  x, x_test = prepared.x_train, prepared.x_test
-  w = jax.random.normal(jax.random.PRNGKey(0), (x.shape[1], columns))
-  d = jax.random.normal(jax.random.PRNGKey(1), (columns, x.shape[0]))
-  products = {'forward': (lambda w, x: dot_general(w, x, (0, 1)), w, x),
-              'weight_gradient': (lambda d, x: dot_general(d, x, (1, 0)), d, x),
-              'test_forward': (lambda w, x: dot_general(w, x, (0, 1)), w, x_test)}
-  return {name: _best_time(lambda f=jax.jit(f), a=a, b=b: f(a, b), FLAGS.repeats)
-          for name, (f, a, b) in products.items()}
+  hlo = compiled.as_text()
+  products = _first_layer_ops(hlo, num_inputs)
+  module_ops = set(re.findall(r'^\s*(?:ROOT )?%(\S+) = ', hlo, re.M))
+  with tempfile.TemporaryDirectory() as logdir:
+    with jax.profiler.trace(logdir, create_perfetto_trace=True):
+      jax.block_until_ready(compiled(*args))
+    paths = glob.glob(os.path.join(logdir, '**', 'perfetto_trace.json.gz'), recursive=True)
+    if not paths:
+      return None
+    with gzip.open(paths[0]) as f:
+      events = json.load(f)
+  events = events['traceEvents'] if isinstance(events, dict) else events
+  seconds = collections.Counter()
+  for e in events:  # op events only, not the executor's own spans
+    if e.get('ph') == 'X' and e.get('name') in module_ops and 'dur' in e:
+      seconds[e['name']] += e['dur'] * 1e-6
+  in_products = sum(t for name, t in seconds.items() if name in products)
+  if not in_products:
+    return None
+  return {'first_layer_products': in_products,
+          'other_ops': sum(t for name, t in seconds.items() if name not in products),
+          'largest_ops': [{'op': name, 'seconds': t, 'first_layer_product': name in products,
+                           'shape': re.search(rf'%{re.escape(name)} = (\S+)', hlo).group(1)}
+                          for name, t in seconds.most_common(12)]}
 
 
 def _profile(rows) -> list:
-  """Where an epoch goes, per seed count: the three products alone, the rest of the test-set
-  pass, and the rest of the training epoch (elementwise work, geometry, loss, optimiser),
-  from the default run, the run without test pass and the products timed alone."""
+  """Where the default epoch goes, per seed count: the shares of the first-layer products
+  (forward, weight gradient, test forward) and of all other ops in XLA's own trace, and the
+  share of the test-set pass (the default run against the run without it)."""
   out = []
   for row in rows:
-    if 'products_seconds_per_epoch' not in row:
+    if not row.get('op_seconds_per_chunk'):
       continue
     no_test = next(r for r in rows if r['seeds'] == row['seeds'] and r['test_every'] == 0
                    and r['matmul_precision'] == 'float32')
-    epoch = row['seconds_per_chunk'] / FLAGS.epochs
-    test = epoch - no_test['seconds_per_chunk'] / FLAGS.epochs
-    products = row['products_seconds_per_epoch']
-    train_products = products['forward'] + products['weight_gradient']
-    out.append({'seeds': row['seeds'], 'epoch_seconds': epoch,
-                'train_products': train_products / epoch,
-                'train_other': (epoch - test - train_products) / epoch,
-                'test_product': products['test_forward'] / epoch,
-                'test_other': (test - products['test_forward']) / epoch})
+    ops = row['op_seconds_per_chunk']
+    traced = ops['first_layer_products'] + ops['other_ops']
+    out.append({'seeds': row['seeds'],
+                'epoch_seconds': row['seconds_per_chunk'] / FLAGS.epochs,
+                'first_layer_products': ops['first_layer_products'] / traced,
+                'other_ops': ops['other_ops'] / traced,
+                'test_pass': 1 - no_test['seconds_per_chunk'] / row['seconds_per_chunk']})
   return out
 
 
@@ -152,7 +197,8 @@ def main(argv):
              'flops_per_seed_epoch': flops_per_epoch / seeds,
              'gflop_per_s': flops_per_epoch * FLAGS.epochs / seconds / 1e9}
       if (test_every, precision) == _VARIANTS[0]:
-        row['products_seconds_per_epoch'] = _product_seconds(seeds * cfg.width, prepared)
+        row['op_seconds_per_chunk'] = _op_profile(compiled, (state, prepared),
+                                                  prepared.x_train.shape[1])
       results['engine'].append(row)
       print(f'{seeds:4d} seeds, test_every={test_every}, {precision:8s}: '
             f'{row["seed_epochs_per_s"]:9.1f} seed-epochs/s  {row["gflop_per_s"]:6.1f} GFLOP/s  '
@@ -181,9 +227,9 @@ def main(argv):
 
   results['profile'] = _profile(results['engine'])
   for p in results['profile']:
-    print(f'{p["seeds"]:4d} seeds, epoch {p["epoch_seconds"] * 1e3:.1f} ms: training products '
-          f'{p["train_products"]:.0%}, rest of training {p["train_other"]:.0%}, test product '
-          f'{p["test_product"]:.0%}, rest of test pass {p["test_other"]:.0%}')
+    print(f'{p["seeds"]:4d} seeds, epoch {p["epoch_seconds"] * 1e3:.1f} ms: first-layer products '
+          f'{p["first_layer_products"]:.0%}, other ops {p["other_ops"]:.0%} of the traced op '
+          f'time; the test-set pass is {p["test_pass"]:.0%} of the epoch')
 
   if FLAGS.memory_epochs:
     del x, w, d

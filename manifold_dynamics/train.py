@@ -44,7 +44,7 @@ from manifold_dynamics.optimizers import make_optimizer
 class TrainData:
   """Device arrays of one binary task, shared by every run. Labels are +1 / -1 (SPEC §1)."""
 
-  x_train: jax.Array  # (P, N) float32 grey inputs on [0, 1], not standardised
+  x_train: jax.Array  # (P, N) float32 grey inputs on [0, 1], not standardised (see `start`)
   y_train: jax.Array  # (P,) int32
   x_test: jax.Array  # (n_test, N) float32 on [0, 1]
   y_test: jax.Array  # (n_test,) int32
@@ -349,7 +349,8 @@ def start(cfg: TrainConfig, data: TrainData, keys: Optional[jax.Array] = None,
           weights: Optional[np.ndarray] = None, log: Callable[[str], None] = lambda _: None):
   """The initial `RunState` of every run (leading seed axis) and the data to train it on, as
   `fit` trains: seeds sharded over the local devices, one standardiser per distinct training
-  set, and the inputs that no run uses left out (`TrainData.without_constant_inputs`).
+  set, and the inputs that no run uses left out (`TrainData.without_constant_inputs`); with
+  bfloat16 products the inputs are stored in bfloat16 (the products round them anyway).
   `keys` defaults to `seed_keys(cfg.seed, cfg.seeds)`; `weights` as in `fit`."""
   keys = seed_keys(cfg.seed, cfg.seeds) if keys is None else keys
   num_examples = data.x_train.shape[0]
@@ -366,6 +367,9 @@ def start(cfg: TrainConfig, data: TrainData, keys: Optional[jax.Array] = None,
     stats = jax.jit(standardisers)(data.x_train, weights)
     per_run = 0
   data = data.without_constant_inputs(stats)
+  if cfg.matmul_precision == 'bfloat16':  # every product rounds x to bfloat16: do it once here
+    data = data.replace(x_train=data.x_train.astype(jnp.bfloat16),
+                        x_test=data.x_test.astype(jnp.bfloat16))
   init_v = jax.jit(jax.vmap(make_train(cfg).init, in_axes=(0, None, per_run, per_run)))
   return init_v(keys, data, weights, stats), data
 

@@ -335,10 +335,22 @@ def test_an_input_used_by_any_run_is_kept(data):
 def test_bfloat16_products_train_close_to_float32(data):
   cfg = dataclasses.replace(CFG, epochs=8)
   full = train.fit(cfg, data, log=None)
-  low = train.fit(dataclasses.replace(cfg, matmul_precision='bfloat16'), data, log=None)
+  low_cfg = dataclasses.replace(cfg, matmul_precision='bfloat16')
+  low = train.fit(low_cfg, data, log=None)
   assert np.all(np.isfinite(low.R_plus)) and not np.array_equal(low.R_plus, full.R_plus)
   np.testing.assert_allclose(low.R_plus, full.R_plus, atol=2e-2)
   np.testing.assert_allclose(low.loss, full.loss, rtol=2e-2)
+  # fit stores the inputs in bfloat16 once; the products would round them the same way.
+  state, inputs32 = train.start(cfg, data)
+  _, inputs16 = train.start(low_cfg, data)
+  assert inputs16.x_train.dtype == jnp.bfloat16 and inputs16.x_test.dtype == jnp.bfloat16
+  run = jax.jit(jax.vmap(train.make_train(low_cfg).run_epochs, in_axes=(0, None, None)),
+                static_argnums=2)
+  _, records32 = run(state, inputs32, 4)
+  _, records16 = run(state, inputs16, 4)
+  for name in train.History.ARRAYS:
+    np.testing.assert_array_equal(getattr(records16, name), getattr(records32, name),
+                                  err_msg=name)
 
 
 def test_unknown_matmul_precision_is_refused():
