@@ -44,8 +44,9 @@ def compare(reference: io.Run, candidate: io.Run) -> dict:
     raise UserError(f'the runs trained {a.num_epochs} and {b.num_epochs} epochs; compare '
                     'full-length runs (without --stop_after_inversion).')
   inv_a, inv_b = inversion.analyse(a), inversion.analyse(b)
-  report = {'precisions': [reference.config['train']['matmul_precision'],
-                           candidate.config['train']['matmul_precision']],
+  # Runs written before --matmul_precision existed computed float32 products.
+  report = {'precisions': [reference.config['train'].get('matmul_precision', 'float32'),
+                           candidate.config['train'].get('matmul_precision', 'float32')],
             'seeds': a.num_seeds, 'epochs': a.num_epochs}
   for name in inversion.OBSERVABLES:
     ca, cb = inv_a.curves[name], inv_b.curves[name]
