@@ -36,7 +36,7 @@ import tempfile
 import time
 from typing import Optional
 
-from absl import app, flags
+from absl import app, flags, logging
 
 flags.DEFINE_list('seeds', ['1', '10', '100'], 'Seed counts to time.')
 flags.DEFINE_integer('epochs', 16, 'Epochs per timed chunk.')
@@ -169,8 +169,8 @@ def main(argv):
   del argv
   if FLAGS.memory_child:
     return memory_child()
+  logging.set_verbosity(logging.WARNING)  # not the profiler's INFO lines about its trace files
   import jax  # pylint: disable=g-import-not-at-top
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   from manifold_dynamics.config import TrainConfig  # pylint: disable=g-import-not-at-top
   from manifold_dynamics.train import make_train, start  # pylint: disable=g-import-not-at-top
 
