@@ -143,13 +143,13 @@ def make_train(cfg: TrainConfig) -> Trainer:
     """A fresh run. Under vmap, pass `weights` and `standardiser` unbatched when the runs
     share them, or precomputed per run (`standardisers`), never computed here per run: each
     computation holds a (P, N) temporary."""
-    num_examples, num_inputs = data.x_train.shape
+    num_examples = data.x_train.shape[0]
     weights = (jnp.ones(num_examples) if weights is None else weights).astype(jnp.float32)
     if standardiser is None:
       if data.columns is not None:
         raise ValueError('pass the standardiser of the full inputs with data.columns')
       standardiser = weighted_standardiser(data.x_train, weights)
-    num_inputs = standardiser.shift_N.shape[-1]
+    num_inputs = standardiser.shift_N.shape[-1]  # N, whatever columns data.x_train holds
     params = model.init(key, jnp.zeros((1, num_inputs), jnp.float32))['params']
     return RunState(
         train=train_state.TrainState.create(apply_fn=model.apply, params=params, tx=tx),
