@@ -13,7 +13,7 @@ from typing import Dict, Optional
 
 from absl import app, flags, logging
 
-from manifold_dynamics import pipeline, sweeps
+from manifold_dynamics import distributed, pipeline, sweeps
 from manifold_dynamics.config import LAYERS, DataConfig, TrainConfig
 from manifold_dynamics.data.registry import DATASETS
 from manifold_dynamics.data.sources import SOURCES
@@ -79,6 +79,13 @@ def define_run_flags(epochs: int = _TRAIN.epochs, seeds: int = _TRAIN.seeds):
   flags.DEFINE_bool('overwrite', False, 'Replace an existing run directory once the new run '
                     'is complete.')
   flags.DEFINE_bool('quick', False, 'Smoke setting that runs in seconds (explicit flags win).')
+  flags.DEFINE_bool('distributed', False, 'One run over several processes (hosts): join them '
+                    'with jax.distributed.initialize(), which detects a TPU pod slice or a '
+                    'SLURM / Open MPI job; or give the three flags below (README).')
+  flags.DEFINE_string('coordinator_address', None, 'host:port of process 0 (implies '
+                      '--distributed).')
+  flags.DEFINE_integer('num_processes', None, 'Processes in the run (with --coordinator_address).')
+  flags.DEFINE_integer('process_id', None, 'This process, in [0, num_processes).')
 
 
 def define_once(define, name: str, *args, **kwargs):
@@ -157,12 +164,28 @@ def configs_from_flags(flag_values, quick_overrides: Dict[str, object],
   """(DataConfig, TrainConfig) from parsed flags. `defaults` replace the shared flags'
   defaults for this entry point (e.g. a sweep's lr or stop rule); under --quick,
   `quick_overrides` apply on top; a flag the user set explicitly always wins."""
+  join_processes(flag_values)
   quick, defaults = flag_values.quick, defaults or {}
   data = DataConfig(**_values(flag_values, dataclasses.fields(DataConfig), quick_overrides,
                               quick, defaults))
   train = TrainConfig(**_values(flag_values, dataclasses.fields(TrainConfig), quick_overrides,
                                 quick, defaults))
   return data, train
+
+
+def join_processes(flag_values):
+  """jax.distributed.initialize() under --distributed or --coordinator_address, once."""
+  global _joined
+  address = flag_values.coordinator_address
+  if _joined or not (flag_values.distributed or address):
+    return
+  if address and (flag_values.num_processes is None or flag_values.process_id is None):
+    raise UserError('--coordinator_address needs --num_processes and --process_id.')
+  distributed.initialize(address, flag_values.num_processes, flag_values.process_id)
+  _joined = True
+
+
+_joined = False
 
 
 # Sweeps need t*, phi and S(t*) only: stop once every seed has inverted, test at the end only.

@@ -2,31 +2,39 @@
 
 A run directory holds, in the order they are written:
   config.json       every setting, the package version, the JAX backend and devices;
-  history.npz       arrays (seeds, epochs + 1): R_plus, R_minus, D, loss, train_error,
-                    test_error; with --layers=all also layer_R_plus, layer_R_minus,
-                    layer_D (seeds, epochs + 1, L - 1), every hidden layer, the first one
-                    first; mistakes_packed (seeds, epochs + 1, ceil(P / 8)) uint8, the
-                    np.packbits of the misclassified mask; num_examples (P); train_indices (P,),
-                    each training example's index in the dataset's train split;
+  history/          the records of the training, streamed chunk by chunk (store.py has the
+                    format): R_plus.npy, R_minus.npy, D.npy, loss.npy, train_error.npy,
+                    test_error.npy (epochs + 1, seeds), epoch-major; with --layers=all also
+                    layer_R_plus.npy & co. (epochs + 1, seeds, L - 1), every hidden layer, the
+                    first one first; mistakes_packed.npy (epochs + 1, seeds, ceil(P / 8)) uint8,
+                    the np.packbits of the misclassified mask; train_indices.npy (P,), each
+                    training example's index in the dataset's train split; progress.json
+                    (num_examples = P, epochs written, status); checkpoint.npz, the training
+                    state (weights after the last update). `load_history` gives it as a
+                    `History` of (seeds, epochs + 1, ...) memory-mapped views. Runs written
+                    before streaming hold history.npz instead, the same arrays seed-major.
   stragglers.npz    S(t*) of every seed, ragged: indices (into the training slice) and
                     split_indices (into the train split) concatenated over seeds, offsets
                     (seeds + 1,), t_star (seeds,);
   summary.json      the headline numbers (see inversion.summary);
   *.png, *.pdf      figures.
-Files are written atomically (temp file + rename). A run is built in a staging directory
-NAME.partial-TIMESTAMP and moved to NAME when complete, so an interrupted or diverged run never
+Files are written atomically (temp file + rename, or append then a progress file). A run is
+built in NAME.partial and moved to NAME when complete, so an interrupted or diverged run never
 leaves a half-written NAME and never destroys an earlier one; an existing NAME is replaced only
-with overwrite=True, and only once the new run is complete.
+with overwrite=True, and only once the new run is complete. Running the same command again on
+an unfinished NAME.partial resumes it from its last checkpoint (`RunDir`); `load_run` reads a
+NAME.partial too, e.g. to plot a run while it trains.
 """
 
 import json
 import os
 import shutil
-import time
+import tempfile
 from typing import List, NamedTuple, Optional
 
 import numpy as np
 
+from manifold_dynamics import distributed, store
 from manifold_dynamics.errors import UserError
 from manifold_dynamics.train import History
 
@@ -76,27 +84,75 @@ def write_npz(path: str, **arrays) -> str:
   return path
 
 
+_NOT_COMPARED = ('environment', 'resumed_by')  # config.json keys a resumed run may change
+
+
 class RunDir:
-  """A run directory being written; see the module docstring for the contract."""
+  """A run directory being written; see the module docstring for the contract.
+
+  The run is built in NAME.partial. Opening a NAME whose NAME.partial exists resumes it: the
+  files already there are kept, `begin` refuses a different configuration, and every training
+  streamed with `history_store` continues from its last checkpoint. In a multi-host run only
+  process 0 writes here; the other processes write into a temporary directory that `commit`
+  deletes, and follow process 0's refusals."""
 
   def __init__(self, path: str, overwrite: bool = False):
     self.path = os.path.abspath(path)
+    self.overwrite = overwrite
+    self.writer = distributed.is_writer()
+    self.staging = f'{self.path}.partial'
+    error = None
     if os.path.exists(self.path) and not os.path.isdir(self.path):
-      raise UserError(f'{self.path} exists and is not a directory; choose another --workdir.')
-    if os.path.isdir(self.path) and os.listdir(self.path) and not overwrite:
-      raise UserError(f'run directory {self.path} already exists; pass --overwrite to replace '
-                      f'it or choose another --workdir.')
+      error = f'{self.path} exists and is not a directory; choose another --workdir.'
+    elif os.path.isdir(self.path) and os.listdir(self.path) and not overwrite:
+      error = (f'run directory {self.path} already exists; pass --overwrite to replace it or '
+               f'choose another --workdir.')
+    _agree(error)
+    self.resuming = os.path.isfile(os.path.join(self.staging, 'config.json'))
+    if not self.writer:
+      self.staging = tempfile.mkdtemp(prefix='manifold_dynamics-process-')
+      return
     os.makedirs(os.path.dirname(self.path), exist_ok=True)
-    stamp = time.strftime('%Y%m%d-%H%M%S')
-    self.staging = f'{self.path}.partial-{stamp}-{os.getpid()}'
-    os.makedirs(self.staging)
+    os.makedirs(self.staging, exist_ok=True)
+
+  def begin(self, config: dict):
+    """Writes config.json; when resuming, refuses a config that differs from the one already
+    there (the environment aside), unless --overwrite, which starts the run afresh."""
+    error = None
+    if self.writer and self.resuming:
+      old = read_json(self.file('config.json'))
+      difference = _first_difference(
+          {k: v for k, v in strict_json(config).items() if k not in _NOT_COMPARED},
+          {k: v for k, v in old.items() if k not in _NOT_COMPARED})
+      if difference and self.overwrite:
+        shutil.rmtree(self.staging)
+        os.makedirs(self.staging)
+        self.resuming = False
+      elif difference:
+        error = (f'{self.staging} holds an unfinished run with {difference}; rerun with its '
+                 f'settings to resume it, or pass --overwrite to discard it.')
+    _agree(error)
+    if self.resuming:
+      config = dict(config, resumed_by=config.get('environment'))
+      config['environment'] = read_json(self.file('config.json')).get('environment')
+    write_json(self.file('config.json'), config)
 
   def file(self, name: str) -> str:
     """Path of `name` inside the (staging) directory being written."""
     return os.path.join(self.staging, name)
 
+  def history_store(self, name: str, train_indices: np.ndarray):
+    """The streamed, resumable store of training `name` (a directory in the run); on the
+    processes other than 0 of a multi-host run, a store that keeps nothing."""
+    if not self.writer:
+      return store.NullStore()
+    return store.HistoryStore(self.file(name), train_indices)
+
   def commit(self) -> str:
     """Moves the finished run into place, replacing an earlier run only now."""
+    if not self.writer:
+      shutil.rmtree(self.staging, ignore_errors=True)
+      return self.path
     old = None
     if os.path.exists(self.path):
       old = f'{self.staging}.replaced'
@@ -105,6 +161,23 @@ class RunDir:
     if old:
       shutil.rmtree(old)
     return self.path
+
+
+def _agree(error: Optional[str]):
+  """Raises `error` on process 0, and a pointer to it on the others."""
+  if distributed.any_process(error is not None and distributed.is_writer()):
+    raise UserError(error or 'process 0 refused the run directory; see its message.')
+
+
+def _first_difference(new, old, prefix='') -> Optional[str]:
+  """'key a.b: new vs old' for the first setting that differs, or None."""
+  if isinstance(new, dict) and isinstance(old, dict):
+    for key in list(new) + [k for k in old if k not in new]:
+      found = _first_difference(new.get(key), old.get(key), f'{prefix}{key}.')
+      if found:
+        return found
+    return None
+  return None if new == old else f'{prefix[:-1]} = {old!r} (now {new!r})'
 
 
 def save_history(path: str, history: History, train_indices: np.ndarray) -> str:
@@ -117,10 +190,28 @@ def save_history(path: str, history: History, train_indices: np.ndarray) -> str:
 
 
 def load_history(path: str) -> History:
+  """A history written by `save_history` (.npz) or streamed by `store.HistoryStore` (a
+  directory, memory-mapped; a training still running gives its epochs so far)."""
+  if os.path.isdir(path):
+    return store.read_history(path)
   with np.load(path) as f:
     layers = {k: f[k] for k in History.LAYER_ARRAYS if k in f}
     return History(**{k: f[k] for k in History.ARRAYS}, mistakes_packed=f['mistakes_packed'],
                    num_examples=int(f['num_examples']), **layers)
+
+
+def history_path(run_path: str, name: str = 'history') -> str:
+  """The history `name` of a run directory: the streamed directory NAME, or NAME.npz as runs
+  written before streaming have it."""
+  streamed = os.path.join(run_path, name)
+  return streamed if os.path.isdir(streamed) else f'{streamed}.npz'
+
+
+def load_train_indices(path: str) -> np.ndarray:
+  if os.path.isdir(path):
+    return np.load(os.path.join(path, 'train_indices.npy'))
+  with np.load(path) as f:
+    return f['train_indices']
 
 
 def save_stragglers(path: str, sets: List[np.ndarray], train_indices: np.ndarray,
@@ -149,13 +240,14 @@ class Run(NamedTuple):
 
 
 def load_run(path: str) -> Run:
-  """Reads a run directory written by an experiment."""
+  """Reads a run directory written by an experiment; NAME.partial, a run still training or
+  interrupted, gives what it holds so far."""
   if not os.path.isfile(os.path.join(path, 'config.json')):
     raise UserError(f'{path} is not a run directory (no config.json).')
-  with np.load(os.path.join(path, 'history.npz')) as f:
-    train_indices = f['train_indices']
+  history = history_path(path)
+  if not os.path.exists(history):
+    raise UserError(f'{path} holds no history yet; wait for its first chunk of epochs.')
   summary_path = os.path.join(path, 'summary.json')
-  return Run(path, read_json(os.path.join(path, 'config.json')),
-             load_history(os.path.join(path, 'history.npz')),
+  return Run(path, read_json(os.path.join(path, 'config.json')), load_history(history),
              read_json(summary_path) if os.path.exists(summary_path) else None,
-             train_indices)
+             load_train_indices(history))

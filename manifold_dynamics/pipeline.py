@@ -49,7 +49,7 @@ def default_workdir(experiment: str, data_cfg: DataConfig, train_cfg: TrainConfi
 def write_config(run: io.RunDir, experiment: str, data_cfg: DataConfig, train_cfg: TrainConfig,
                  task, **extra):
   """config.json, the first file of every run directory."""
-  io.write_json(run.file('config.json'), {
+  run.begin({
       'experiment': experiment,
       'data': dataclasses.asdict(data_cfg),
       'train': dataclasses.asdict(train_cfg),
@@ -62,7 +62,9 @@ def write_config(run: io.RunDir, experiment: str, data_cfg: DataConfig, train_cf
 
 def train_and_save(run: io.RunDir, name: str, data_cfg: DataConfig, train_cfg: TrainConfig,
                    task, log: Callable[[str], None], weights=None, data=None):
-  """Trains and writes the history as `name`; a diverged run keeps its partial history.
+  """Trains, streaming the history into the run directory as `name` (a directory, see
+  io.py) and checkpointing as it goes, so that running the same command again resumes an
+  interrupted training (or skips a finished one); a diverged run keeps its partial history.
 
   Returns the History and the final RunState of every run.
   """
@@ -72,12 +74,10 @@ def train_and_save(run: io.RunDir, name: str, data_cfg: DataConfig, train_cfg: T
       f'{jax.default_backend()}')
   data = TrainData.from_task(task) if data is None else data
   try:
-    history, states = fit(train_cfg, data, log=log, weights=weights, return_state=True)
+    return fit(train_cfg, data, log=log, weights=weights, return_state=True,
+               store=run.history_store(name, task.train_indices))
   except DivergenceError as e:
-    io.save_history(run.file(name), e.history, task.train_indices)
-    raise UserError(f'{e} Partial history kept in {run.staging}.') from None
-  io.save_history(run.file(name), history, task.train_indices)
-  return history, states
+    raise UserError(f'{e} Partial history kept in {run.file(name)}.') from None
 
 
 def run_inversion(data_cfg: DataConfig, train_cfg: TrainConfig, workdir: str,
@@ -86,13 +86,17 @@ def run_inversion(data_cfg: DataConfig, train_cfg: TrainConfig, workdir: str,
   """Trains `train_cfg.seeds` nets on the task of `data_cfg` and writes the run directory
   (without its figures when `figures` is False: a sweep draws its own).
 
-  Returns the summary dict (also written to summary.json). On divergence the partial history
-  is kept in the staging directory and a `UserError` names it.
+  Returns the summary dict (also written to summary.json; None on the processes other than 0
+  of a multi-host run). On divergence the partial history is kept in the staging directory
+  and a `UserError` names it; an interrupted run resumes when called again (io.RunDir).
   """
   run = io.RunDir(workdir, overwrite)  # refuses an existing run before any work
   task = load_task(data_cfg, log=log)
   write_config(run, 'inversion', data_cfg, train_cfg, task)
-  history, _ = train_and_save(run, 'history.npz', data_cfg, train_cfg, task, log)
+  history, _ = train_and_save(run, 'history', data_cfg, train_cfg, task, log)
+  if not run.writer:  # another process of a multi-host run: process 0 writes the results
+    run.commit()
+    return None
 
   inv = inversion_lib.analyse(history)
   sets = inversion_lib.stragglers(history, inv.t_star)
@@ -179,7 +183,7 @@ def run_stragglers(data_cfg: DataConfig, train_cfg: TrainConfig, workdir: str,
       histories[base] = source.history
       continue
     cfg = dataclasses.replace(train_cfg, depth=depth, width=width)
-    histories[(depth, width)] = train_and_save(run, f'history_L{depth}xH{width}.npz', data_cfg,
+    histories[(depth, width)] = train_and_save(run, f'history_L{depth}xH{width}', data_cfg,
                                                cfg, task, log)[0]
   P = histories[base].num_examples
   sets = {arch: stragglers_lib.at_t_star(h, observable) for arch, h in histories.items()}
@@ -272,7 +276,7 @@ def run_prune(data_cfg: DataConfig, train_cfg: TrainConfig, workdir: str,
   write_config(run, 'prune', data_cfg, train_cfg, task, from_run=from_run,
                eps_grid=list(eps_grid), t_before=t_before, t_after=t_after,
                sigmas=list(sigmas), max_base_seeds=max_base_seeds)
-  base = source.history if source else train_and_save(run, 'history_base.npz', data_cfg,
+  base = source.history if source else train_and_save(run, 'history_base', data_cfg,
                                                        train_cfg, task, log)[0]
   keep = min(base.num_seeds, max_base_seeds)
   base = base.select(slice(0, keep))
@@ -281,7 +285,7 @@ def run_prune(data_cfg: DataConfig, train_cfg: TrainConfig, workdir: str,
   retrain_cfg = dataclasses.replace(train_cfg, seeds=len(plan.kind), seed=train_cfg.seed + 1)
   log(f'retraining {len(plan.kind)} runs: {len(plan.kinds())} removal kinds x {keep} base seeds')
   data = TrainData.from_task(task)
-  history, states = train_and_save(run, 'history.npz', data_cfg, retrain_cfg, task, log,
+  history, states = train_and_save(run, 'history', data_cfg, retrain_cfg, task, log,
                                    weights=plan.weights(P), data=data)
   model = MLP(train_cfg.depth, train_cfg.width, train_cfg.activation, train_cfg.init_scale)
   noisy = pruning.noisy_test_errors(model, states, data, sigmas,

@@ -55,7 +55,7 @@ def _train_variants(run: io.RunDir, variants: Dict[str, Variant],
   histories = {}
   for name, (data_cfg, train_cfg, task) in variants.items():
     log(f'--- {name}')
-    histories[name] = pipeline.train_and_save(run, f'history_{name}.npz', data_cfg, train_cfg,
+    histories[name] = pipeline.train_and_save(run, f'history_{name}', data_cfg, train_cfg,
                                               task, log)[0]
   return histories
 

@@ -192,7 +192,9 @@ def run(sweep: SweepDir, num_tasks: int = 1, task_index: int = 0, collect_only: 
         f'{len(mine) - len(todo)} already complete, {len(todo)} to train')
   for i, point in enumerate(todo):
     directory = sweep.point_dir(point)
-    for stale in glob.glob(f'{directory}.partial-*'):  # left by a killed run of this worker
+    # NAME.partial, left by a killed run of this point, resumes from its checkpoint;
+    # NAME.partial-TIMESTAMP-PID, from versions before resume, cannot be resumed.
+    for stale in glob.glob(f'{directory}.partial-*'):
       shutil.rmtree(stale, ignore_errors=True)
     log(f'--- point {point.name} ({i + 1}/{len(todo)} of this worker)')
     try:

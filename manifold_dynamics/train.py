@@ -24,6 +24,7 @@ import dataclasses
 import functools
 import math
 import time
+import types
 from typing import Callable, NamedTuple, Optional
 
 import flax
@@ -33,7 +34,7 @@ import numpy as np
 import optax
 from flax.training import train_state
 
-from manifold_dynamics import geometry, stopping
+from manifold_dynamics import distributed, geometry, preemption, stopping
 from manifold_dynamics.config import TrainConfig
 from manifold_dynamics.errors import UserError
 from manifold_dynamics.models import MLP, Standardiser
@@ -322,61 +323,119 @@ def _format_seconds(s: float) -> str:
   return f'{s // 3600}h{s % 3600 // 60:02d}m' if s >= 3600 else f'{s // 60}m{s % 60:02d}s'
 
 
-def shard_over_seeds(keys: jax.Array, data: TrainData, log: Callable[[str], None]):
-  """Places the seed axis of `keys` across all local devices (a Mesh over 'seeds'), data
-  replicated. On one device this is a no-op; jit then partitions every vmapped computation
-  by seed."""
+def seed_shardings():
+  """(by_seed, replicated) NamedShardings over a 1-D mesh 'seeds' of all devices (of every
+  process), or None on one device."""
   devices = jax.devices()
   if len(devices) == 1:
-    return keys, data
-  if keys.shape[0] % len(devices):
-    log(f'note: {keys.shape[0]} seeds do not split evenly over {len(devices)} devices; '
-        f'running on one device (use a multiple of {len(devices)} seeds).')
-    return keys, data
+    return None
   mesh = jax.sharding.Mesh(np.array(devices), ('seeds',))
-  by_seed = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec('seeds'))
-  replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
-  return jax.device_put(keys, by_seed), jax.device_put(data, replicated)
+  return (jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec('seeds')),
+          jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
 
 
-def shard_like(keys: jax.Array, x: jax.Array) -> jax.Array:
-  """`x` (leading seed axis) placed like the seed axis of `keys` (see shard_over_seeds)."""
-  sharding = keys.sharding
-  return jax.device_put(x, sharding) if isinstance(sharding, jax.sharding.NamedSharding) else x
+def seed_padding(num_seeds: int) -> int:
+  """Runs added so that the seeds split evenly over the devices (see `pad_seeds`)."""
+  return -num_seeds % jax.device_count()
+
+
+def pad_seeds(x, padding: int):
+  """`x` (leading seed axis) with its last run repeated `padding` times. A padded run is an
+  exact copy of the last real one (same key, same weights), so it costs compute but never
+  changes a result, and `fit` drops it from everything it returns or saves."""
+  if not padding:
+    return x
+  x = np.asarray(x)
+  return np.concatenate([x, np.repeat(x[-1:], padding, axis=0)])
 
 
 def start(cfg: TrainConfig, data: TrainData, keys: Optional[jax.Array] = None,
           weights: Optional[np.ndarray] = None, log: Callable[[str], None] = lambda _: None):
   """The initial `RunState` of every run (leading seed axis) and the data to train it on, as
-  `fit` trains: seeds sharded over the local devices, one standardiser per distinct training
-  set, and the inputs that no run uses left out (`TrainData.without_constant_inputs`); with
-  bfloat16 products the inputs are stored in bfloat16 (the products round them anyway).
+  `fit` trains: one standardiser per distinct training set, the inputs that no run uses left
+  out (`TrainData.without_constant_inputs`), with bfloat16 products the inputs stored in
+  bfloat16 (the products round them anyway), and the seeds padded to a multiple of the device
+  count (`pad_seeds`) and sharded over all devices, data replicated (jit then partitions every
+  vmapped computation by seed). The state has cfg.seeds + seed_padding(cfg.seeds) runs.
   `keys` defaults to `seed_keys(cfg.seed, cfg.seeds)`; `weights` as in `fit`."""
   keys = seed_keys(cfg.seed, cfg.seeds) if keys is None else keys
   num_examples = data.x_train.shape[0]
   weights = np.ones(num_examples, np.float32) if weights is None else np.asarray(weights)
   if not np.all(np.sum(np.atleast_2d(weights), axis=1) > 0):
     raise UserError('every run needs at least one training example of positive weight.')
-  keys, data = shard_over_seeds(keys, data, log)
+  padding = seed_padding(len(keys))
+  if padding:
+    log(f'note: {len(keys)} seeds padded to {len(keys) + padding} to split evenly over '
+        f'{jax.device_count()} devices; the {padding} extra runs are dropped.')
+  keys = pad_seeds(jax.random.key_data(keys) if jnp.issubdtype(keys.dtype, jax.dtypes.prng_key)
+                   else keys, padding)
+  weights = jnp.asarray(weights if weights.ndim == 1 else pad_seeds(weights, padding),
+                        jnp.float32)
   if weights.ndim == 1:  # shared by every run: one standardiser, broadcast by vmap
-    weights = jnp.asarray(weights, jnp.float32)
     stats = jax.jit(weighted_standardiser)(data.x_train, weights)
     per_run = None
   else:  # one pruned set per run
-    weights = shard_like(keys, jnp.asarray(weights, jnp.float32))
     stats = jax.jit(standardisers)(data.x_train, weights)
     per_run = 0
   data = data.without_constant_inputs(stats)
   if cfg.matmul_precision == 'bfloat16':  # every product rounds x to bfloat16: do it once here
     data = data.replace(x_train=data.x_train.astype(jnp.bfloat16),
                         x_test=data.x_test.astype(jnp.bfloat16))
+  shardings = seed_shardings()
+  if shardings is not None:
+    by_seed, replicated = shardings
+    run_sharding = by_seed if per_run == 0 else replicated
+    keys = distributed.put(keys, by_seed)
+    data = jax.tree.map(lambda x: distributed.put(x, replicated), data)
+    weights = distributed.put(weights, run_sharding)
+    stats = jax.tree.map(lambda x: distributed.put(x, run_sharding), stats)
   init_v = jax.jit(jax.vmap(make_train(cfg).init, in_axes=(0, None, per_run, per_run)))
-  return init_v(keys, data, weights, stats), data
+  return init_v(jnp.asarray(keys), data, weights, stats), data
+
+
+class Resumed(NamedTuple):
+  """Where a store left a run (`MemoryStore.resume`)."""
+
+  state: RunState  # host arrays, cfg.seeds runs
+  epochs: int  # updates done
+  chunk: Optional[int]  # epochs per chunk of the interrupted run
+  observables: dict  # 'R_plus', 'R_minus', 'D', 'loss': (seeds, epochs) so far
+  complete: bool  # the history is finished (the final observation written)
+
+
+class MemoryStore:
+  """Where `fit` keeps the records of its chunks by default: in host memory. The protocol
+  (resume, append, checkpoint, finish, diverged, history) is the one `store.HistoryStore`
+  implements on disk, with checkpoints, for runs that must survive an interruption."""
+
+  def __init__(self, num_examples: int):
+    self.num_examples = num_examples
+    self.chunks = []
+
+  def resume(self, like) -> Optional[Resumed]:
+    del like
+    return None
+
+  def append(self, records):
+    self.chunks.append(records)
+
+  def checkpoint(self, state, epochs_trained: int, chunk: int):
+    pass
+
+  def finish(self, final, state, epochs_trained: int):
+    self.chunks.append(jax.tree.map(lambda f: np.asarray(f)[:, None], final))
+
+  def diverged(self):
+    pass
+
+  def history(self) -> History:
+    records = jax.tree.map(lambda *xs: np.concatenate(xs, axis=1), *self.chunks)
+    return History.from_records(records, self.num_examples)
 
 
 def fit(cfg: TrainConfig, data: TrainData, log: Optional[Callable[[str], None]] = print,
         keys: Optional[jax.Array] = None, weights: Optional[np.ndarray] = None,
-        return_state: bool = False):
+        return_state: bool = False, store=None):
   """Trains cfg.seeds initialisations in parallel for cfg.epochs full-batch updates.
 
   `weights` is None (every run trains on all of T), (P,) shared by every run, or (seeds, P),
@@ -384,61 +443,140 @@ def fit(cfg: TrainConfig, data: TrainData, log: Optional[Callable[[str], None]] 
   `RunState` of every run (leading seed axis), e.g. to evaluate the trained nets further.
 
   Runs jit(vmap(run_epochs)) in chunks of epochs, logging epoch, seed-epochs per second and
-  ETA between chunks; with several devices the seeds are sharded across them. Raises
-  `DivergenceError` (with the partial history) as soon as a chunk produces non-finite values.
-  With cfg.stop_after_inversion a `stopping.InversionStop` reads every chunk and training ends
-  at the first chunk boundary where all seeds have inverted: the History then covers the
-  epochs trained only (`num_epochs` < cfg.epochs).
+  ETA between chunks; the seeds are sharded over all devices (of every process, see
+  `distributed`). Between chunks, host-side collaborators decide:
+  - `store` keeps each chunk's records: `MemoryStore` (default) in memory; a
+    `store.HistoryStore` streams them to disk and checkpoints the state, and a store that
+    already holds progress is resumed from its checkpoint (bit-identical to an uninterrupted
+    run on the same machine: same chunk boundaries, same compiled chunks);
+  - divergence: `DivergenceError` (the records so far are in the store and in the error) as
+    soon as a chunk produces non-finite values;
+  - with cfg.stop_after_inversion a `stopping.InversionStop` ends training at the first chunk
+    boundary where all seeds have inverted (the History then covers the epochs trained);
+  - SIGTERM/SIGINT (`preemption.Deferred`) end training after the chunk in flight, raising
+    `preemption.Interrupted` once its records and state are saved.
   """
   log = log or (lambda _: None)
   num_examples = data.x_train.shape[0]
+  store = MemoryStore(num_examples) if store is None else store
   state, data = start(cfg, data, keys, weights, log)
+  resumed = _resume(store, state, cfg.seeds)
+  done, chunk, observed = 0, cfg.chunk_epochs or min(_PROBE_EPOCHS, cfg.epochs), None
+  if resumed is not None:
+    state = _put_like(state, pad_seeds_tree(resumed.state, seed_padding(cfg.seeds)))
+    done, chunk, observed = resumed.epochs, resumed.chunk or chunk, resumed.observables
+    if resumed.complete:
+      log(f'{cfg.seeds} seeds x {done} epochs already trained; read from the store')
+      return _returned(store, state, cfg.seeds, return_state)
+    log(f'resuming at epoch {done} of {cfg.epochs} from the checkpoint')
   trainer = make_train(cfg)
   run_v = jax.jit(jax.vmap(trainer.run_epochs, in_axes=(0, None, None, None)),
                   static_argnums=2)
   observe_v = jax.jit(jax.vmap(trainer.observe, in_axes=(0, None)))
   compiled = {}  # chunk length -> executable, compiled ahead of time so rates exclude it
   stop = stopping.InversionStop(cfg.seeds) if cfg.stop_after_inversion else None
+  initial_loss = None if observed is None else observed['loss'][:, :1]
+  if stop is not None and observed is not None:
+    stop.update(types.SimpleNamespace(**observed))
+  sized = resumed is not None and resumed.chunk is not None  # chunk length fixed already
 
-  chunk = cfg.chunk_epochs or min(_PROBE_EPOCHS, cfg.epochs)
-  chunks, began, done = [], time.perf_counter(), 0
-  while done < cfg.epochs:
-    n = min(chunk, cfg.epochs - done)
-    if n not in compiled:
-      compiled[n] = run_v.lower(state, data, n, done).compile()
-    tic = time.perf_counter()
-    state, records = compiled[n](state, data, done)
-    chunks.append(jax.device_get(records))
-    elapsed = time.perf_counter() - tic
-    done += n
-    _raise_if_diverged(cfg, chunks, num_examples)
-    rate = n / elapsed  # epochs per second, all seeds together
-    if not cfg.chunk_epochs and len(chunks) == 1:  # size the chunks once, from the probe
-      chunk = _chunk_for_rate(rate, cfg.epochs - done)
-      if stop is not None:  # a stop rule decides between chunks: keep them short
-        chunk = min(chunk, STOP_CHUNK_EPOCHS)
-    log(f'epoch {done:>{len(str(cfg.epochs))}}/{cfg.epochs}  '
-        f'{rate * cfg.seeds:,.0f} seed-epochs/s  '
-        f'elapsed {_format_seconds(time.perf_counter() - began)}  '
-        f'ETA {_format_seconds((cfg.epochs - done) / rate)}')
-    if stop is not None and stop.update(chunks[-1]):
-      log(f'inversion confirmed on R+, R- and D in all {cfg.seeds} seeds: stopping at epoch '
-          f'{done} of {cfg.epochs}')
-      break
-  final = jax.device_get(observe_v(state, data))
-  history = _assemble(chunks, final, num_examples)
-  return (history, state) if return_state else history
+  began = time.perf_counter()
+  with preemption.Deferred() as signals:
+    while done < cfg.epochs and not (stop is not None and stop.done):
+      n = min(chunk, cfg.epochs - done)
+      if n not in compiled:
+        compiled[n] = run_v.lower(state, data, n, done).compile()
+      tic = time.perf_counter()
+      state, records = compiled[n](state, data, done)
+      records = _real_seeds(distributed.gather(records), cfg.seeds)
+      elapsed = time.perf_counter() - tic
+      done += n
+      store.append(records)
+      initial_loss = records.loss[:, :1] if initial_loss is None else initial_loss
+      _raise_if_diverged(cfg, records.loss, initial_loss, store)
+      rate = n / elapsed  # epochs per second, all seeds together
+      if not sized:  # size the chunks once, from the probe
+        chunk = cfg.chunk_epochs or _chunk_for_rate(rate, cfg.epochs - done)
+        if stop is not None and not cfg.chunk_epochs:  # a stop rule decides between chunks
+          chunk = min(chunk, STOP_CHUNK_EPOCHS)
+        sized = True
+      store.checkpoint(_real_seeds(distributed.gather(state), cfg.seeds), done, chunk)
+      log(f'epoch {done:>{len(str(cfg.epochs))}}/{cfg.epochs}  '
+          f'{rate * cfg.seeds:,.0f} seed-epochs/s  '
+          f'elapsed {_format_seconds(time.perf_counter() - began)}  '
+          f'ETA {_format_seconds((cfg.epochs - done) / rate)}')
+      if stop is not None and stop.update(records):
+        log(f'inversion confirmed on R+, R- and D in all {cfg.seeds} seeds: stopping at epoch '
+            f'{done} of {cfg.epochs}')
+      if distributed.any_process(signals.received is not None) and done < cfg.epochs:
+        raise preemption.Interrupted(
+            f'{signals.received or "a signal"} received: stopped at epoch {done} of '
+            f'{cfg.epochs} with everything up to it saved; run the same command again to '
+            f'resume.')
+  final = _real_seeds(distributed.gather(observe_v(state, data)), cfg.seeds)
+  store.finish(final, _real_seeds(distributed.gather(state), cfg.seeds), done)
+  return _returned(store, state, cfg.seeds, return_state)
 
 
-def _raise_if_diverged(cfg: TrainConfig, chunks, num_examples: int):
+def pad_seeds_tree(tree, padding: int):
+  return jax.tree.map(lambda x: pad_seeds(x, padding), tree)
+
+
+def _real_seeds(tree, num_seeds: int):
+  """The host arrays of `tree` without the padded runs (see `pad_seeds`)."""
+  return jax.tree.map(lambda x: x[:num_seeds], tree)
+
+
+def _put_like(like, host):
+  """Host arrays `host` placed on the devices as the arrays of `like` are."""
+  return jax.tree.map(
+      lambda ref, x: distributed.put(np.asarray(x, ref.dtype), ref.sharding), like, host)
+
+
+def _returned(store, state, num_seeds: int, return_state: bool):
+  history = store.history()
+  if not return_state:
+    return history
+  if distributed.multi_process():
+    state = _real_seeds(distributed.gather(state), num_seeds)
+  elif seed_padding(num_seeds):
+    state = jax.tree.map(lambda x: x[:num_seeds], state)
+  return history, state
+
+
+def _resume(store, state, num_seeds: int) -> Optional[Resumed]:
+  """`store.resume` read on process 0 and broadcast to every process."""
+  like = jax.tree.map(lambda x: jax.ShapeDtypeStruct((num_seeds,) + x.shape[1:], x.dtype),
+                      state)
+  resumed = store.resume(like) if distributed.is_writer() else None
+  if not distributed.multi_process():
+    return resumed
+  found, epochs, chunk, complete = distributed.broadcast(np.array(
+      [resumed is not None, resumed.epochs, resumed.chunk or 0, resumed.complete]
+      if resumed is not None else [0, 0, 0, 0], np.int64))
+  if not found:
+    return None
+  if resumed is None:  # shapes for the broadcast
+    resumed = Resumed(
+        jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), like), int(epochs), None,
+        {k: np.zeros((num_seeds, int(epochs)), np.float32)
+         for k in ('R_plus', 'R_minus', 'D', 'loss')}, bool(complete))
+  state_host, observables = distributed.broadcast((resumed.state, resumed.observables))
+  return Resumed(state_host, int(epochs), int(chunk) or None, observables, bool(complete))
+
+
+def _raise_if_diverged(cfg: TrainConfig, loss: np.ndarray, initial_loss: np.ndarray, store):
   """`DivergenceError` (with the history so far) if the last chunk has a non-finite loss or
   one above cfg.divergence_factor times the initial loss."""
-  loss = chunks[-1].loss
   with np.errstate(invalid='ignore'):
-    bad = ~np.isfinite(loss) | (loss > cfg.divergence_factor * chunks[0].loss[:, :1])
+    bad = ~np.isfinite(loss) | (loss > cfg.divergence_factor * initial_loss)
   if not bad.any():
     return
-  history = _assemble(chunks, None, num_examples)
+  store.diverged()
+  history = store.history()
+  if history is None:  # a process that keeps no history (store.NullStore)
+    raise DivergenceError(f'training diverged with --lr={cfg.lr:g}; lower --lr (process 0 '
+                          f'reports where).', None)
   first = history.diverged_epochs(cfg.divergence_factor)
   seeds_bad = np.flatnonzero(first >= 0)
   s, t = seeds_bad[0], first[seeds_bad[0]]
@@ -447,10 +585,3 @@ def _raise_if_diverged(cfg: TrainConfig, chunks, num_examples: int):
       f'non-finite loss or one above {cfg.divergence_factor:g}x its initial value (seed {s}: '
       f'loss {history.loss[s, 0]:.3g} at epoch 0, {history.loss[s, t]:.3g} at epoch {t}); '
       f'lower --lr.', history)
-
-
-def _assemble(chunks, final, num_examples: int) -> History:
-  """Concatenates chunk records (seeds, n, ...) along epochs, then the final observation."""
-  parts = list(chunks) + ([jax.tree.map(lambda f: f[:, None], final)] if final else [])
-  records = jax.tree.map(lambda *xs: np.concatenate(xs, axis=1), *parts)
-  return History.from_records(records, num_examples)

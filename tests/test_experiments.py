@@ -37,17 +37,18 @@ def test_inversion_writes_a_complete_run_directory(mnist_dir, tmp_path):
   with flagsaver.flagsaver(data_dir=mnist_dir, workdir=workdir, lr=0.5, **TINY):
     inversion_main.main(['inversion.py'])
   files = set(os.listdir(workdir))
-  assert {'config.json', 'history.npz', 'stragglers.npz', 'summary.json',
+  assert {'config.json', 'history', 'stragglers.npz', 'summary.json',
           'inversion_vs_epoch.png', 'inversion_vs_epoch.pdf',
           'observables_vs_train_error.png', 'observables_vs_train_error.pdf'} <= files
   config = io.read_json(os.path.join(workdir, 'config.json'))
   assert config['train']['seeds'] == 2 and config['data']['train_size'] == 64
   assert config['environment']['backend'] == 'cpu' and config['environment']['devices']
   run = io.load_run(workdir)
-  with np.load(os.path.join(workdir, 'history.npz')) as f:
-    for name in ('R_plus', 'R_minus', 'D', 'loss', 'train_error', 'test_error'):
-      assert f[name].shape == (2, 26)
-    assert f['mistakes_packed'].shape == (2, 26, 8)
+  for name in ('R_plus', 'R_minus', 'D', 'loss', 'train_error', 'test_error'):
+    assert getattr(run.history, name).shape == (2, 26)
+    assert np.load(os.path.join(workdir, 'history', f'{name}.npy')).shape == (26, 2)
+  assert run.history.mistakes_packed.shape == (2, 26, 8)
+  assert run.train_indices.shape == (64,)
   summary = run.summary
   assert len(summary['t_star']['R_plus']) == 2 and len(summary['phi']) == 2
   assert summary['seeds'] == 2 and summary['epochs'] == 25
@@ -110,7 +111,8 @@ def test_divergence_keeps_the_partial_history(mnist_dir, tmp_path, capsys):
   assert 'training diverged' in err and 'lower --lr' in err and 'Partial history kept' in err
   partial = [p for p in os.listdir(tmp_path) if 'partial' in p]
   assert len(partial) == 1
-  assert {'config.json', 'history.npz'} <= set(os.listdir(tmp_path / partial[0]))
+  assert {'config.json', 'history'} <= set(os.listdir(tmp_path / partial[0]))
+  assert io.load_run(str(tmp_path / partial[0])).history.num_epochs >= 0
   assert not (tmp_path / 'run').exists()
 
 
@@ -141,10 +143,10 @@ def test_stragglers_from_a_run_and_by_training(mnist_dir, tmp_path):
                            eps=['0.3', '0.1'], data_dir=mnist_dir):
     stragglers_main.main(['stragglers.py'])
   files = set(os.listdir(out))
-  assert {'config.json', 'summary.json', 'stragglers.npz', 'history_L3xH6.npz',
+  assert {'config.json', 'summary.json', 'stragglers.npz', 'history_L3xH6',
           'stragglers_seed0.png', 'stragglers_seed0.pdf', 'z_vs_eps.png',
           'overlap_by_architecture.png'} <= files
-  assert 'history_L2xH6.npz' not in files  # the base run is read, not retrained
+  assert 'history_L2xH6' not in files  # the base run is read, not retrained
   summary = io.read_json(os.path.join(out, 'summary.json'))
   base_summary = io.read_json(os.path.join(base, 'summary.json'))
   assert summary['n_stragglers'] == base_summary['n_stragglers']
@@ -184,7 +186,7 @@ def test_prune_writes_a_complete_run_directory(mnist_dir, tmp_path):
   with flagsaver.flagsaver(from_run=base, workdir=out, eps=['0.2', '0.05'], sigmas=['0', '1'],
                            max_base_seeds=2, data_dir=mnist_dir):
     prune_main.main(['prune.py'])
-  assert {'config.json', 'history.npz', 'removals.npz', 'summary.json',
+  assert {'config.json', 'history', 'removals.npz', 'summary.json',
           'prune_R_plus_vs_epoch.png', 'prune_R_plus_vs_epoch.pdf',
           'prune_observables_vs_eps.png', 'prune_test_error_vs_eps.png'} <= set(os.listdir(out))
   summary = io.read_json(os.path.join(out, 'summary.json'))
@@ -193,7 +195,7 @@ def test_prune_writes_a_complete_run_directory(mnist_dir, tmp_path):
     assert len(summary[kind]['inversion']) == 2 and len(summary[kind]['test_error']) == 2
   assert summary['stragglers']['removed'] == base_summary['n_stragglers']
   assert summary['random']['removed'] == base_summary['n_stragglers']
-  history = io.load_history(os.path.join(out, 'history.npz'))
+  history = io.load_history(os.path.join(out, 'history'))
   assert history.num_seeds == 2 * 8  # 4 kinds + 2 x 2 eps kinds, x 2 base seeds
   with np.load(os.path.join(out, 'removals.npz')) as f:
     assert f['noisy_test_error'].shape == (16, 2)

@@ -101,9 +101,9 @@ def test_subsampling_trains_each_slice(mnist_dir, tmp_path):
   run_main(subsampling_main, data_dir=mnist_dir, workdir=workdir, num_subsets=3, **TINY)
   assert_figures(workdir, 'observables_vs_train_error')
   for k in range(3):
-    history_file = os.path.join(workdir, f'history_subset{k}.npz')
-    with np.load(history_file) as f:
-      np.testing.assert_array_equal(f['train_indices'], np.arange(32 * k, 32 * (k + 1)))
+    np.testing.assert_array_equal(
+        io.load_train_indices(os.path.join(workdir, f'history_subset{k}')),
+        np.arange(32 * k, 32 * (k + 1)))
   summary = io.read_json(os.path.join(workdir, 'summary.json'))
   assert list(summary['subsets']) == ['subset0', 'subset1', 'subset2']
   phis = [s['phi_mean'] for s in summary['subsets'].values()]
@@ -125,7 +125,7 @@ def test_optimizers_summary_has_one_key_per_setting(mnist_dir, tmp_path):
   assert_figures(workdir, 'observables_vs_train_error')
   summary = io.read_json(os.path.join(workdir, 'summary.json'))
   for name in settings:
-    assert os.path.exists(os.path.join(workdir, f'history_{name}.npz'))
+    assert os.path.isdir(os.path.join(workdir, f'history_{name}'))
     row = summary[name]
     assert {'phi_mean', 'phi_std', 't_star_mean'} <= set(row)
     assert row['phi_mean'] == pytest.approx(np.mean(row['phi']))
@@ -134,10 +134,10 @@ def test_optimizers_summary_has_one_key_per_setting(mnist_dir, tmp_path):
   assert config['settings']['momentum0.9_lr0.2'] == dict(optimizer='momentum', momentum=0.9,
                                                          lr=0.2)
   # The settings really differ: different optimisers give different trajectories.
-  with np.load(os.path.join(workdir, 'history_sgd_lr0.2.npz')) as a, \
-       np.load(os.path.join(workdir, 'history_adam_lr0.005.npz')) as b:
-    np.testing.assert_array_equal(a['R_plus'][:, 0], b['R_plus'][:, 0])  # same init
-    assert not np.allclose(a['R_plus'][:, -1], b['R_plus'][:, -1])
+  a = io.load_history(os.path.join(workdir, 'history_sgd_lr0.2'))
+  b = io.load_history(os.path.join(workdir, 'history_adam_lr0.005'))
+  np.testing.assert_array_equal(a.R_plus[:, 0], b.R_plus[:, 0])  # same init
+  assert not np.allclose(a.R_plus[:, -1], b.R_plus[:, -1])
 
 
 @pytest.mark.parametrize('overrides, message', [
@@ -173,8 +173,7 @@ def test_random_labels_reports_inversion_per_seed(mnist_dir, tmp_path):
     assert sorted(f['permutation'].tolist()) == list(range(32))
     np.testing.assert_array_equal(f['y_train'], true_y[f['permutation']])
   for name in ('true_labels', 'random_labels'):
-    with np.load(os.path.join(workdir, f'history_{name}.npz')) as h:
-      assert h['R_plus'].shape == (3, 21)
+    assert io.load_history(os.path.join(workdir, f'history_{name}')).R_plus.shape == (3, 21)
 
 
 def test_before_after_figure_draws_density_contours():

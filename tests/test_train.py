@@ -199,28 +199,37 @@ x_train, y_train, x_test, y_test = make_image_splits(64, 30, shape=(6, 6))
 raw = task_lib.sources.RawSplits(x_train, y_train, x_test, y_test)
 data = train.TrainData.from_task(task_lib.make_task(raw, 64))
 cfg = dataclasses.replace(CFG, seeds=4, epochs=5)
-keys, placed = train.shard_over_seeds(train.seed_keys(0, 4), data, print)
-assert len(keys.sharding.device_set) == 2
+state, _ = train.start(cfg, data)
+assert len(state.train.step.sharding.device_set) == 2
 history = train.fit(cfg, data, log=None)
 pruned = train.fit(cfg, data, log=None, weights=(np.arange(4 * 64).reshape(4, 64) %% 3 > 0))
+# 3 seeds on 2 devices: padded to 4, the extra run dropped from everything returned
+lines = []
+odd, odd_state = train.fit(dataclasses.replace(cfg, seeds=3), data, log=lines.append,
+                           return_state=True)
+assert odd.R_plus.shape == (3, 6) and odd_state.weights.shape == (3, 64), odd.R_plus.shape
+assert any('padded to 4' in line for line in lines), lines
 np.save(sys.argv[1], np.stack([history.R_plus, pruned.R_plus]))
+np.save(sys.argv[2], odd.R_plus)
 '''
 
 
 def test_seeds_shard_over_devices(data, tmp_path):
-  """Two forced host devices: the sharded run equals the single-device run."""
+  """Two forced host devices: the sharded run equals the single-device run, and 3 seeds
+  (padded to 4, then dropped) equal the first 3 of the single-device run."""
   import os, subprocess, sys  # pylint: disable=g-import-not-at-top,multiple-imports
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=2',
              JAX_PLATFORMS='cpu')
-  out = str(tmp_path / 'r.npy')
-  subprocess.run([sys.executable, '-c', SHARDED % {'root': root}, out], check=True, env=env,
-                 cwd=root)
+  out, odd = str(tmp_path / 'r.npy'), str(tmp_path / 'odd.npy')
+  subprocess.run([sys.executable, '-c', SHARDED % {'root': root}, out, odd], check=True,
+                 env=env, cwd=root)
   cfg = dataclasses.replace(CFG, seeds=4, epochs=5)
   single = train.fit(cfg, data, log=None)
   pruned = train.fit(cfg, data, log=None, weights=(np.arange(4 * 64).reshape(4, 64) % 3 > 0))
   np.testing.assert_allclose(np.load(out), np.stack([single.R_plus, pruned.R_plus]), rtol=1e-5,
                              atol=1e-6)
+  np.testing.assert_allclose(np.load(odd), single.R_plus[:3], rtol=1e-5, atol=1e-6)
 
 
 def test_weights_equal_training_on_the_subset(data):
