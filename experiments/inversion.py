@@ -26,9 +26,15 @@ maximum at t* ~ 30-50, every seed showing the inversion.
 seed has inverted on R+, R- and D; t*, phi and S(t*) are then those of the full run (validated
 seed by seed in the README's Fig. 3 section).
 
-Writes the run directory (default runs/inversion-...): config.json, history.npz,
-stragglers.npz, summary.json, inversion_vs_epoch.{png,pdf} (R+, R-, D and errors against
-epoch, inversion region shaded) and observables_vs_train_error.{png,pdf}.
+Writes the run directory (default runs/inversion-...): config.json, history/ (streamed while
+training, with a checkpoint), stragglers.npz, summary.json, inversion_vs_epoch.{png,pdf} (R+,
+R-, D and errors against epoch, inversion region shaded), observables_vs_train_error.{png,pdf}
+and R_plus_per_run.{png,pdf} (Fig. 3c-d: R+ of every run against training error and epoch).
+
+Long runs: SIGTERM or Ctrl-C stops after the chunk in flight with everything saved, and the
+same command resumes the run from there (bit for bit); --distributed (or
+--coordinator_address, --num_processes, --process_id) spreads the seeds over the processes
+of a multi-host job (README, "Long runs").
 """
 
 from absl import app, flags

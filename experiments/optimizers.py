@@ -14,7 +14,7 @@ may not be given. t* moves with the optimiser; phi, the training error at t*, sh
 Runtime of the default (7 settings x 20 seeds x 1000 epochs = 1.4e5 seed-epochs): about 25 min
 on a 2-core CPU. --quick (3 settings, 4 seeds, 300 epochs, P = 1024) runs in about 30 s.
 
-Writes config.json, history_<setting>.npz per setting, summary.json (one key per setting with
+Writes config.json, history_<setting>/ per setting, summary.json (one key per setting with
 phi_mean, phi_std, t_star_mean and the full inversion summary; "across_settings") and
 observables_vs_train_error.{png,pdf}.
 """

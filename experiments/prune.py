@@ -19,7 +19,7 @@ observables at convergence, and the test error on the clean and noisy test sets.
 Runtime with the defaults (10 base seeds x 14 removal kinds = 140 runs x 1000 epochs): about
 30 min on a 2-core CPU. --quick (2 base seeds, 300 epochs, P = 1024) runs in about a minute.
 
-Writes config.json, history.npz (all retrained runs), removals.npz, summary.json and the
+Writes config.json, history/ (all retrained runs), removals.npz, summary.json and the
 figures prune_R_plus_vs_epoch (2a), prune_observables_vs_eps (2b), prune_test_error_vs_eps (2c).
 """
 

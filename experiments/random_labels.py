@@ -14,7 +14,7 @@ Runtime of the default (2 x 20 seeds x 1000 epochs = 4e4 seed-epochs): about 8 m
 CPU. --quick (4 seeds, 300 epochs, P = 1024) runs in about 15 s.
 
 Writes config.json, random_labels.npz (the permutation and the permuted labels),
-history_true_labels.npz, history_random_labels.npz, summary.json ("true_labels" and
+history_true_labels/, history_random_labels/, summary.json ("true_labels" and
 "random_labels", each with the per-seed list "inversion"), random_labels_vs_epoch.{png,pdf}
 and observables_vs_train_error.{png,pdf}.
 """

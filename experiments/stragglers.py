@@ -18,7 +18,7 @@ Runtime: from an existing run a few seconds; each extra architecture trains like
 experiment (about 20 min per 1e5 seed-epochs on a 2-core CPU). --quick (4 seeds, 300 epochs,
 P = 1024, architectures 2x20 and 3x20) runs in about 30 s on a CPU.
 
-Writes config.json, history_L*xH*.npz (architectures trained here), stragglers.npz, summary.json
+Writes config.json, history_L*xH*/ (architectures trained here), stragglers.npz, summary.json
 and the figures stragglers_seed0 (the images), z_vs_eps and overlap_by_architecture (PNG, PDF).
 """
 

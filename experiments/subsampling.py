@@ -13,7 +13,7 @@ P = 8192.
 Runtime of the default (4 slices x 20 seeds x 1000 epochs = 8e4 seed-epochs): about 15 min on
 a 2-core CPU. --quick (2 slices, 4 seeds, 300 epochs, P = 1024) runs in about 20 s.
 
-Writes config.json, history_subset<k>.npz per slice, summary.json (the inversion summary of
+Writes config.json, history_subset<k>/ per slice, summary.json (the inversion summary of
 each slice under "subsets", and phi over slices) and observables_vs_train_error.{png,pdf}.
 """
 

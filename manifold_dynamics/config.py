@@ -66,7 +66,7 @@ class TrainConfig:
   # t*, phi and S(t*) are then read from the epochs trained. Seeds that never invert run on.
   stop_after_inversion: bool = False
   # Observables R+, R-, D of the first hidden layer only ('first', the paper's), or of every
-  # hidden layer as well ('all': history.npz gains layer_R_plus & co., (seeds, epochs+1, L-1)).
+  # hidden layer as well ('all': the history gains layer_R_plus & co., (seeds, epochs+1, L-1)).
   layers: str = 'first'
   # Precision of the network's matrix products (models.MATMUL_PRECISIONS): 'float32' is full
   # float32 on every backend, so a TPU or GPU gives the CPU's numbers; 'bfloat16' (opt-in,

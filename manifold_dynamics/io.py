@@ -111,6 +111,7 @@ class RunDir:
     self.resuming = os.path.isfile(os.path.join(self.staging, 'config.json'))
     if not self.writer:
       self.staging = tempfile.mkdtemp(prefix='manifold_dynamics-process-')
+      self.resuming = False  # process 0 resumes and broadcasts (train.fit)
       return
     os.makedirs(os.path.dirname(self.path), exist_ok=True)
     os.makedirs(self.staging, exist_ok=True)

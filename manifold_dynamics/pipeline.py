@@ -125,6 +125,7 @@ def _inversion_figures(run: io.RunDir, history, inv, summary: dict, title: str):
   plotting.save(plotting.observables_vs_train_error([history], title=title,
                                                     phi=summary['phi_mean']),
                 run.staging, 'observables_vs_train_error')
+  plotting.save(plotting.R_plus_per_run(history, inv, title), run.staging, 'R_plus_per_run')
 
 
 def format_summary(summary: dict) -> str:

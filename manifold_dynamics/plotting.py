@@ -162,6 +162,41 @@ def observables_vs_train_error(curves: Sequence, labels: Sequence[str] = None,
   return fig
 
 
+def R_plus_per_run(history, inv: inversion_lib.Inversion, title: str = ''):
+  """Fig. 3c-d: R+ of every run against training error (left) and against epoch (right),
+  one thin line per run, its minimum t*(R+) marked (filled: the run inverts; open: not)."""
+  fig, (left, right) = plt.subplots(1, 2, figsize=(10.0, 3.6), sharey=True)
+  colors = plt.cm.viridis(np.linspace(0.0, 0.9, history.num_seeds))
+  curve = inv.curves['R_plus']
+  epochs = np.arange(history.num_epochs + 1)
+  for s, color in enumerate(colors):
+    r_plus = np.asarray(history.R_plus[s])
+    error = np.asarray(history.train_error[s])
+    t = int(curve.t_star[s])
+    marker = dict(color=color, ms=4, zorder=3,
+                  mfc=color if curve.inverted[s] else 'white')
+    shown = error > 0  # a log axis: epochs at zero training error are left out
+    left.plot(error[shown], r_plus[shown], color=color, lw=0.7, alpha=0.8)
+    if error[t] > 0:
+      left.plot(error[t], r_plus[t], 'o', **marker)
+    right.plot(epochs, r_plus, color=color, lw=0.7, alpha=0.8)
+    right.plot(t, r_plus[t], 'o', **marker)
+  _train_error_axis(left)
+  left.set_xlabel('training error $\\epsilon_{tr}$')
+  left.set_ylabel(STYLE['R_plus']['label'])
+  _epoch_axis(right, history.num_epochs)
+  right.set_xlabel('epoch (full-batch updates)')
+  inverted = int(np.sum(curve.inverted))
+  fig.text(0.5, -0.02, f'{history.num_seeds} runs, one line each; circles: $t^*(R_+)$, the '
+           f'minimum over the epochs trained, filled where $R_+$ has risen by more than the '
+           f'tolerance since ({inverted} of {history.num_seeds} runs).', ha='center', va='top',
+           fontsize=7.5, color='0.3', wrap=True)
+  if title:
+    fig.suptitle(title, y=1.02)
+  fig.tight_layout()
+  return fig
+
+
 def straggler_grid(images_KxRxC: np.ndarray, labels_K: np.ndarray, split_indices_K: np.ndarray,
                    title: str = '', columns: int = 10):
   """Images of stragglers, each titled with its label (+1 even / -1 odd class) and its index in

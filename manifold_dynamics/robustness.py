@@ -51,7 +51,7 @@ def _title(data_cfg: DataConfig, train_cfg: TrainConfig, training: bool = True) 
 
 def _train_variants(run: io.RunDir, variants: Dict[str, Variant],
                     log: Callable[[str], None]) -> Dict[str, History]:
-  """Trains every variant in turn into history_<name>.npz of the run directory."""
+  """Trains every variant in turn into history_<name>/ of the run directory."""
   histories = {}
   for name, (data_cfg, train_cfg, task) in variants.items():
     log(f'--- {name}')

@@ -7,7 +7,7 @@ labels an analysis groups by), built once by an experiment family (scaling, arch
   SWEEP/config.json     the experiment and every point; written once, and a later run with a
                         different grid is refused, never mixed in;
   SWEEP/points/NAME/    one ordinary run directory per point (the io.RunDir contract:
-                        config.json, history.npz, stragglers.npz, summary.json); it appears
+                        config.json, history/, stragglers.npz, summary.json); it appears
                         atomically when the point is complete, so "present" means "done";
   SWEEP/summary.json    one entry per complete point, plus the family's analysis;
   SWEEP/*.png, *.pdf    the family's figures.

@@ -39,7 +39,8 @@ def test_inversion_writes_a_complete_run_directory(mnist_dir, tmp_path):
   files = set(os.listdir(workdir))
   assert {'config.json', 'history', 'stragglers.npz', 'summary.json',
           'inversion_vs_epoch.png', 'inversion_vs_epoch.pdf',
-          'observables_vs_train_error.png', 'observables_vs_train_error.pdf'} <= files
+          'observables_vs_train_error.png', 'observables_vs_train_error.pdf',
+          'R_plus_per_run.png', 'R_plus_per_run.pdf'} <= files
   config = io.read_json(os.path.join(workdir, 'config.json'))
   assert config['train']['seeds'] == 2 and config['data']['train_size'] == 64
   assert config['environment']['backend'] == 'cpu' and config['environment']['devices']
