@@ -480,9 +480,12 @@ def fit(cfg: TrainConfig, data: TrainData, log: Optional[Callable[[str], None]] 
     stop.update(types.SimpleNamespace(**observed))
   sized = resumed is not None and resumed.chunk is not None  # chunk length fixed already
 
+  def finished():
+    return done >= cfg.epochs or (stop is not None and stop.done)
+
   began = time.perf_counter()
   with preemption.Deferred() as signals:
-    while done < cfg.epochs and not (stop is not None and stop.done):
+    while not finished():
       n = min(chunk, cfg.epochs - done)
       if n not in compiled:
         compiled[n] = run_v.lower(state, data, n, done).compile()
@@ -508,7 +511,7 @@ def fit(cfg: TrainConfig, data: TrainData, log: Optional[Callable[[str], None]] 
       if stop is not None and stop.update(records):
         log(f'inversion confirmed on R+, R- and D in all {cfg.seeds} seeds: stopping at epoch '
             f'{done} of {cfg.epochs}')
-      if distributed.any_process(signals.received is not None) and done < cfg.epochs:
+      if distributed.any_process(signals.received is not None) and not finished():
         raise preemption.Interrupted(
             f'{signals.received or "a signal"} received: stopped at epoch {done} of '
             f'{cfg.epochs} with everything up to it saved; run the same command again to '
