@@ -1,17 +1,18 @@
 # Two commands on a fresh machine (see README):
 #   make run    set up .venv, fetch MNIST, run the inversion experiment, write its figures
 #   make test   set up .venv and run the test suite
+#   make lint   formatting (pyink) and lint (ruff) checks, as CI runs them; `make format` fixes
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum setup.py | cut -d' ' -f1)
 RUN := runs/inversion-mnist
 
-.PHONY: install run quick test test-all clean-venv
+.PHONY: install run quick test test-all lint format clean-venv
 
 $(STAMP): setup.py
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[test,lint]'
 	@rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 install: $(STAMP)
@@ -31,6 +32,14 @@ test: $(STAMP)
 
 test-all: $(STAMP)
 	$(PY) -m pytest -q -m '' tests
+
+lint: $(STAMP)
+	$(VENV)/bin/pyink --check --diff .
+	$(VENV)/bin/ruff check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix --select I .
+	$(VENV)/bin/pyink .
 
 clean-venv:
 	rm -rf $(VENV)

@@ -18,7 +18,8 @@ setuptools.setup(
     version=read_version(),
     description='Inversion dynamics of class manifolds during training, in JAX.',
     long_description=open(os.path.join(HERE, 'README.md')).read()
-    if os.path.exists(os.path.join(HERE, 'README.md')) else '',
+    if os.path.exists(os.path.join(HERE, 'README.md'))
+    else '',
     long_description_content_type='text/markdown',
     packages=setuptools.find_packages(include=['manifold_dynamics', 'manifold_dynamics.*']),
     python_requires='>=3.10',
@@ -35,6 +36,8 @@ setuptools.setup(
     ],
     extras_require={
         'test': ['pytest>=8'],
+        # `make lint`; pinned, since each release formats a little differently.
+        'lint': ['pyink==26.5.1', 'ruff==0.17.6'],
         # Building MNIST & co. with TFDS needs TensorFlow (about 1.4 GB): see README.
         'tfds': ['tensorflow-datasets>=4.9', 'tensorflow-cpu>=2.16', 'protobuf>=6.31.1,<7'],
     },

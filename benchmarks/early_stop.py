@@ -29,10 +29,18 @@ from manifold_dynamics.stopping import InversionStop
 from manifold_dynamics.train import TrainData, fit
 
 cli.define_run_flags(epochs=1000, seeds=100)
-flags.DEFINE_string('full_run', None, 'A finished inversion run directory to compare with; '
-                    'without it the full run is trained here first.')
-flags.DEFINE_string('stopped_run', None, 'An early-stopped run directory of the same '
-                    'configuration to compare with --full_run, instead of training one.')
+flags.DEFINE_string(
+    'full_run',
+    None,
+    'A finished inversion run directory to compare with; '
+    'without it the full run is trained here first.',
+)
+flags.DEFINE_string(
+    'stopped_run',
+    None,
+    'An early-stopped run directory of the same '
+    'configuration to compare with --full_run, instead of training one.',
+)
 flags.DEFINE_string('output', None, 'Write the report as JSON here.')
 FLAGS = flags.FLAGS
 
@@ -71,12 +79,15 @@ def main(argv):
     stop_seconds = time.perf_counter() - tic
 
   inv_full, inv_stop = inversion.analyse(full), inversion.analyse(stopped)
-  report = {'config': {'data': dataclasses.asdict(data_cfg),
-                       'train': dataclasses.asdict(train_cfg)},
-            'seeds': full.num_seeds, 'epochs_full': full.num_epochs,
-            'epochs_stopped': stopped.num_epochs,
-            'seconds_full': full_seconds, 'seconds_stopped': stop_seconds,
-            'environment': pipeline.environment()}
+  report = {
+      'config': {'data': dataclasses.asdict(data_cfg), 'train': dataclasses.asdict(train_cfg)},
+      'seeds': full.num_seeds,
+      'epochs_full': full.num_epochs,
+      'epochs_stopped': stopped.num_epochs,
+      'seconds_full': full_seconds,
+      'seconds_stopped': stop_seconds,
+      'environment': pipeline.environment(),
+  }
   for name in inversion.OBSERVABLES:
     a, b = inv_full.curves[name], inv_stop.curves[name]
     report[f't_star_differs_{name}'] = int(np.sum(a.t_star != b.t_star))
@@ -88,11 +99,13 @@ def main(argv):
   report['phi_stopped'] = [float(inv_stop.phi.mean()), float(inv_stop.phi.std())]
   sets_full = inversion.stragglers(full, inv_full.t_star)
   sets_stop = inversion.stragglers(stopped, inv_stop.t_star)
-  report['stragglers_differ'] = int(sum(not np.array_equal(a, b)
-                                        for a, b in zip(sets_full, sets_stop)))
+  report['stragglers_differ'] = int(
+      sum(not np.array_equal(a, b) for a, b in zip(sets_full, sets_stop))
+  )
   # Prefix equality: the stopped run is the full run's first epochs (same keys, same program).
-  report['prefix_max_abs_difference'] = float(np.max(np.abs(
-      full.R_plus[:, :stopped.num_epochs + 1] - stopped.R_plus)))
+  report['prefix_max_abs_difference'] = float(
+      np.max(np.abs(full.R_plus[:, : stopped.num_epochs + 1] - stopped.R_plus))
+  )
   rule = InversionStop(full.num_seeds)
   rule.update(full)
   report['confirmation_epoch_max'] = int(rule.confirmed_epoch.max())

@@ -13,7 +13,6 @@ that each further epoch costs; the report extrapolates it to 20000 epochs, at th
 P = 60000 (the whole MNIST train split).
 """
 
-import dataclasses
 import json
 import os
 import resource
@@ -21,7 +20,6 @@ import subprocess
 import sys
 import tempfile
 
-import numpy as np
 from absl import app, flags
 
 from manifold_dynamics import cli, inversion, store, train
@@ -38,16 +36,23 @@ def measure_one(mode: str) -> dict:
   data_cfg, train_cfg = cli.configs_from_flags(FLAGS, {}, defaults=dict(test_every=0))
   task = load_task(data_cfg, log=lambda _: None)
   with tempfile.TemporaryDirectory() as tmp:
-    history_store = (store.HistoryStore(os.path.join(tmp, 'history'), task.train_indices)
-                     if mode == 'streamed' else None)
-    history = train.fit(train_cfg, train.TrainData.from_task(task), log=None,
-                        store=history_store)
+    history_store = (
+        store.HistoryStore(os.path.join(tmp, 'history'), task.train_indices)
+        if mode == 'streamed'
+        else None
+    )
+    history = train.fit(train_cfg, train.TrainData.from_task(task), log=None, store=history_store)
     inv = inversion.analyse(history)
     inversion.stragglers(history, inv.t_star)
     inversion.summary(history, inv)
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-  return {'mode': mode, 'epochs': train_cfg.epochs, 'seeds': train_cfg.seeds,
-          'train_size': data_cfg.train_size, 'peak_mb': peak_kb / 1024}
+  return {
+      'mode': mode,
+      'epochs': train_cfg.epochs,
+      'seeds': train_cfg.seeds,
+      'train_size': data_cfg.train_size,
+      'peak_mb': peak_kb / 1024,
+  }
 
 
 def main(argv):
@@ -59,8 +64,12 @@ def main(argv):
   rows = []
   for epochs in [int(e) for e in FLAGS.epochs_list]:
     for mode in ('memory', 'streamed'):
-      out = subprocess.run([sys.executable, __file__, *passed, f'--epochs={epochs}',
-                            f'--child={mode}'], check=True, capture_output=True, text=True)
+      out = subprocess.run(
+          [sys.executable, __file__, *passed, f'--epochs={epochs}', f'--child={mode}'],
+          check=True,
+          capture_output=True,
+          text=True,
+      )
       rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
       print(f'{mode:>9s}  {epochs:6d} epochs  peak {rows[-1]["peak_mb"]:8.1f} MB', flush=True)
   report = {'rows': rows, 'slope_mb_per_1000_epochs': {}, 'extrapolated_20000_epochs_mb': {}}
@@ -73,10 +82,13 @@ def main(argv):
     report['slope_mb_per_1000_epochs'][mode] = slope
     report['extrapolated_20000_epochs_mb'][mode] = {
         f'P={last["train_size"]}': at_20000,
-        'P=60000': last['peak_mb'] + slope * scale * (20000 - last['epochs']) / 1000}
-    print(f'{mode:>9s}: {slope:+.1f} MB per 1000 epochs ({last["seeds"]} seeds, '
-          f'P={last["train_size"]}); 20000 epochs -> {at_20000:,.0f} MB at this P, '
-          f'{report["extrapolated_20000_epochs_mb"][mode]["P=60000"]:,.0f} MB at P=60000')
+        'P=60000': last['peak_mb'] + slope * scale * (20000 - last['epochs']) / 1000,
+    }
+    print(
+        f'{mode:>9s}: {slope:+.1f} MB per 1000 epochs ({last["seeds"]} seeds, '
+        f'P={last["train_size"]}); 20000 epochs -> {at_20000:,.0f} MB at this P, '
+        f'{report["extrapolated_20000_epochs_mb"][mode]["P=60000"]:,.0f} MB at P=60000'
+    )
   if FLAGS.output:
     with open(FLAGS.output, 'w') as f:
       json.dump(report, f, indent=2)

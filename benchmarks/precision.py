@@ -37,23 +37,32 @@ def compare(reference: io.Run, candidate: io.Run) -> dict:
   ref_cfg = dict(reference.config['train'], matmul_precision=None)
   cand_cfg = dict(candidate.config['train'], matmul_precision=None)
   if ref_cfg != cand_cfg or reference.config['data'] != candidate.config['data']:
-    raise UserError('the two runs differ in more than --matmul_precision; compare runs of one '
-                    'configuration.')
+    raise UserError(
+        'the two runs differ in more than --matmul_precision; compare runs of one ' 'configuration.'
+    )
   a, b = reference.history, candidate.history
   if a.num_epochs != b.num_epochs:
-    raise UserError(f'the runs trained {a.num_epochs} and {b.num_epochs} epochs; compare '
-                    'full-length runs (without --stop_after_inversion).')
+    raise UserError(
+        f'the runs trained {a.num_epochs} and {b.num_epochs} epochs; compare '
+        'full-length runs (without --stop_after_inversion).'
+    )
   inv_a, inv_b = inversion.analyse(a), inversion.analyse(b)
   # Runs written before --matmul_precision existed computed float32 products.
-  report = {'precisions': [reference.config['train'].get('matmul_precision', 'float32'),
-                           candidate.config['train'].get('matmul_precision', 'float32')],
-            'seeds': a.num_seeds, 'epochs': a.num_epochs}
+  report = {
+      'precisions': [
+          reference.config['train'].get('matmul_precision', 'float32'),
+          candidate.config['train'].get('matmul_precision', 'float32'),
+      ],
+      'seeds': a.num_seeds,
+      'epochs': a.num_epochs,
+  }
   for name in inversion.OBSERVABLES:
     ca, cb = inv_a.curves[name], inv_b.curves[name]
     shift = np.abs(ca.t_star.astype(int) - cb.t_star.astype(int))
     report[name] = {
         't_star': [_mean_std(ca.t_star), _mean_std(cb.t_star)],
-        't_star_differs': int(np.sum(shift > 0)), 't_star_max_shift': int(shift.max()),
+        't_star_differs': int(np.sum(shift > 0)),
+        't_star_max_shift': int(shift.max()),
         'inverted': [int(ca.inverted.sum()), int(cb.inverted.sum())],
         'curve_max_abs_difference': float(np.max(np.abs(getattr(a, name) - getattr(b, name)))),
         'curve_seed_spread': float(np.median(np.std(getattr(a, name), axis=0))),
@@ -62,20 +71,27 @@ def compare(reference: io.Run, candidate: io.Run) -> dict:
   report['phi_max_abs_difference'] = float(np.max(np.abs(inv_a.phi - inv_b.phi)))
   sets_a = inversion.stragglers(a, inv_a.t_star)
   sets_b = inversion.stragglers(b, inv_b.t_star)
-  report['stragglers_size'] = [_mean_std([len(s) for s in sets_a]),
-                               _mean_std([len(s) for s in sets_b])]
+  report['stragglers_size'] = [
+      _mean_std([len(s) for s in sets_a]),
+      _mean_std([len(s) for s in sets_b]),
+  ]
+
   def jaccard(x, y):  # two empty sets are the same set
     union = len(np.union1d(x, y))
     return len(np.intersect1d(x, y)) / union if union else 1.0
 
   report['stragglers_jaccard_same_seed'] = _mean_std(
-      [jaccard(x, y) for x, y in zip(sets_a, sets_b)])
+      [jaccard(x, y) for x, y in zip(sets_a, sets_b)]
+  )
   # The yardstick: how much two different float32 seeds share.
   report['stragglers_jaccard_other_seed'] = _mean_std(
-      [jaccard(sets_a[s], sets_a[(s + 1) % len(sets_a)]) for s in range(len(sets_a))])
+      [jaccard(sets_a[s], sets_a[(s + 1) % len(sets_a)]) for s in range(len(sets_a))]
+  )
   for name in ('train_error', 'test_error'):
-    report[f'final_{name}'] = [_mean_std(getattr(a, name)[:, -1]),
-                               _mean_std(getattr(b, name)[:, -1])]
+    report[f'final_{name}'] = [
+        _mean_std(getattr(a, name)[:, -1]),
+        _mean_std(getattr(b, name)[:, -1]),
+    ]
   return report
 
 

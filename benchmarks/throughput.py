@@ -60,6 +60,7 @@ def _flops(compiled) -> float:
 
 def _best_time(fn, repeats: int) -> float:
   import jax  # pylint: disable=g-import-not-at-top
+
   jax.block_until_ready(fn())
   best = float('inf')
   for _ in range(repeats):
@@ -82,14 +83,19 @@ def _first_layer_ops(hlo: str, num_inputs: int) -> set:
     elif current is not None:
       current.append(line)
   # Operand shapes are printed on the parameter lines of a fused computation, not on its dot.
-  has_product = {name for name, lines in bodies.items()
-                 if any(' dot(' in l for l in lines) and any(with_inputs.search(l) for l in lines)}
+  has_product = {
+      name
+      for name, lines in bodies.items()
+      if any(' dot(' in line for line in lines) and any(with_inputs.search(line) for line in lines)
+  }
   ops = set()
   for line in hlo.splitlines():
     op = re.match(r'^\s*(?:ROOT )?%(\S+) = ', line)
     called = re.search(r'calls=%([\w.\-]+)', line)
-    if op and ((called and called.group(1) in has_product) or
-               (' dot(' in line and with_inputs.search(line))):
+    if op and (
+        (called and called.group(1) in has_product)
+        or (' dot(' in line and with_inputs.search(line))
+    ):
       ops.add(op.group(1))
   return ops
 
@@ -99,6 +105,7 @@ def _op_profile(compiled, args, num_inputs: int) -> Optional[dict]:
   module, from a profiler trace (XLA's own per-op events); None where the trace has no op
   events this can attribute (e.g. an accelerator whose kernels carry other names)."""
   import jax  # pylint: disable=g-import-not-at-top
+
   hlo = compiled.as_text()
   products = _first_layer_ops(hlo, num_inputs)
   module_ops = set(re.findall(r'^\s*(?:ROOT )?%(\S+) = ', hlo, re.M))
@@ -118,11 +125,19 @@ def _op_profile(compiled, args, num_inputs: int) -> Optional[dict]:
   in_products = sum(t for name, t in seconds.items() if name in products)
   if not in_products:
     return None
-  return {'first_layer_products': in_products,
-          'other_ops': sum(t for name, t in seconds.items() if name not in products),
-          'largest_ops': [{'op': name, 'seconds': t, 'first_layer_product': name in products,
-                           'shape': re.search(rf'%{re.escape(name)} = (\S+)', hlo).group(1)}
-                          for name, t in seconds.most_common(12)]}
+  return {
+      'first_layer_products': in_products,
+      'other_ops': sum(t for name, t in seconds.items() if name not in products),
+      'largest_ops': [
+          {
+              'op': name,
+              'seconds': t,
+              'first_layer_product': name in products,
+              'shape': re.search(rf'%{re.escape(name)} = (\S+)', hlo).group(1),
+          }
+          for name, t in seconds.most_common(12)
+      ],
+  }
 
 
 def _profile(rows) -> list:
@@ -133,15 +148,24 @@ def _profile(rows) -> list:
   for row in rows:
     if not row.get('op_seconds_per_chunk'):
       continue
-    no_test = next(r for r in rows if r['seeds'] == row['seeds'] and r['test_every'] == 0
-                   and r['matmul_precision'] == 'float32')
+    no_test = next(
+        r
+        for r in rows
+        if r['seeds'] == row['seeds']
+        and r['test_every'] == 0
+        and r['matmul_precision'] == 'float32'
+    )
     ops = row['op_seconds_per_chunk']
     traced = ops['first_layer_products'] + ops['other_ops']
-    out.append({'seeds': row['seeds'],
-                'epoch_seconds': row['seconds_per_chunk'] / FLAGS.epochs,
-                'first_layer_products': ops['first_layer_products'] / traced,
-                'other_ops': ops['other_ops'] / traced,
-                'test_pass': 1 - no_test['seconds_per_chunk'] / row['seconds_per_chunk']})
+    out.append(
+        {
+            'seeds': row['seeds'],
+            'epoch_seconds': row['seconds_per_chunk'] / FLAGS.epochs,
+            'first_layer_products': ops['first_layer_products'] / traced,
+            'other_ops': ops['other_ops'] / traced,
+            'test_pass': 1 - no_test['seconds_per_chunk'] / row['seconds_per_chunk'],
+        }
+    )
   return out
 
 
@@ -149,20 +173,34 @@ def _task():
   from manifold_dynamics.config import DataConfig  # pylint: disable=g-import-not-at-top
   from manifold_dynamics.data import load_task  # pylint: disable=g-import-not-at-top
   from manifold_dynamics.train import TrainData  # pylint: disable=g-import-not-at-top
+
   return TrainData.from_task(load_task(DataConfig(train_size=FLAGS.train_size)))
 
 
 def memory_child():
   from manifold_dynamics.config import TrainConfig  # pylint: disable=g-import-not-at-top
   from manifold_dynamics.train import fit  # pylint: disable=g-import-not-at-top
+
   tic = time.perf_counter()
-  history = fit(TrainConfig(seeds=FLAGS.memory_seeds, epochs=FLAGS.memory_epochs), _task(),
-                log=lambda line: print(line, file=sys.stderr, flush=True))
+  history = fit(
+      TrainConfig(seeds=FLAGS.memory_seeds, epochs=FLAGS.memory_epochs),
+      _task(),
+      log=lambda line: print(line, file=sys.stderr, flush=True),
+  )
   with open('/proc/self/status') as f:  # VmHWM: this process's own peak, reset at exec
-    hwm_kib = int(next(l for l in f if l.startswith('VmHWM:')).split()[1])
-  print(json.dumps({'seconds': time.perf_counter() - tic, 'peak_rss_bytes': hwm_kib * 1024,
-                    'history_bytes': int(sum(getattr(history, k).nbytes for k in
-                                             history.ARRAYS) + history.mistakes_packed.nbytes)}))
+    hwm_kib = int(next(row for row in f if row.startswith('VmHWM:')).split()[1])
+  print(
+      json.dumps(
+          {
+              'seconds': time.perf_counter() - tic,
+              'peak_rss_bytes': hwm_kib * 1024,
+              'history_bytes': int(
+                  sum(getattr(history, k).nbytes for k in history.ARRAYS)
+                  + history.mistakes_packed.nbytes
+              ),
+          }
+      )
+  )
 
 
 def main(argv):
@@ -171,38 +209,53 @@ def main(argv):
     return memory_child()
   logging.set_verbosity(logging.WARNING)  # not the profiler's INFO lines about its trace files
   import jax  # pylint: disable=g-import-not-at-top
+
   from manifold_dynamics.config import TrainConfig  # pylint: disable=g-import-not-at-top
   from manifold_dynamics.train import make_train, start  # pylint: disable=g-import-not-at-top
 
   data = _task()
   P, N = data.x_train.shape
   print(f'backend {jax.default_backend()}: {", ".join(str(d) for d in jax.devices())}')
-  results = {'backend': jax.default_backend(), 'devices': [str(d) for d in jax.devices()],
-             'train_size': P, 'epochs_per_chunk': FLAGS.epochs, 'engine': []}
+  results = {
+      'backend': jax.default_backend(),
+      'devices': [str(d) for d in jax.devices()],
+      'train_size': P,
+      'epochs_per_chunk': FLAGS.epochs,
+      'engine': [],
+  }
   width = TrainConfig().width
   for seeds in map(int, FLAGS.seeds):
     for test_every, precision in _VARIANTS:
-      cfg = TrainConfig(seeds=seeds, epochs=FLAGS.epochs, test_every=test_every,
-                        matmul_precision=precision)
+      cfg = TrainConfig(
+          seeds=seeds, epochs=FLAGS.epochs, test_every=test_every, matmul_precision=precision
+      )
       state, prepared = start(cfg, data)  # as fit trains: constant inputs left out
-      run = jax.jit(jax.vmap(make_train(cfg).run_epochs, in_axes=(0, None, None)),
-                    static_argnums=2)
+      run = jax.jit(jax.vmap(make_train(cfg).run_epochs, in_axes=(0, None, None)), static_argnums=2)
       compiled = run.lower(state, prepared, FLAGS.epochs).compile()
       seconds = _best_time(lambda: compiled(state, prepared), FLAGS.repeats)
       # XLA counts a loop body once, whatever its trip count: count a one-epoch chunk.
       flops_per_epoch = _flops(run.lower(state, prepared, 1).compile())
-      row = {'seeds': seeds, 'test_every': test_every, 'matmul_precision': precision,
-             'inputs_used': int(prepared.x_train.shape[1]), 'seconds_per_chunk': seconds,
-             'seed_epochs_per_s': seeds * FLAGS.epochs / seconds,
-             'flops_per_seed_epoch': flops_per_epoch / seeds,
-             'gflop_per_s': flops_per_epoch * FLAGS.epochs / seconds / 1e9}
+      row = {
+          'seeds': seeds,
+          'test_every': test_every,
+          'matmul_precision': precision,
+          'inputs_used': int(prepared.x_train.shape[1]),
+          'seconds_per_chunk': seconds,
+          'seed_epochs_per_s': seeds * FLAGS.epochs / seconds,
+          'flops_per_seed_epoch': flops_per_epoch / seeds,
+          'gflop_per_s': flops_per_epoch * FLAGS.epochs / seconds / 1e9,
+      }
       if (test_every, precision) == _VARIANTS[0]:
-        row['op_seconds_per_chunk'] = _op_profile(compiled, (state, prepared),
-                                                  prepared.x_train.shape[1])
+        row['op_seconds_per_chunk'] = _op_profile(
+            compiled, (state, prepared), prepared.x_train.shape[1]
+        )
       results['engine'].append(row)
-      print(f'{seeds:4d} seeds, test_every={test_every}, {precision:8s}: '
-            f'{row["seed_epochs_per_s"]:9.1f} seed-epochs/s  {row["gflop_per_s"]:6.1f} GFLOP/s  '
-            f'({row["flops_per_seed_epoch"] / 1e6:.0f} MFLOP per seed-epoch)', flush=True)
+      print(
+          f'{seeds:4d} seeds, test_every={test_every}, {precision:8s}: '
+          f'{row["seed_epochs_per_s"]:9.1f} seed-epochs/s  {row["gflop_per_s"]:6.1f} GFLOP/s  '
+          f'({row["flops_per_seed_epoch"] / 1e6:.0f} MFLOP per seed-epoch)',
+          flush=True,
+      )
 
   cols = width * max(map(int, FLAGS.seeds))
   x = jax.random.normal(jax.random.PRNGKey(0), (P, N))
@@ -221,28 +274,46 @@ def main(argv):
     print(f'matmul {name}: {rate:6.1f} GFLOP/s')
   for row in results['engine']:
     row['fraction_of_peak'] = row['gflop_per_s'] / peak
-    print(f'{row["seeds"]:4d} seeds, test_every={row["test_every"]}, '
-          f'{row["matmul_precision"]:8s}: {row["fraction_of_peak"]:.0%} of the float32 matmul '
-          'peak')
+    print(
+        f'{row["seeds"]:4d} seeds, test_every={row["test_every"]}, '
+        f'{row["matmul_precision"]:8s}: {row["fraction_of_peak"]:.0%} of the float32 matmul '
+        'peak'
+    )
 
   results['profile'] = _profile(results['engine'])
   for p in results['profile']:
-    print(f'{p["seeds"]:4d} seeds, epoch {p["epoch_seconds"] * 1e3:.1f} ms: first-layer products '
-          f'{p["first_layer_products"]:.0%}, other ops {p["other_ops"]:.0%} of the traced op '
-          f'time; the test-set pass is {p["test_pass"]:.0%} of the epoch')
+    print(
+        f'{p["seeds"]:4d} seeds, epoch {p["epoch_seconds"] * 1e3:.1f} ms: first-layer products '
+        f'{p["first_layer_products"]:.0%}, other ops {p["other_ops"]:.0%} of the traced op '
+        f'time; the test-set pass is {p["test_pass"]:.0%} of the epoch'
+    )
 
   if FLAGS.memory_epochs:
     del x, w, d
     child = subprocess.run(
-        [sys.executable, __file__, '--memory_child', f'--memory_seeds={FLAGS.memory_seeds}',
-         f'--memory_epochs={FLAGS.memory_epochs}', f'--train_size={FLAGS.train_size}'],
-        check=True, stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            __file__,
+            '--memory_child',
+            f'--memory_seeds={FLAGS.memory_seeds}',
+            f'--memory_epochs={FLAGS.memory_epochs}',
+            f'--train_size={FLAGS.train_size}',
+        ],
+        check=True,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     # Not ru_maxrss of RUSAGE_CHILDREN: Linux carries the forked parent's RSS over the exec.
-    results['memory_run'] = dict(json.loads(child.stdout.strip().splitlines()[-1]),
-                                 seeds=FLAGS.memory_seeds, epochs=FLAGS.memory_epochs)
+    results['memory_run'] = dict(
+        json.loads(child.stdout.strip().splitlines()[-1]),
+        seeds=FLAGS.memory_seeds,
+        epochs=FLAGS.memory_epochs,
+    )
     peak_rss = results['memory_run']['peak_rss_bytes']
-    print(f'memory run {FLAGS.memory_seeds} seeds x {FLAGS.memory_epochs} epochs: peak RSS '
-          f'{peak_rss / 2**30:.2f} GiB, {results["memory_run"]["seconds"]:.0f} s')
+    print(
+        f'memory run {FLAGS.memory_seeds} seeds x {FLAGS.memory_epochs} epochs: peak RSS '
+        f'{peak_rss / 2**30:.2f} GiB, {results["memory_run"]["seconds"]:.0f} s'
+    )
   if FLAGS.output:
     with open(FLAGS.output, 'w') as f:
       json.dump(results, f, indent=2)

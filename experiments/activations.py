@@ -23,8 +23,9 @@ from manifold_dynamics import cli, discussion
 
 cli.define_run_flags(epochs=1000, seeds=20)
 cli.define_sweep_flags(bootstrap=False)
-cli.define_once(flags.DEFINE_list, 'activations', list(discussion.ACTIVATION_ORDER),
-                'Activations of the sweep.')
+cli.define_once(
+    flags.DEFINE_list, 'activations', list(discussion.ACTIVATION_ORDER), 'Activations of the sweep.'
+)
 FLAGS = flags.FLAGS
 
 DEFAULTS = dict(cli.SWEEP_DEFAULTS, depth=4)  # the Discussion's 4 x 20 net
@@ -36,11 +37,17 @@ def main(argv):
   with cli.one_line_errors(argv[0]):
     data_cfg, train_cfg = cli.configs_from_flags(FLAGS, QUICK, DEFAULTS)
     num_tasks, task_index = cli.sweep_worker(FLAGS)
-    workdir = cli.sweep_workdir(FLAGS, 'activations', data_cfg.dataset,
-                                f'P{data_cfg.train_size}',
-                                f'L{train_cfg.depth}xH{train_cfg.width}', f'S{train_cfg.seeds}')
-    discussion.run_activations(FLAGS.activations, data_cfg, train_cfg, workdir, num_tasks,
-                               task_index, FLAGS.collect_only)
+    workdir = cli.sweep_workdir(
+        FLAGS,
+        'activations',
+        data_cfg.dataset,
+        f'P{data_cfg.train_size}',
+        f'L{train_cfg.depth}xH{train_cfg.width}',
+        f'S{train_cfg.seeds}',
+    )
+    discussion.run_activations(
+        FLAGS.activations, data_cfg, train_cfg, workdir, num_tasks, task_index, FLAGS.collect_only
+    )
 
 
 if __name__ == '__main__':

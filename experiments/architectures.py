@@ -34,11 +34,19 @@ cli.define_sweep_flags()
 define = cli.define_once
 define(flags.DEFINE_list, 'depths', ['2', '4', '8'], 'Depths L (weight layers) of the sweep.')
 define(flags.DEFINE_list, 'widths', ['10', '20', '40', '80'], 'Widths H of the sweep.')
-define(flags.DEFINE_list, 'train_sizes', [str(p) for p in scaling.ARCHITECTURE_TRAIN_SIZES],
-       'Training-set sizes P of the fit of phi_inf.')
-define(flags.DEFINE_integer, 'overlap_size', None,
-       'P at which the straggler sets of the architectures are compared (default: --train_size '
-       'when swept, else the largest P).')
+define(
+    flags.DEFINE_list,
+    'train_sizes',
+    [str(p) for p in scaling.ARCHITECTURE_TRAIN_SIZES],
+    'Training-set sizes P of the fit of phi_inf.',
+)
+define(
+    flags.DEFINE_integer,
+    'overlap_size',
+    None,
+    'P at which the straggler sets of the architectures are compared (default: --train_size '
+    'when swept, else the largest P).',
+)
 FLAGS = flags.FLAGS
 
 DEFAULTS = dict(cli.SWEEP_DEFAULTS, lr=0.1)  # SPEC §3: the architecture sweep uses lr 0.1
@@ -54,12 +62,27 @@ def main(argv):
     widths = cli.int_list(FLAGS, 'widths', QUICK_LISTS['widths'])
     sizes = cli.int_list(FLAGS, 'train_sizes', QUICK_LISTS['train_sizes'])
     num_tasks, task_index = cli.sweep_worker(FLAGS)
-    workdir = cli.sweep_workdir(FLAGS, 'architectures', data_cfg.dataset,
-                                train_cfg.activation, f'{train_cfg.optimizer}-lr{train_cfg.lr:g}',
-                                f'S{train_cfg.seeds}')
-    scaling.run_architectures(depths, widths, sizes, data_cfg, train_cfg, workdir,
-                              FLAGS.bootstrap, FLAGS.overlap_size, num_tasks, task_index,
-                              FLAGS.collect_only)
+    workdir = cli.sweep_workdir(
+        FLAGS,
+        'architectures',
+        data_cfg.dataset,
+        train_cfg.activation,
+        f'{train_cfg.optimizer}-lr{train_cfg.lr:g}',
+        f'S{train_cfg.seeds}',
+    )
+    scaling.run_architectures(
+        depths,
+        widths,
+        sizes,
+        data_cfg,
+        train_cfg,
+        workdir,
+        FLAGS.bootstrap,
+        FLAGS.overlap_size,
+        num_tasks,
+        task_index,
+        FLAGS.collect_only,
+    )
 
 
 if __name__ == '__main__':

@@ -25,8 +25,12 @@ from absl import app, flags
 from manifold_dynamics import cli, robustness
 
 cli.define_run_flags(epochs=1000, seeds=1000)
-cli.define_once(flags.DEFINE_integer, 'seeds_per_group', 100,
-                'Seeds trained together in one vmapped program (bounds the memory).')
+cli.define_once(
+    flags.DEFINE_integer,
+    'seeds_per_group',
+    100,
+    'Seeds trained together in one vmapped program (bounds the memory).',
+)
 FLAGS = flags.FLAGS
 
 QUICK = dict(seeds=8, epochs=300, train_size=1024, seeds_per_group=4)

@@ -24,8 +24,12 @@ from manifold_dynamics import cli, discussion
 
 cli.define_run_flags(epochs=1000, seeds=10)
 cli.define_sweep_flags(bootstrap=False)
-cli.define_once(flags.DEFINE_list, 'init_scales', [f'{s:.4g}' for s in discussion.INIT_SCALES],
-                'Initialisation scales s of the sweep.')
+cli.define_once(
+    flags.DEFINE_list,
+    'init_scales',
+    [f'{s:.4g}' for s in discussion.INIT_SCALES],
+    'Initialisation scales s of the sweep.',
+)
 FLAGS = flags.FLAGS
 
 DEFAULTS = dict(test_every=0)  # the full run: the rise after the minimum is measured
@@ -39,12 +43,18 @@ def main(argv):
     data_cfg, train_cfg = cli.configs_from_flags(FLAGS, QUICK, DEFAULTS)
     scales = cli.float_list(FLAGS, 'init_scales', QUICK_SCALES)
     num_tasks, task_index = cli.sweep_worker(FLAGS)
-    workdir = cli.sweep_workdir(FLAGS, 'init_scale', data_cfg.dataset,
-                                f'P{data_cfg.train_size}',
-                                f'L{train_cfg.depth}xH{train_cfg.width}', train_cfg.activation,
-                                f'S{train_cfg.seeds}')
-    discussion.run_init_scale(scales, data_cfg, train_cfg, workdir, num_tasks, task_index,
-                              FLAGS.collect_only)
+    workdir = cli.sweep_workdir(
+        FLAGS,
+        'init_scale',
+        data_cfg.dataset,
+        f'P{data_cfg.train_size}',
+        f'L{train_cfg.depth}xH{train_cfg.width}',
+        train_cfg.activation,
+        f'S{train_cfg.seeds}',
+    )
+    discussion.run_init_scale(
+        scales, data_cfg, train_cfg, workdir, num_tasks, task_index, FLAGS.collect_only
+    )
 
 
 if __name__ == '__main__':

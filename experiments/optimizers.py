@@ -25,12 +25,20 @@ from manifold_dynamics import cli, robustness
 from manifold_dynamics.errors import UserError
 
 cli.define_run_flags(epochs=1000, seeds=20)
-cli.define_once(flags.DEFINE_list, 'settings', list(robustness.OPTIMIZER_SETTINGS),
-                'Optimiser settings to compare: ' + ', '.join(robustness.OPTIMIZER_SETTINGS))
+cli.define_once(
+    flags.DEFINE_list,
+    'settings',
+    list(robustness.OPTIMIZER_SETTINGS),
+    'Optimiser settings to compare: ' + ', '.join(robustness.OPTIMIZER_SETTINGS),
+)
 FLAGS = flags.FLAGS
 
-QUICK = dict(seeds=4, epochs=300, train_size=1024,
-             settings=['sgd_lr0.2', 'adam_lr0.005', 'momentum0.9_lr0.2'])
+QUICK = dict(
+    seeds=4,
+    epochs=300,
+    train_size=1024,
+    settings=['sgd_lr0.2', 'adam_lr0.005', 'momentum0.9_lr0.2'],
+)
 SET_PER_SETTING = ('optimizer', 'lr', 'momentum', 'weight_decay')
 
 
@@ -39,8 +47,10 @@ def main(argv):
   with cli.one_line_errors(argv[0]):
     given = [f'--{name}' for name in SET_PER_SETTING if FLAGS[name].present]
     if given:
-      raise UserError(f'{", ".join(given)} cannot be set here: each --settings entry fixes '
-                      f'the optimiser; choose among {", ".join(robustness.OPTIMIZER_SETTINGS)}.')
+      raise UserError(
+          f'{", ".join(given)} cannot be set here: each --settings entry fixes '
+          f'the optimiser; choose among {", ".join(robustness.OPTIMIZER_SETTINGS)}.'
+      )
     data_cfg, train_cfg = cli.configs_from_flags(FLAGS, QUICK)
     settings = cli.quick_value(FLAGS, 'settings', QUICK['settings'])
     workdir = cli.workdir(FLAGS, 'optimizers', data_cfg, train_cfg, with_optimizer=False)

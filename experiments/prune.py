@@ -30,16 +30,30 @@ from manifold_dynamics.errors import UserError
 
 cli.define_run_flags(epochs=1000, seeds=10)
 define = cli.define_once
-define(flags.DEFINE_string, 'from_run', None, 'A finished inversion run directory to prune; '
-       'its data and training settings replace the flags.')
-define(flags.DEFINE_list, 'eps', ['0.1', '0.05', '0.02', '0.01', '0.005'],
-       'Training errors eps: remove S(t(eps)) (Fig. 2b, 2c).')
+define(
+    flags.DEFINE_string,
+    'from_run',
+    None,
+    'A finished inversion run directory to prune; '
+    'its data and training settings replace the flags.',
+)
+define(
+    flags.DEFINE_list,
+    'eps',
+    ['0.1', '0.05', '0.02', '0.01', '0.005'],
+    'Training errors eps: remove S(t(eps)) (Fig. 2b, 2c).',
+)
 define(flags.DEFINE_float, 't_before', 0.5, 'Remove S(t) at t = t_before x t* (a larger set).')
 define(flags.DEFINE_float, 't_after', 3.0, 'Remove S(t) at t = t_after x t* (a smaller set).')
-define(flags.DEFINE_list, 'sigmas', ['0', '0.5', '0.75', '1.0', '1.2', '1.5'],
-       'Std of the Gaussian noise on standardised test pixels.')
-define(flags.DEFINE_integer, 'max_base_seeds', 10,
-       'Base seeds whose sets are removed and retrained.')
+define(
+    flags.DEFINE_list,
+    'sigmas',
+    ['0', '0.5', '0.75', '1.0', '1.2', '1.5'],
+    'Std of the Gaussian noise on standardised test pixels.',
+)
+define(
+    flags.DEFINE_integer, 'max_base_seeds', 10, 'Base seeds whose sets are removed and retrained.'
+)
 FLAGS = flags.FLAGS
 
 QUICK = dict(seeds=2, epochs=300, train_size=1024, max_base_seeds=2)
@@ -54,8 +68,18 @@ def main(argv):
       raise UserError(f'--max_base_seeds must be positive, got {max_base}.')
     eps, sigmas = cli.float_list(FLAGS, 'eps'), cli.float_list(FLAGS, 'sigmas')
     workdir = cli.workdir(FLAGS, 'prune', data_cfg, train_cfg)
-    pipeline.run_prune(data_cfg, train_cfg, workdir, FLAGS.from_run, eps, FLAGS.t_before,
-                       FLAGS.t_after, sigmas, max_base, overwrite=FLAGS.overwrite)
+    pipeline.run_prune(
+        data_cfg,
+        train_cfg,
+        workdir,
+        FLAGS.from_run,
+        eps,
+        FLAGS.t_before,
+        FLAGS.t_after,
+        sigmas,
+        max_base,
+        overwrite=FLAGS.overwrite,
+    )
 
 
 if __name__ == '__main__':

@@ -36,10 +36,18 @@ from manifold_dynamics import cli, scaling
 cli.define_run_flags(epochs=1000, seeds=20)
 cli.define_sweep_flags()
 define = cli.define_once
-define(flags.DEFINE_list, 'datasets', ['mnist', 'fashion_mnist', 'kmnist'],
-       'Datasets of the sweep (kmnist only when its files can be read).')
-define(flags.DEFINE_list, 'train_sizes', [],
-       'Training-set sizes P (default: 1024 ... 32768 in powers of two and the whole split).')
+define(
+    flags.DEFINE_list,
+    'datasets',
+    ['mnist', 'fashion_mnist', 'kmnist'],
+    'Datasets of the sweep (kmnist only when its files can be read).',
+)
+define(
+    flags.DEFINE_list,
+    'train_sizes',
+    [],
+    'Training-set sizes P (default: 1024 ... 32768 in powers of two and the whole split).',
+)
 FLAGS = flags.FLAGS
 
 QUICK = dict(seeds=4, epochs=300)
@@ -53,12 +61,26 @@ def main(argv):
     datasets = cli.known_datasets(cli.quick_value(FLAGS, 'datasets', QUICK_LISTS['datasets']))
     sizes = cli.int_list(FLAGS, 'train_sizes', QUICK_LISTS['train_sizes']) or None
     num_tasks, task_index = cli.sweep_worker(FLAGS)
-    workdir = cli.sweep_workdir(FLAGS, 'scaling', *datasets,
-                                f'L{train_cfg.depth}xH{train_cfg.width}', train_cfg.activation,
-                                f'S{train_cfg.seeds}')
-    scaling.run_scaling(datasets, sizes, train_cfg, workdir, data_cfg.data_dir,
-                        data_cfg.data_source, FLAGS.bootstrap, num_tasks, task_index,
-                        FLAGS.collect_only)
+    workdir = cli.sweep_workdir(
+        FLAGS,
+        'scaling',
+        *datasets,
+        f'L{train_cfg.depth}xH{train_cfg.width}',
+        train_cfg.activation,
+        f'S{train_cfg.seeds}',
+    )
+    scaling.run_scaling(
+        datasets,
+        sizes,
+        train_cfg,
+        workdir,
+        data_cfg.data_dir,
+        data_cfg.data_source,
+        FLAGS.bootstrap,
+        num_tasks,
+        task_index,
+        FLAGS.collect_only,
+    )
 
 
 if __name__ == '__main__':

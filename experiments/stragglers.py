@@ -31,14 +31,28 @@ from manifold_dynamics.errors import UserError
 
 cli.define_run_flags(epochs=1000, seeds=100)
 define = cli.define_once
-define(flags.DEFINE_string, 'from_run', None, 'A finished inversion run directory to analyse; '
-       'its data and training settings replace the flags.')
-define(flags.DEFINE_list, 'architectures', ['2x20', '4x20', '8x20'],
-       'depth x width of the runs compared (the base run first).')
-define(flags.DEFINE_list, 'eps', ['0.2', '0.1', '0.05', '0.02', '0.01', '0.005', '0.002'],
-       'Training errors eps of S(t(eps)) for the stability-vs-eps curve.')
-define(flags.DEFINE_enum, 'observable', 'R_plus', ['R_plus', 'R_minus', 'D'],
-       'Whose t* defines S(t*).')
+define(
+    flags.DEFINE_string,
+    'from_run',
+    None,
+    'A finished inversion run directory to analyse; '
+    'its data and training settings replace the flags.',
+)
+define(
+    flags.DEFINE_list,
+    'architectures',
+    ['2x20', '4x20', '8x20'],
+    'depth x width of the runs compared (the base run first).',
+)
+define(
+    flags.DEFINE_list,
+    'eps',
+    ['0.2', '0.1', '0.05', '0.02', '0.01', '0.005', '0.002'],
+    'Training errors eps of S(t(eps)) for the stability-vs-eps curve.',
+)
+define(
+    flags.DEFINE_enum, 'observable', 'R_plus', ['R_plus', 'R_minus', 'D'], 'Whose t* defines S(t*).'
+)
 FLAGS = flags.FLAGS
 
 QUICK = dict(seeds=4, epochs=300, train_size=1024)
@@ -49,8 +63,9 @@ def parse_architectures(values):
   try:
     return [tuple(int(v) for v in a.lower().split('x')) for a in values]
   except ValueError:
-    raise UserError(f'--architectures takes DEPTHxWIDTH items such as 2x20, got '
-                    f'{",".join(values)}.') from None
+    raise UserError(
+        f'--architectures takes DEPTHxWIDTH items such as 2x20, got ' f'{",".join(values)}.'
+    ) from None
 
 
 def main(argv):
@@ -58,14 +73,23 @@ def main(argv):
   with cli.one_line_errors(argv[0]):
     data_cfg, train_cfg = cli.configs_from_flags(FLAGS, QUICK)
     architectures = parse_architectures(
-        cli.quick_value(FLAGS, 'architectures', QUICK_ARCHITECTURES))
+        cli.quick_value(FLAGS, 'architectures', QUICK_ARCHITECTURES)
+    )
     if not FLAGS.from_run:  # the first architecture is the base run
-      train_cfg = dataclasses.replace(train_cfg, depth=architectures[0][0],
-                                      width=architectures[0][1])
+      train_cfg = dataclasses.replace(
+          train_cfg, depth=architectures[0][0], width=architectures[0][1]
+      )
     workdir = cli.workdir(FLAGS, 'stragglers', data_cfg, train_cfg)
-    pipeline.run_stragglers(data_cfg, train_cfg, workdir, FLAGS.from_run, architectures,
-                            cli.float_list(FLAGS, 'eps'), FLAGS.observable,
-                            overwrite=FLAGS.overwrite)
+    pipeline.run_stragglers(
+        data_cfg,
+        train_cfg,
+        workdir,
+        FLAGS.from_run,
+        architectures,
+        cli.float_list(FLAGS, 'eps'),
+        FLAGS.observable,
+        overwrite=FLAGS.overwrite,
+    )
 
 
 if __name__ == '__main__':

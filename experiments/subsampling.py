@@ -22,8 +22,12 @@ from absl import app, flags
 from manifold_dynamics import cli, robustness
 
 cli.define_run_flags(epochs=1000, seeds=20)
-cli.define_once(flags.DEFINE_integer, 'num_subsets', 4,
-                'Number of non-overlapping slices of --train_size examples.')
+cli.define_once(
+    flags.DEFINE_integer,
+    'num_subsets',
+    4,
+    'Number of non-overlapping slices of --train_size examples.',
+)
 FLAGS = flags.FLAGS
 
 QUICK = dict(seeds=4, epochs=300, train_size=1024, num_subsets=2)

@@ -23,8 +23,10 @@ _META = '__meta__'
 
 def _leaves(tree):
   """{path string: leaf} of a pytree, in its flattening order."""
-  return {jax.tree_util.keystr(path): leaf
-          for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
+  return {
+      jax.tree_util.keystr(path): leaf
+      for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]
+  }
 
 
 def save(path: str, state, **meta: int) -> str:
@@ -55,18 +57,24 @@ def restore(path: str, like):
     with np.load(path) as f:
       stored = {k: f[k] for k in f.files}
   except (OSError, ValueError, EOFError) as e:
-    raise UserError(f'checkpoint {path} is unreadable ({e}); delete it to restart that '
-                    f'training from epoch 0.') from None
+    raise UserError(
+        f'checkpoint {path} is unreadable ({e}); delete it to restart that '
+        f'training from epoch 0.'
+    ) from None
   meta = dict(zip(stored.pop(_META + 'names').tolist(), stored.pop(_META).tolist()))
   expected = _leaves(like)
   if set(stored) != set(expected):
-    raise UserError(f'checkpoint {path} holds a different model state; delete it to restart '
-                    f'that training from epoch 0.')
+    raise UserError(
+        f'checkpoint {path} holds a different model state; delete it to restart '
+        f'that training from epoch 0.'
+    )
   for name, leaf in expected.items():  # leaves: arrays or jax.ShapeDtypeStruct
     shape, dtype = tuple(leaf.shape), np.dtype(leaf.dtype)
     if stored[name].shape != shape or stored[name].dtype != dtype:
-      raise UserError(f'checkpoint {path} holds {name} as {stored[name].dtype}'
-                      f'{list(stored[name].shape)}, the run expects {dtype}{list(shape)}; '
-                      f'delete it to restart that training from epoch 0.')
+      raise UserError(
+          f'checkpoint {path} holds {name} as {stored[name].dtype}'
+          f'{list(stored[name].shape)}, the run expects {dtype}{list(shape)}; '
+          f'delete it to restart that training from epoch 0.'
+      )
   treedef = jax.tree_util.tree_structure(like)
   return jax.tree_util.tree_unflatten(treedef, [stored[k] for k in expected]), meta

@@ -38,18 +38,28 @@ def define_run_flags(epochs: int = _TRAIN.epochs, seeds: int = _TRAIN.seeds):
   logging.set_verbosity(logging.WARNING)
   flags.DEFINE_enum('dataset', _DATA.dataset, sorted(DATASETS), 'Dataset (SPEC §1).')
   flags.DEFINE_integer('train_size', _DATA.train_size, 'P, training examples in the slice T.')
-  flags.DEFINE_integer('subset_index', _DATA.subset_index,
-                       'k: train on examples [k*P, (k+1)*P) of the train split.')
-  flags.DEFINE_string('data_dir', None, 'Directory of the original dataset files; default: '
-                      'the cache ($MANIFOLD_DYNAMICS_DATA or ~/.cache/manifold_dynamics), '
-                      'fetched on first use.')
-  flags.DEFINE_enum('data_source', _DATA.data_source, list(SOURCES),
-                    'Where the data comes from (auto: --data_dir, else cache, else tfds).')
+  flags.DEFINE_integer(
+      'subset_index', _DATA.subset_index, 'k: train on examples [k*P, (k+1)*P) of the train split.'
+  )
+  flags.DEFINE_string(
+      'data_dir',
+      None,
+      'Directory of the original dataset files; default: '
+      'the cache ($MANIFOLD_DYNAMICS_DATA or ~/.cache/manifold_dynamics), '
+      'fetched on first use.',
+  )
+  flags.DEFINE_enum(
+      'data_source',
+      _DATA.data_source,
+      list(SOURCES),
+      'Where the data comes from (auto: --data_dir, else cache, else tfds).',
+  )
   flags.DEFINE_integer('depth', _TRAIN.depth, 'L, weight layers (2 = one hidden layer).')
   flags.DEFINE_integer('width', _TRAIN.width, 'H, units per hidden layer.')
   flags.DEFINE_enum('activation', _TRAIN.activation, list(ACTIVATIONS), 'Hidden activation.')
-  flags.DEFINE_float('init_scale', _TRAIN.init_scale,
-                     's: weights and biases ~ U(-s/sqrt(fan_in), s/sqrt(fan_in)).')
+  flags.DEFINE_float(
+      'init_scale', _TRAIN.init_scale, 's: weights and biases ~ U(-s/sqrt(fan_in), s/sqrt(fan_in)).'
+  )
   flags.DEFINE_enum('optimizer', _TRAIN.optimizer, list(OPTIMIZERS), 'Full-batch optimiser.')
   flags.DEFINE_float('lr', _TRAIN.lr, 'Learning rate.')
   flags.DEFINE_float('momentum', _TRAIN.momentum, 'Momentum (--optimizer=momentum).')
@@ -57,33 +67,58 @@ def define_run_flags(epochs: int = _TRAIN.epochs, seeds: int = _TRAIN.seeds):
   flags.DEFINE_integer('epochs', epochs, 'T_end, number of full-batch updates.')
   flags.DEFINE_integer('seeds', seeds, 'Independent initialisations trained in parallel.')
   flags.DEFINE_integer('seed', _TRAIN.seed, 'Root PRNG seed.')
-  flags.DEFINE_integer('chunk_epochs', _TRAIN.chunk_epochs,
-                       'Epochs per compiled chunk between progress lines (0 = automatic).')
-  flags.DEFINE_float('divergence_factor', _TRAIN.divergence_factor,
-                     'Stop when the loss of a seed is non-finite or exceeds this multiple of its '
-                     'initial loss.')
-  flags.DEFINE_integer('test_every', _TRAIN.test_every,
-                       'Evaluate the test set every this many epochs and at the last one; the '
-                       'others are recorded as NaN (0 = the last epoch only).')
-  flags.DEFINE_bool('stop_after_inversion', _TRAIN.stop_after_inversion,
-                    'End training once every seed has inverted on R+, R- and D (t*, phi and '
-                    'S(t*) need nothing more); seeds that never invert run to --epochs.')
-  flags.DEFINE_enum('layers', _TRAIN.layers, list(LAYERS),
-                    "Record R+, R-, D of the first hidden layer ('first') or of every hidden "
-                    "layer as well ('all': layers_vs_epoch figure).")
-  flags.DEFINE_enum('matmul_precision', _TRAIN.matmul_precision, list(MATMUL_PRECISIONS),
-                    "Precision of the network's matrix products: float32 (full, as on a CPU, "
-                    'on every backend) or bfloat16 (operands rounded to bfloat16, float32 '
-                    'accumulation: faster on TPUs, GPUs and AMX CPUs; see README).')
+  flags.DEFINE_integer(
+      'chunk_epochs',
+      _TRAIN.chunk_epochs,
+      'Epochs per compiled chunk between progress lines (0 = automatic).',
+  )
+  flags.DEFINE_float(
+      'divergence_factor',
+      _TRAIN.divergence_factor,
+      'Stop when the loss of a seed is non-finite or exceeds this multiple of its ' 'initial loss.',
+  )
+  flags.DEFINE_integer(
+      'test_every',
+      _TRAIN.test_every,
+      'Evaluate the test set every this many epochs and at the last one; the '
+      'others are recorded as NaN (0 = the last epoch only).',
+  )
+  flags.DEFINE_bool(
+      'stop_after_inversion',
+      _TRAIN.stop_after_inversion,
+      'End training once every seed has inverted on R+, R- and D (t*, phi and '
+      'S(t*) need nothing more); seeds that never invert run to --epochs.',
+  )
+  flags.DEFINE_enum(
+      'layers',
+      _TRAIN.layers,
+      list(LAYERS),
+      "Record R+, R-, D of the first hidden layer ('first') or of every hidden "
+      "layer as well ('all': layers_vs_epoch figure).",
+  )
+  flags.DEFINE_enum(
+      'matmul_precision',
+      _TRAIN.matmul_precision,
+      list(MATMUL_PRECISIONS),
+      "Precision of the network's matrix products: float32 (full, as on a CPU, "
+      'on every backend) or bfloat16 (operands rounded to bfloat16, float32 '
+      'accumulation: faster on TPUs, GPUs and AMX CPUs; see README).',
+  )
   flags.DEFINE_string('workdir', None, 'Run directory to write (default: runs/<name>).')
-  flags.DEFINE_bool('overwrite', False, 'Replace an existing run directory once the new run '
-                    'is complete.')
+  flags.DEFINE_bool(
+      'overwrite', False, 'Replace an existing run directory once the new run ' 'is complete.'
+  )
   flags.DEFINE_bool('quick', False, 'Smoke setting that runs in seconds (explicit flags win).')
-  flags.DEFINE_bool('distributed', False, 'One run over several processes (hosts): join them '
-                    'with jax.distributed.initialize(), which detects a TPU pod slice or a '
-                    'SLURM / Open MPI job; or give the three flags below (README).')
-  flags.DEFINE_string('coordinator_address', None, 'host:port of process 0 (implies '
-                      '--distributed).')
+  flags.DEFINE_bool(
+      'distributed',
+      False,
+      'One run over several processes (hosts): join them '
+      'with jax.distributed.initialize(), which detects a TPU pod slice or a '
+      'SLURM / Open MPI job; or give the three flags below (README).',
+  )
+  flags.DEFINE_string(
+      'coordinator_address', None, 'host:port of process 0 (implies ' '--distributed).'
+  )
   flags.DEFINE_integer('num_processes', None, 'Processes in the run (with --coordinator_address).')
   flags.DEFINE_integer('process_id', None, 'This process, in [0, num_processes).')
 
@@ -95,8 +130,13 @@ def define_once(define, name: str, *args, **kwargs):
     define(name, *args, **kwargs)
 
 
-def _values(flag_values, fields, quick_overrides: Dict[str, object], quick: bool,
-            defaults: Dict[str, object]):
+def _values(
+    flag_values,
+    fields,
+    quick_overrides: Dict[str, object],
+    quick: bool,
+    defaults: Dict[str, object],
+):
   values = {}
   for field in fields:
     flag = flag_values[field.name]
@@ -121,8 +161,9 @@ def _typed_list(flag_values, name: str, kind, what: str, quick: Optional[list]) 
   try:
     return [kind(v) for v in values]
   except ValueError:
-    raise UserError(f'--{name} takes comma-separated {what}, got '
-                    f'{",".join(map(str, values))}.') from None
+    raise UserError(
+        f'--{name} takes comma-separated {what}, got ' f'{",".join(map(str, values))}.'
+    ) from None
 
 
 def float_list(flag_values, name: str, quick: Optional[list] = None) -> list:
@@ -139,8 +180,12 @@ def known_datasets(names) -> list:
   """Dataset names of a list flag, each checked against the registry."""
   unknown = [n for n in names if n not in DATASETS]
   if unknown or not names:
-    raise UserError(f'unknown dataset {unknown[0]!r} in --datasets; choose among '
-                    f'{", ".join(sorted(DATASETS))}.' if unknown else '--datasets is empty.')
+    raise UserError(
+        f'unknown dataset {unknown[0]!r} in --datasets; choose among '
+        f'{", ".join(sorted(DATASETS))}.'
+        if unknown
+        else '--datasets is empty.'
+    )
   return list(dict.fromkeys(names))
 
 
@@ -150,8 +195,13 @@ def reject_arguments(argv):
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
 
 
-def workdir(flag_values, experiment: str, data_cfg: DataConfig, train_cfg: TrainConfig,
-            with_optimizer: bool = True) -> str:
+def workdir(
+    flag_values,
+    experiment: str,
+    data_cfg: DataConfig,
+    train_cfg: TrainConfig,
+    with_optimizer: bool = True,
+) -> str:
   """--workdir, or runs/<experiment>[-quick]-<settings> (pipeline.default_workdir)."""
   if flag_values.workdir:
     return flag_values.workdir
@@ -159,17 +209,20 @@ def workdir(flag_values, experiment: str, data_cfg: DataConfig, train_cfg: Train
   return pipeline.default_workdir(name, data_cfg, train_cfg, with_optimizer)
 
 
-def configs_from_flags(flag_values, quick_overrides: Dict[str, object],
-                       defaults: Optional[Dict[str, object]] = None):
+def configs_from_flags(
+    flag_values, quick_overrides: Dict[str, object], defaults: Optional[Dict[str, object]] = None
+):
   """(DataConfig, TrainConfig) from parsed flags. `defaults` replace the shared flags'
   defaults for this entry point (e.g. a sweep's lr or stop rule); under --quick,
   `quick_overrides` apply on top; a flag the user set explicitly always wins."""
   join_processes(flag_values)
   quick, defaults = flag_values.quick, defaults or {}
-  data = DataConfig(**_values(flag_values, dataclasses.fields(DataConfig), quick_overrides,
-                              quick, defaults))
-  train = TrainConfig(**_values(flag_values, dataclasses.fields(TrainConfig), quick_overrides,
-                                quick, defaults))
+  data = DataConfig(
+      **_values(flag_values, dataclasses.fields(DataConfig), quick_overrides, quick, defaults)
+  )
+  train = TrainConfig(
+      **_values(flag_values, dataclasses.fields(TrainConfig), quick_overrides, quick, defaults)
+  )
   return data, train
 
 
@@ -194,16 +247,32 @@ SWEEP_DEFAULTS = dict(stop_after_inversion=True, test_every=0)
 
 def define_sweep_flags(bootstrap: bool = True):
   """Flags of every sweep entry point: worker splitting, collecting, the fit's bootstrap."""
-  define_once(flags.DEFINE_integer, 'num_tasks', None,
-              'Workers sharing the sweep (default: $SLURM_ARRAY_TASK_COUNT, else 1).')
-  define_once(flags.DEFINE_integer, 'task_index', None,
-              'This worker, in [0, num_tasks) (default: $SLURM_ARRAY_TASK_ID - '
-              '$SLURM_ARRAY_TASK_MIN, $JOB_COMPLETION_INDEX, else 0).')
-  define_once(flags.DEFINE_bool, 'collect_only', False,
-              'Train nothing: rebuild summary.json and the figures from the complete points.')
+  define_once(
+      flags.DEFINE_integer,
+      'num_tasks',
+      None,
+      'Workers sharing the sweep (default: $SLURM_ARRAY_TASK_COUNT, else 1).',
+  )
+  define_once(
+      flags.DEFINE_integer,
+      'task_index',
+      None,
+      'This worker, in [0, num_tasks) (default: $SLURM_ARRAY_TASK_ID - '
+      '$SLURM_ARRAY_TASK_MIN, $JOB_COMPLETION_INDEX, else 0).',
+  )
+  define_once(
+      flags.DEFINE_bool,
+      'collect_only',
+      False,
+      'Train nothing: rebuild summary.json and the figures from the complete points.',
+  )
   if bootstrap:
-    define_once(flags.DEFINE_integer, 'bootstrap', 200,
-                'Bootstrap resamples over seeds for the intervals of the finite-size fit.')
+    define_once(
+        flags.DEFINE_integer,
+        'bootstrap',
+        200,
+        'Bootstrap resamples over seeds for the intervals of the finite-size fit.',
+    )
 
 
 def sweep_workdir(flag_values, experiment: str, *parts: str) -> str:
@@ -216,7 +285,6 @@ def sweep_workdir(flag_values, experiment: str, *parts: str) -> str:
 def sweep_worker(flag_values):
   """(num_tasks, task_index) from the flags or the cluster's environment."""
   return sweeps.worker_from_env(flag_values.num_tasks, flag_values.task_index)
-
 
 
 @contextlib.contextmanager

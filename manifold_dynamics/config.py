@@ -14,7 +14,6 @@ from manifold_dynamics.errors import UserError
 from manifold_dynamics.models import ACTIVATIONS, MATMUL_PRECISIONS
 from manifold_dynamics.optimizers import OPTIMIZERS
 
-
 LAYERS = ('first', 'all')  # whose observables a run records
 
 
@@ -34,10 +33,8 @@ class DataConfig:
   data_source: str = 'auto'  # 'auto', 'local', 'cache' or 'tfds' (see data.sources)
 
   def __post_init__(self):
-    _require(self.train_size > 0,
-             f'--train_size must be positive, got {self.train_size}.')
-    _require(self.subset_index >= 0,
-             f'--subset_index must be >= 0, got {self.subset_index}.')
+    _require(self.train_size > 0, f'--train_size must be positive, got {self.train_size}.')
+    _require(self.subset_index >= 0, f'--subset_index must be >= 0, got {self.subset_index}.')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,29 +71,47 @@ class TrainConfig:
   matmul_precision: str = 'float32'
 
   def __post_init__(self):
-    _require(self.depth >= 2, f'--depth must be >= 2 (the representation is the first '
-             f'hidden layer), got {self.depth}.')
+    _require(
+        self.depth >= 2,
+        f'--depth must be >= 2 (the representation is the first '
+        f'hidden layer), got {self.depth}.',
+    )
     _require(self.width > 0, f'--width must be positive, got {self.width}.')
-    _require(self.activation in ACTIVATIONS,
-             f'unknown --activation={self.activation!r}; choose one of {", ".join(ACTIVATIONS)}.')
-    _require(self.optimizer in OPTIMIZERS,
-             f'unknown --optimizer={self.optimizer!r}; choose one of {", ".join(OPTIMIZERS)}.')
+    _require(
+        self.activation in ACTIVATIONS,
+        f'unknown --activation={self.activation!r}; choose one of {", ".join(ACTIVATIONS)}.',
+    )
+    _require(
+        self.optimizer in OPTIMIZERS,
+        f'unknown --optimizer={self.optimizer!r}; choose one of {", ".join(OPTIMIZERS)}.',
+    )
     _require(math.isfinite(self.lr) and self.lr > 0, f'--lr must be positive, got {self.lr}.')
-    _require(math.isfinite(self.init_scale) and self.init_scale > 0,
-             f'--init_scale must be positive, got {self.init_scale}.')
+    _require(
+        math.isfinite(self.init_scale) and self.init_scale > 0,
+        f'--init_scale must be positive, got {self.init_scale}.',
+    )
     _require(0 <= self.momentum < 1, f'--momentum must be in [0, 1), got {self.momentum}.')
-    _require(self.weight_decay >= 0,
-             f'--weight_decay must be >= 0, got {self.weight_decay}.')
+    _require(self.weight_decay >= 0, f'--weight_decay must be >= 0, got {self.weight_decay}.')
     _require(self.epochs > 0, f'--epochs must be positive, got {self.epochs}.')
     _require(self.seeds > 0, f'--seeds must be positive, got {self.seeds}.')
-    _require(self.divergence_factor > 1,
-             f'--divergence_factor must be > 1, got {self.divergence_factor}.')
-    _require(self.layers in LAYERS, f'--layers must be one of {", ".join(LAYERS)}, got '
-             f'{self.layers!r}.')
-    _require(self.matmul_precision in MATMUL_PRECISIONS,
-             f'--matmul_precision must be one of {", ".join(MATMUL_PRECISIONS)}, got '
-             f'{self.matmul_precision!r}.')
-    _require(self.test_every >= 0,
-             f'--test_every must be >= 0 (0 = last epoch only), got {self.test_every}.')
-    _require(self.chunk_epochs >= 0,
-             f'--chunk_epochs must be >= 0 (0 = automatic), got {self.chunk_epochs}.')
+    _require(
+        self.divergence_factor > 1,
+        f'--divergence_factor must be > 1, got {self.divergence_factor}.',
+    )
+    _require(
+        self.layers in LAYERS,
+        f'--layers must be one of {", ".join(LAYERS)}, got ' f'{self.layers!r}.',
+    )
+    _require(
+        self.matmul_precision in MATMUL_PRECISIONS,
+        f'--matmul_precision must be one of {", ".join(MATMUL_PRECISIONS)}, got '
+        f'{self.matmul_precision!r}.',
+    )
+    _require(
+        self.test_every >= 0,
+        f'--test_every must be >= 0 (0 = last epoch only), got {self.test_every}.',
+    )
+    _require(
+        self.chunk_epochs >= 0,
+        f'--chunk_epochs must be >= 0 (0 = automatic), got {self.chunk_epochs}.',
+    )

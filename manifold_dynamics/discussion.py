@@ -33,7 +33,8 @@ def _point_row(summary: dict) -> dict:
   fractions = summary['inversion_fraction']
   every = np.all([summary['inversion'][k] for k in inversion_lib.OBSERVABLES], axis=0)
   return {
-      'phi_mean': summary['phi_mean'], 'phi_std': summary['phi_std'],
+      'phi_mean': summary['phi_mean'],
+      'phi_std': summary['phi_std'],
       't_star_mean': summary['t_star_stats']['R_plus']['mean'],
       'inversion_fraction': fractions,
       'inversion_fraction_all': float(np.mean(every)),
@@ -50,39 +51,62 @@ def _point_row(summary: dict) -> dict:
 def _log_rows(rows: Dict[str, dict], log: Callable[[str], None]):
   width = max(len(k) for k in rows) if rows else 0
   for name, r in rows.items():
-    log(f'{name:>{width}s}: phi = {r["phi_mean"]:.4f} +- {r["phi_std"]:.4f}, t*(R+) = '
+    log(
+        f'{name:>{width}s}: phi = {r["phi_mean"]:.4f} +- {r["phi_std"]:.4f}, t*(R+) = '
         f'{r["t_star_mean"]:.1f}, inversion (R+, R- and D) in '
         f'{r["inversion_fraction_all"]:.0%} of seeds, R+ rises {r["rise_R_plus_mean"]:.3f}, '
-        f'R+ {r["initial"]["R_plus"]:.3f} -> {r["final"]["R_plus"]:.3f}')
+        f'R+ {r["initial"]["R_plus"]:.3f} -> {r["final"]["R_plus"]:.3f}'
+    )
 
 
-def run_activations(activations: Sequence[str], data_cfg: DataConfig, train_cfg: TrainConfig,
-                    workdir: str, num_tasks: int = 1, task_index: int = 0,
-                    collect_only: bool = False, log: Callable[[str], None] = print) -> dict:
+def run_activations(
+    activations: Sequence[str],
+    data_cfg: DataConfig,
+    train_cfg: TrainConfig,
+    workdir: str,
+    num_tasks: int = 1,
+    task_index: int = 0,
+    collect_only: bool = False,
+    log: Callable[[str], None] = print,
+) -> dict:
   """phi, t* and the fraction of inverting seeds per activation (Discussion)."""
   unknown = [a for a in activations if a not in ACTIVATIONS]
   if unknown:
-    raise UserError(f'unknown activation {unknown[0]!r} in --activations; choose among '
-                    f'{", ".join(ACTIVATIONS)}.')
-  points = [sweeps.Point(a, data_cfg, dataclasses.replace(train_cfg, activation=a),
-                         {'activation': a}) for a in dict.fromkeys(activations)]
+    raise UserError(
+        f'unknown activation {unknown[0]!r} in --activations; choose among '
+        f'{", ".join(ACTIVATIONS)}.'
+    )
+  points = [
+      sweeps.Point(a, data_cfg, dataclasses.replace(train_cfg, activation=a), {'activation': a})
+      for a in dict.fromkeys(activations)
+  ]
   sweep = sweeps.SweepDir(workdir, 'activations', points, create=not collect_only)
   done = sweeps.run(sweep, num_tasks, task_index, collect_only, log)
-  rows = {p.name: _point_row(s) for p, s in zip(done, sweeps.point_summaries(sweep,
-                                                                               done).values())}
-  summary = {'experiment': 'activations', 'points_total': len(points),
-             'points_complete': len(done), 'activations': rows}
+  rows = {p.name: _point_row(s) for p, s in zip(done, sweeps.point_summaries(sweep, done).values())}
+  summary = {
+      'experiment': 'activations',
+      'points_total': len(points),
+      'points_complete': len(done),
+      'activations': rows,
+  }
   io.write_json(sweep.file('summary.json'), summary)
   if done:
-    title = (f'{data_cfg.dataset}, P={data_cfg.train_size}, {train_cfg.depth}x'
-             f'{train_cfg.width}, {train_cfg.optimizer} lr={train_cfg.lr:g}')
+    title = (
+        f'{data_cfg.dataset}, P={data_cfg.train_size}, {train_cfg.depth}x'
+        f'{train_cfg.width}, {train_cfg.optimizer} lr={train_cfg.lr:g}'
+    )
     histories = [sweeps.load_point(sweep, p).history for p in done]
-    labels = [f'{p.name}: $\\phi$={rows[p.name]["phi_mean"]:.3f}'
-              if rows[p.name]['inversion_fraction']['R_plus'] > 0.5 else
-              f'{p.name}: R+ inverts in {rows[p.name]["inversion_fraction"]["R_plus"]:.0%}'
-              for p in done]
-    plotting.save(plotting.observables_vs_train_error(histories, labels, title=title),
-                  sweep.path, 'observables_vs_train_error')
+    labels = [
+        f'{p.name}: $\\phi$={rows[p.name]["phi_mean"]:.3f}'
+        if rows[p.name]['inversion_fraction']['R_plus'] > 0.5
+        else f'{p.name}: R+ inverts in {rows[p.name]["inversion_fraction"]["R_plus"]:.0%}'
+        for p in done
+    ]
+    plotting.save(
+        plotting.observables_vs_train_error(histories, labels, title=title),
+        sweep.path,
+        'observables_vs_train_error',
+    )
   _log_rows(rows, log)
   log(f'results in {sweep.path}')
   sweep.raise_failures()
@@ -91,48 +115,77 @@ def run_activations(activations: Sequence[str], data_cfg: DataConfig, train_cfg:
 
 def variance_times_width(scale: float) -> float:
   """Var(w) * n of every layer, n its fan-in: s^2 / 3 (= Var(w) * H for fan-in H)."""
-  return scale ** 2 / 3.0
+  return scale**2 / 3.0
 
 
-def run_init_scale(scales: Sequence[float], data_cfg: DataConfig, train_cfg: TrainConfig,
-                   workdir: str, num_tasks: int = 1, task_index: int = 0,
-                   collect_only: bool = False, log: Callable[[str], None] = print) -> dict:
+def run_init_scale(
+    scales: Sequence[float],
+    data_cfg: DataConfig,
+    train_cfg: TrainConfig,
+    workdir: str,
+    num_tasks: int = 1,
+    task_index: int = 0,
+    collect_only: bool = False,
+    log: Callable[[str], None] = print,
+) -> dict:
   """phi, the rise of R+ and the fraction of inverting seeds per initialisation scale."""
   if any(not (s > 0 and math.isfinite(s)) for s in scales):
     raise UserError(f'--init_scales must be positive, got {list(scales)}.')
-  points = [sweeps.Point(f's{s:.4g}', data_cfg, dataclasses.replace(train_cfg, init_scale=s),
-                         {'init_scale': s, 'variance_times_width': variance_times_width(s)})
-            for s in sorted(set(float(s) for s in scales))]
+  points = [
+      sweeps.Point(
+          f's{s:.4g}',
+          data_cfg,
+          dataclasses.replace(train_cfg, init_scale=s),
+          {'init_scale': s, 'variance_times_width': variance_times_width(s)},
+      )
+      for s in sorted(set(float(s) for s in scales))
+  ]
   sweep = sweeps.SweepDir(workdir, 'init_scale', points, create=not collect_only)
   done = sweeps.run(sweep, num_tasks, task_index, collect_only, log)
   rows = {}
   for p, s in zip(done, sweeps.point_summaries(sweep, done).values()):
-    rows[p.name] = dict(_point_row(s), init_scale=p.labels['init_scale'],
-                        variance_times_width=p.labels['variance_times_width'])
+    rows[p.name] = dict(
+        _point_row(s),
+        init_scale=p.labels['init_scale'],
+        variance_times_width=p.labels['variance_times_width'],
+    )
   inverting = [r['init_scale'] for r in rows.values() if r['inversion_fraction']['R_plus'] > 0.5]
-  lost = [r['init_scale'] for r in rows.values()
-          if r['inversion_fraction']['R_plus'] <= 0.5 and inverting
-          and r['init_scale'] > max(inverting)]
-  summary = {'experiment': 'init_scale', 'points_total': len(points),
-             'points_complete': len(done), 'scales': rows,
-             'largest_scale_inverting': max(inverting) if inverting else None,
-             'minimum_disappears_at': min(lost) if lost else None}
+  lost = [
+      r['init_scale']
+      for r in rows.values()
+      if r['inversion_fraction']['R_plus'] <= 0.5 and inverting and r['init_scale'] > max(inverting)
+  ]
+  summary = {
+      'experiment': 'init_scale',
+      'points_total': len(points),
+      'points_complete': len(done),
+      'scales': rows,
+      'largest_scale_inverting': max(inverting) if inverting else None,
+      'minimum_disappears_at': min(lost) if lost else None,
+  }
   io.write_json(sweep.file('summary.json'), summary)
   if done:
-    title = (f'{data_cfg.dataset}, P={data_cfg.train_size}, {train_cfg.depth}x'
-             f'{train_cfg.width} {train_cfg.activation}, {train_cfg.optimizer} '
-             f'lr={train_cfg.lr:g}')
-    histories = {f's={p.labels["init_scale"]:.3g}': sweeps.load_point(sweep, p).history
-                 for p in done}
-    plotting.save(plotting.curve_vs_epoch_by(histories, 'R_plus', title), sweep.path,
-                  'R_plus_vs_epoch')
-    plotting.save(plotting.rise_vs_variance(list(rows.values()), title), sweep.path,
-                  'rise_vs_variance')
+    title = (
+        f'{data_cfg.dataset}, P={data_cfg.train_size}, {train_cfg.depth}x'
+        f'{train_cfg.width} {train_cfg.activation}, {train_cfg.optimizer} '
+        f'lr={train_cfg.lr:g}'
+    )
+    histories = {
+        f's={p.labels["init_scale"]:.3g}': sweeps.load_point(sweep, p).history for p in done
+    }
+    plotting.save(
+        plotting.curve_vs_epoch_by(histories, 'R_plus', title), sweep.path, 'R_plus_vs_epoch'
+    )
+    plotting.save(
+        plotting.rise_vs_variance(list(rows.values()), title), sweep.path, 'rise_vs_variance'
+    )
   _log_rows(rows, log)
   if summary['minimum_disappears_at'] is not None:
-    log(f'the minimum of R+ disappears (most seeds monotone) from s = '
+    log(
+        f'the minimum of R+ disappears (most seeds monotone) from s = '
         f'{summary["minimum_disappears_at"]:.3g} (Var(w) x H = '
-        f'{variance_times_width(summary["minimum_disappears_at"]):.3g})')
+        f'{variance_times_width(summary["minimum_disappears_at"]):.3g})'
+    )
   log(f'results in {sweep.path}')
   sweep.raise_failures()
   return summary

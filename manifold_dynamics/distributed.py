@@ -19,8 +19,11 @@ import numpy as np
 from jax.experimental import multihost_utils
 
 
-def initialize(coordinator_address: Optional[str] = None, num_processes: Optional[int] = None,
-               process_id: Optional[int] = None):
+def initialize(
+    coordinator_address: Optional[str] = None,
+    num_processes: Optional[int] = None,
+    process_id: Optional[int] = None,
+):
   """Joins the processes of one run; call it before any other JAX call. Without arguments
   JAX detects the cluster (TPU pod, SLURM, Open MPI, Kubernetes). Cross-process collectives
   between CPU devices use gloo (the setting is ignored by accelerators)."""

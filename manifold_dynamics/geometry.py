@@ -46,14 +46,14 @@ def _centroid_and_radius(x: jax.Array, w_P: jax.Array, feature_axis: int):
   centroid_H = jnp.tensordot(w_P, x, axes=(0, example_axis)) / total
   # Two passes (distance to the centroid) rather than 1 - ||c||^2: no cancellation in float32
   # when the manifold is tight.
-  sq_dist_P = jnp.sum(jnp.square(x - jnp.expand_dims(centroid_H, example_axis)),
-                      axis=feature_axis)
+  sq_dist_P = jnp.sum(jnp.square(x - jnp.expand_dims(centroid_H, example_axis)), axis=feature_axis)
   return centroid_H, jnp.sqrt((w_P @ sq_dist_P) / total)
 
 
 @functools.partial(jax.jit, static_argnames='feature_axis')
-def class_geometry(h: jax.Array, y_P: jax.Array, w_P: jax.Array = None,
-                   feature_axis: int = -1) -> ClassGeometry:
+def class_geometry(
+    h: jax.Array, y_P: jax.Array, w_P: jax.Array = None, feature_axis: int = -1
+) -> ClassGeometry:
   """R+, R-, D of the projected representations h of examples with labels y in {+1, -1}.
 
   Args:

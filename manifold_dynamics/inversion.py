@@ -35,8 +35,9 @@ class CurveInversion:
   inverted: np.ndarray  # (seeds,) bool, interior extremum and rise > delta
 
 
-def curve_inversion(curve_SxT: np.ndarray, kind: str = 'R_plus',
-                    delta: float = DEFAULT_DELTA) -> CurveInversion:
+def curve_inversion(
+    curve_SxT: np.ndarray, kind: str = 'R_plus', delta: float = DEFAULT_DELTA
+) -> CurveInversion:
   """Inversion of curves (seeds, epochs+1) of observable `kind` (R_plus, R_minus or D)."""
   signed = SIGN[kind] * np.asarray(curve_SxT, np.float64)
   t_star = np.argmin(signed, axis=1)
@@ -112,8 +113,12 @@ def summary(history, inv: Inversion) -> dict:
 
   def stats(x):
     x = np.asarray(x, np.float64)
-    return {'mean': float(x.mean()), 'std': float(x.std()), 'min': float(x.min()),
-            'max': float(x.max())}
+    return {
+        'mean': float(x.mean()),
+        'std': float(x.std()),
+        'min': float(x.min()),
+        'max': float(x.max()),
+    }
 
   return {
       'seeds': history.num_seeds,
@@ -131,8 +136,10 @@ def summary(history, inv: Inversion) -> dict:
       'n_stragglers': sizes,
       'n_stragglers_mean': float(np.mean(sizes)),
       'n_stragglers_std': float(np.std(sizes)),
-      'final': {k: stats(getattr(history, k)[:, -1])
-                for k in OBSERVABLES + ('loss', 'train_error', 'test_error')},
+      'final': {
+          k: stats(getattr(history, k)[:, -1])
+          for k in OBSERVABLES + ('loss', 'train_error', 'test_error')
+      },
       'initial': {k: stats(getattr(history, k)[:, 0]) for k in OBSERVABLES},
   }
 
@@ -146,7 +153,9 @@ def layer_summary(history, delta: float = DEFAULT_DELTA) -> dict:
   for name in OBSERVABLES:
     curves = getattr(history, f'layer_{name}')  # (seeds, epochs + 1, L - 1)
     per_layer = [curve_inversion(curves[..., k], name, delta) for k in range(curves.shape[-1])]
-    out[name] = {'t_star_mean': [float(c.t_star.mean()) for c in per_layer],
-                 'inversion_fraction': [float(c.inverted.mean()) for c in per_layer],
-                 'rise_mean': [float(c.rise.mean()) for c in per_layer]}
+    out[name] = {
+        't_star_mean': [float(c.t_star.mean()) for c in per_layer],
+        'inversion_fraction': [float(c.inverted.mean()) for c in per_layer],
+        'rise_mean': [float(c.rise.mean()) for c in per_layer],
+    }
   return out

@@ -63,10 +63,12 @@ def strict_json(obj):
 
 def write_json(path: str, obj) -> str:
   """Writes `obj` as standard JSON: NaN and infinities become null."""
+
   def write(tmp):
     with open(tmp, 'w') as f:
       json.dump(strict_json(obj), f, indent=2, sort_keys=False, allow_nan=False)
       f.write('\n')
+
   _atomic(path, write)
   return path
 
@@ -80,6 +82,7 @@ def write_npz(path: str, **arrays) -> str:
   def write(tmp):
     with open(tmp, 'wb') as f:
       np.savez_compressed(f, **arrays)
+
   _atomic(path, write)
   return path
 
@@ -105,8 +108,10 @@ class RunDir:
     if os.path.exists(self.path) and not os.path.isdir(self.path):
       error = f'{self.path} exists and is not a directory; choose another --workdir.'
     elif os.path.isdir(self.path) and os.listdir(self.path) and not overwrite:
-      error = (f'run directory {self.path} already exists; pass --overwrite to replace it or '
-               f'choose another --workdir.')
+      error = (
+          f'run directory {self.path} already exists; pass --overwrite to replace it or '
+          f'choose another --workdir.'
+      )
     _agree(error)
     self.resuming = os.path.isfile(os.path.join(self.staging, 'config.json'))
     if not self.writer:
@@ -124,14 +129,17 @@ class RunDir:
       old = read_json(self.file('config.json'))
       difference = _first_difference(
           {k: v for k, v in strict_json(config).items() if k not in _NOT_COMPARED},
-          {k: v for k, v in old.items() if k not in _NOT_COMPARED})
+          {k: v for k, v in old.items() if k not in _NOT_COMPARED},
+      )
       if difference and self.overwrite:
         shutil.rmtree(self.staging)
         os.makedirs(self.staging)
         self.resuming = False
       elif difference:
-        error = (f'{self.staging} holds an unfinished run with {difference}; rerun with its '
-                 f'settings to resume it, or pass --overwrite to discard it.')
+        error = (
+            f'{self.staging} holds an unfinished run with {difference}; rerun with its '
+            f'settings to resume it, or pass --overwrite to discard it.'
+        )
     _agree(error)
     if self.resuming:
       config = dict(config, resumed_by=config.get('environment'))
@@ -182,12 +190,15 @@ def _first_difference(new, old, prefix='') -> Optional[str]:
 
 
 def save_history(path: str, history: History, train_indices: np.ndarray) -> str:
-  layers = {k: getattr(history, k) for k in History.LAYER_ARRAYS
-            if getattr(history, k) is not None}
-  return write_npz(path, **{k: getattr(history, k) for k in History.ARRAYS}, **layers,
-                   mistakes_packed=history.mistakes_packed,
-                   num_examples=np.int64(history.num_examples),
-                   train_indices=np.asarray(train_indices, np.int64))
+  layers = {k: getattr(history, k) for k in History.LAYER_ARRAYS if getattr(history, k) is not None}
+  return write_npz(
+      path,
+      **{k: getattr(history, k) for k in History.ARRAYS},
+      **layers,
+      mistakes_packed=history.mistakes_packed,
+      num_examples=np.int64(history.num_examples),
+      train_indices=np.asarray(train_indices, np.int64),
+  )
 
 
 def load_history(path: str) -> History:
@@ -197,8 +208,12 @@ def load_history(path: str) -> History:
     return store.read_history(path)
   with np.load(path) as f:
     layers = {k: f[k] for k in History.LAYER_ARRAYS if k in f}
-    return History(**{k: f[k] for k in History.ARRAYS}, mistakes_packed=f['mistakes_packed'],
-                   num_examples=int(f['num_examples']), **layers)
+    return History(
+        **{k: f[k] for k in History.ARRAYS},
+        mistakes_packed=f['mistakes_packed'],
+        num_examples=int(f['num_examples']),
+        **layers,
+    )
 
 
 def history_path(run_path: str, name: str = 'history') -> str:
@@ -215,12 +230,18 @@ def load_train_indices(path: str) -> np.ndarray:
     return f['train_indices']
 
 
-def save_stragglers(path: str, sets: List[np.ndarray], train_indices: np.ndarray,
-                    t_star: np.ndarray) -> str:
+def save_stragglers(
+    path: str, sets: List[np.ndarray], train_indices: np.ndarray, t_star: np.ndarray
+) -> str:
   offsets = np.concatenate([[0], np.cumsum([len(s) for s in sets])]).astype(np.int64)
   indices = np.concatenate(sets).astype(np.int64) if sets else np.zeros(0, np.int64)
-  return write_npz(path, indices=indices, split_indices=np.asarray(train_indices)[indices],
-                   offsets=offsets, t_star=np.asarray(t_star, np.int64))
+  return write_npz(
+      path,
+      indices=indices,
+      split_indices=np.asarray(train_indices)[indices],
+      offsets=offsets,
+      t_star=np.asarray(t_star, np.int64),
+  )
 
 
 def load_stragglers(path: str, split: bool = False) -> List[np.ndarray]:
@@ -249,6 +270,10 @@ def load_run(path: str) -> Run:
   if not os.path.exists(history):
     raise UserError(f'{path} holds no history yet; wait for its first chunk of epochs.')
   summary_path = os.path.join(path, 'summary.json')
-  return Run(path, read_json(os.path.join(path, 'config.json')), load_history(history),
-             read_json(summary_path) if os.path.exists(summary_path) else None,
-             load_train_indices(history))
+  return Run(
+      path,
+      read_json(os.path.join(path, 'config.json')),
+      load_history(history),
+      read_json(summary_path) if os.path.exists(summary_path) else None,
+      load_train_indices(history),
+  )

@@ -34,13 +34,15 @@ ACTIVATIONS: Dict[str, Callable[[jax.Array], jax.Array]] = {
 MATMUL_PRECISIONS = ('float32', 'bfloat16')
 
 
-def dot_general(a: jax.Array, b: jax.Array, contract: Sequence[int], precision: str = 'float32'
-                ) -> jax.Array:
+def dot_general(
+    a: jax.Array, b: jax.Array, contract: Sequence[int], precision: str = 'float32'
+) -> jax.Array:
   """a and b contracted over axes contract = (axis of a, axis of b), at `precision`."""
   dims = (((contract[0],), (contract[1],)), ((), ()))
   if precision == 'bfloat16':
-    return jax.lax.dot_general(a.astype(jnp.bfloat16), b.astype(jnp.bfloat16), dims,
-                               preferred_element_type=jnp.float32)
+    return jax.lax.dot_general(
+        a.astype(jnp.bfloat16), b.astype(jnp.bfloat16), dims, preferred_element_type=jnp.float32
+    )
   return jax.lax.dot_general(a, b, dims, precision=jax.lax.Precision.HIGHEST)
 
 
@@ -83,8 +85,13 @@ class Dense(nn.Module):
   precision: str = 'float32'
 
   @nn.compact
-  def __call__(self, x: jax.Array, standardiser: Optional[Standardiser] = None,
-               columns: Optional[jax.Array] = None, x_feature_major: Optional[bool] = None):
+  def __call__(
+      self,
+      x: jax.Array,
+      standardiser: Optional[Standardiser] = None,
+      columns: Optional[jax.Array] = None,
+      x_feature_major: Optional[bool] = None,
+  ):
     x_feature_major = self.feature_major if x_feature_major is None else x_feature_major
     fan_in = x.shape[0 if x_feature_major else -1]
     if standardiser is not None:  # the full input width, whatever columns x holds
@@ -125,11 +132,16 @@ class MLP(nn.Module):
   precision: str = 'float32'
 
   @nn.compact
-  def __call__(self, x_BxN: jax.Array, standardiser: Optional[Standardiser] = None,
-               columns: Optional[jax.Array] = None):
+  def __call__(
+      self,
+      x_BxN: jax.Array,
+      standardiser: Optional[Standardiser] = None,
+      columns: Optional[jax.Array] = None,
+  ):
     act = ACTIVATIONS[self.activation]
-    dense = lambda features, name: Dense(features, self.init_scale, self.feature_major,
-                                         self.precision, name=name)
+    dense = lambda features, name: Dense(
+        features, self.init_scale, self.feature_major, self.precision, name=name
+    )
     h = act(dense(self.width, 'hidden_0')(x_BxN, standardiser, columns, x_feature_major=False))
     self.sow('intermediates', 'hidden', h)
     z = h

@@ -13,7 +13,8 @@ OPTIMIZERS: Dict[str, Callable[..., optax.GradientTransformation]] = {
     'sgd': lambda cfg: optax.sgd(cfg.lr),
     'momentum': lambda cfg: optax.sgd(cfg.lr, momentum=cfg.momentum),
     'sgd_wd': lambda cfg: optax.chain(
-        optax.add_decayed_weights(cfg.weight_decay), optax.sgd(cfg.lr)),
+        optax.add_decayed_weights(cfg.weight_decay), optax.sgd(cfg.lr)
+    ),
     'adam': lambda cfg: optax.adam(cfg.lr, b1=0.9, b2=0.999, eps=1e-8),
 }
 

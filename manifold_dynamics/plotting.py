@@ -7,8 +7,8 @@ import os
 from typing import List, Sequence
 
 import matplotlib.colors
-import matplotlib.ticker
 import matplotlib.pyplot as plt
+import matplotlib.ticker
 import numpy as np
 import scipy.stats
 
@@ -21,8 +21,15 @@ STYLE = {
     'train_error': dict(color='#333333', label='train error'),
     'test_error': dict(color='#ff7f0e', label='test error'),
 }
-plt.rcParams.update({'font.size': 10, 'axes.spines.top': False, 'axes.spines.right': False,
-                     'legend.frameon': False, 'savefig.dpi': 200})
+plt.rcParams.update(
+    {
+        'font.size': 10,
+        'axes.spines.top': False,
+        'axes.spines.right': False,
+        'legend.frameon': False,
+        'savefig.dpi': 200,
+    }
+)
 
 
 def lighten(color, amount: float):
@@ -63,7 +70,7 @@ def _train_error_axis(ax):
   lo, hi = sorted(ax.get_xlim())
   decades = range(int(np.floor(np.log10(lo))), int(np.ceil(np.log10(hi))) + 1)
   mantissas = (1, 2, 5) if len(decades) <= 3 else (1,)
-  ticks = [m * 10.0 ** d for d in decades for m in mantissas if lo <= m * 10.0 ** d <= hi]
+  ticks = [m * 10.0**d for d in decades for m in mantissas if lo <= m * 10.0**d <= hi]
   ax.xaxis.set_major_locator(matplotlib.ticker.FixedLocator(ticks))
   ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f'{v:g}'))
   ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
@@ -104,8 +111,9 @@ def _observables_and_errors(top, bottom, history, inv: inversion_lib.Inversion):
 
 def inversion_vs_epoch(history, inv: inversion_lib.Inversion, title: str = ''):
   """Fig. 1b: R+, R-, D (top) and train/test error (bottom) against epoch, inversion shaded."""
-  fig, (top, bottom) = plt.subplots(2, 1, figsize=(6.4, 6.0), sharex=True,
-                                    gridspec_kw=dict(height_ratios=[3, 2], hspace=0.08))
+  fig, (top, bottom) = plt.subplots(
+      2, 1, figsize=(6.4, 6.0), sharex=True, gridspec_kw=dict(height_ratios=[3, 2], hspace=0.08)
+  )
   _observables_and_errors(top, bottom, history, inv)
   top.plot([], [], color='0.85', lw=8, label='inversion region')
   top.set_ylabel('radius / distance (unit sphere)')
@@ -114,16 +122,29 @@ def inversion_vs_epoch(history, inv: inversion_lib.Inversion, title: str = ''):
     top.set_title(title, pad=28)
   bottom.set_ylabel('error')
   bottom.legend(loc='lower left')
-  fig.text(0.5, -0.01, f'Mean $\\pm$ 2 std over {history.num_seeds} seeds. Dotted: median '
-           f'$t^*$ of each curve that inverts in most seeds. Shaded (when all three do): from '
-           f'the 10th percentile of the earliest to the 90th percentile of the latest $t^*$.',
-           ha='center', va='top', fontsize=7.5, color='0.3', wrap=True)
+  fig.text(
+      0.5,
+      -0.01,
+      f'Mean $\\pm$ 2 std over {history.num_seeds} seeds. Dotted: median '
+      f'$t^*$ of each curve that inverts in most seeds. Shaded (when all three do): from '
+      f'the 10th percentile of the earliest to the 90th percentile of the latest $t^*$.',
+      ha='center',
+      va='top',
+      fontsize=7.5,
+      color='0.3',
+      wrap=True,
+  )
   return fig
 
 
-def observables_vs_train_error(curves: Sequence, labels: Sequence[str] = None,
-                               linestyles: Sequence[str] = None, title: str = '',
-                               phi: float = None, colors: Sequence = None):
+def observables_vs_train_error(
+    curves: Sequence,
+    labels: Sequence[str] = None,
+    linestyles: Sequence[str] = None,
+    title: str = '',
+    phi: float = None,
+    colors: Sequence = None,
+):
   """R+, R-, D against training error (one panel each); one line per (history, label).
 
   `curves` are histories; each is read at t(eps) on a common grid (inversion.at_train_error).
@@ -134,8 +155,11 @@ def observables_vs_train_error(curves: Sequence, labels: Sequence[str] = None,
   linestyles = linestyles or ['-'] * len(curves)
   if colors is None and len(curves) > 1:
     colors = plt.cm.viridis(np.linspace(0.0, 0.85, len(curves)))
-  grid = np.geomspace(max(np.max(h.train_error[:, 0]) for h in curves),
-                      min(max(np.min(h.train_error), 0.5 / h.num_examples) for h in curves), 80)
+  grid = np.geomspace(
+      max(np.max(h.train_error[:, 0]) for h in curves),
+      min(max(np.min(h.train_error), 0.5 / h.num_examples) for h in curves),
+      80,
+  )
   fig, axes = plt.subplots(1, 3, figsize=(10.5, 3.2), sharex=True)
   for i, (history, label, ls) in enumerate(zip(curves, labels, linestyles)):
     values = inversion_lib.at_train_error(history, grid)
@@ -173,8 +197,7 @@ def R_plus_per_run(history, inv: inversion_lib.Inversion, title: str = ''):
     r_plus = np.asarray(history.R_plus[s])
     error = np.asarray(history.train_error[s])
     t = int(curve.t_star[s])
-    marker = dict(color=color, ms=4, zorder=3,
-                  mfc=color if curve.inverted[s] else 'white')
+    marker = dict(color=color, ms=4, zorder=3, mfc=color if curve.inverted[s] else 'white')
     shown = error > 0  # a log axis: epochs at zero training error are left out
     left.plot(error[shown], r_plus[shown], color=color, lw=0.7, alpha=0.8)
     if error[t] > 0:
@@ -187,24 +210,36 @@ def R_plus_per_run(history, inv: inversion_lib.Inversion, title: str = ''):
   _epoch_axis(right, history.num_epochs)
   right.set_xlabel('epoch (full-batch updates)')
   inverted = int(np.sum(curve.inverted))
-  fig.text(0.5, -0.02, f'{history.num_seeds} runs, one line each; circles: $t^*(R_+)$, the '
-           f'minimum over the epochs trained, filled where $R_+$ has risen by more than the '
-           f'tolerance since ({inverted} of {history.num_seeds} runs).', ha='center', va='top',
-           fontsize=7.5, color='0.3', wrap=True)
+  fig.text(
+      0.5,
+      -0.02,
+      f'{history.num_seeds} runs, one line each; circles: $t^*(R_+)$, the '
+      f'minimum over the epochs trained, filled where $R_+$ has risen by more than the '
+      f'tolerance since ({inverted} of {history.num_seeds} runs).',
+      ha='center',
+      va='top',
+      fontsize=7.5,
+      color='0.3',
+      wrap=True,
+  )
   if title:
     fig.suptitle(title, y=1.02)
   fig.tight_layout()
   return fig
 
 
-def straggler_grid(images_KxRxC: np.ndarray, labels_K: np.ndarray, split_indices_K: np.ndarray,
-                   title: str = '', columns: int = 10):
+def straggler_grid(
+    images_KxRxC: np.ndarray,
+    labels_K: np.ndarray,
+    split_indices_K: np.ndarray,
+    title: str = '',
+    columns: int = 10,
+):
   """Images of stragglers, each titled with its label (+1 even / -1 odd class) and its index in
   the dataset's train split."""
   count = len(images_KxRxC)
   rows = max(1, int(np.ceil(count / columns)))
-  fig, axes = plt.subplots(rows, columns, figsize=(columns * 0.95, rows * 1.1 + 0.4),
-                           squeeze=False)
+  fig, axes = plt.subplots(rows, columns, figsize=(columns * 0.95, rows * 1.1 + 0.4), squeeze=False)
   for k, ax in enumerate(axes.ravel()):
     ax.set_axis_off()
     if k < count:
@@ -216,8 +251,9 @@ def straggler_grid(images_KxRxC: np.ndarray, labels_K: np.ndarray, split_indices
   return fig
 
 
-def z_vs_train_error(eps: np.ndarray, z: np.ndarray, z_null: np.ndarray, shared: np.ndarray,
-                     title: str = ''):
+def z_vs_train_error(
+    eps: np.ndarray, z: np.ndarray, z_null: np.ndarray, shared: np.ndarray, title: str = ''
+):
   """Fig. 2d: stability of S(t(eps)) across seeds against eps: z-scores and shared fraction."""
   fig, (left, right) = plt.subplots(1, 2, figsize=(8.4, 3.2))
   left.plot(eps, z, 'o-', color='#1f77b4', ms=3, label=r'$z$ (spread of observed $M$)')
@@ -241,8 +277,9 @@ def z_vs_train_error(eps: np.ndarray, z: np.ndarray, z_null: np.ndarray, shared:
   return fig
 
 
-def overlap_by_architecture(labels: Sequence[str], observed: np.ndarray, null: np.ndarray,
-                            z: np.ndarray, title: str = ''):
+def overlap_by_architecture(
+    labels: Sequence[str], observed: np.ndarray, null: np.ndarray, z: np.ndarray, title: str = ''
+):
   """Mean overlap |S_0 ∩ S_1| of S(t*) for pairs of architectures against the random null."""
   x = np.arange(len(labels))
   fig, ax = plt.subplots(figsize=(1.3 * len(labels) + 2.5, 3.2))
@@ -263,16 +300,20 @@ def overlap_by_architecture(labels: Sequence[str], observed: np.ndarray, null: n
 def pruned_R_plus_vs_epoch(histories: dict, inverted: dict, title: str = ''):
   """Fig. 2a: R+ against epoch of every run retrained on T \\ S, one panel per removal kind."""
   kinds = list(histories)
-  fig, axes = plt.subplots(1, len(kinds), figsize=(3.0 * len(kinds), 3.0), sharey=True,
-                           squeeze=False)
+  fig, axes = plt.subplots(
+      1, len(kinds), figsize=(3.0 * len(kinds), 3.0), sharey=True, squeeze=False
+  )
   for ax, kind in zip(axes[0], kinds):
     history = histories[kind]
     epochs = np.arange(history.num_epochs + 1)
     for curve, inv in zip(history.R_plus, inverted[kind]):
       ax.plot(epochs, curve, lw=0.6, alpha=0.6, color='#d62728' if inv else '#1f77b4')
     _epoch_axis(ax, history.num_epochs)
-    ax.set_title(f'{kind.replace("_", " ")}\n{int(np.sum(inverted[kind]))}/'
-                 f'{len(inverted[kind])} runs invert', fontsize=9)
+    ax.set_title(
+        f'{kind.replace("_", " ")}\n{int(np.sum(inverted[kind]))}/'
+        f'{len(inverted[kind])} runs invert',
+        fontsize=9,
+    )
     ax.set_xlabel('epoch')
   axes[0][0].set_ylabel(r'$R_+$')
   axes[0][-1].plot([], [], color='#d62728', label='inversion')
@@ -294,7 +335,7 @@ def pruned_vs_eps(eps: np.ndarray, pruned: dict, control: dict, ylabel: dict, ti
   cols = min(3, len(names))
   rows = int(np.ceil(len(names) / cols))
   fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 3.0 * rows), squeeze=False)
-  for ax in axes.ravel()[len(names):]:
+  for ax in axes.ravel()[len(names) :]:
     ax.set_visible(False)
   for ax, name in zip(axes.ravel(), names):
     style = dict(STYLE.get(name, dict(color='#1f77b4', label=name)))
@@ -316,28 +357,44 @@ def compare_vs_epoch(histories: dict, inversions: dict, title: str = ''):
   """Fig. 1e-f: one column per run (e.g. true vs random labels): R+, R-, D (top) and errors
   (bottom) against epoch, with the inversion region shaded where most seeds invert."""
   names = list(histories)
-  fig, axes = plt.subplots(2, len(names), figsize=(5.0 * len(names), 5.6), sharex=True,
-                           sharey='row', squeeze=False,
-                           gridspec_kw=dict(height_ratios=[3, 2], hspace=0.08))
+  fig, axes = plt.subplots(
+      2,
+      len(names),
+      figsize=(5.0 * len(names), 5.6),
+      sharex=True,
+      sharey='row',
+      squeeze=False,
+      gridspec_kw=dict(height_ratios=[3, 2], hspace=0.08),
+  )
   for (top, bottom), name in zip(axes.T, names):
     inv = inversions[name]
     inverted = np.any([c.inverted for c in inv.curves.values()], axis=0)
     _observables_and_errors(top, bottom, histories[name], inv)
-    rises = ', '.join(f'{STYLE[k]["label"]} {np.median(c.rise):.3f}'
-                      for k, c in inv.curves.items())
-    top.set_title(f'{name.replace("_", " ")}: {int(inverted.sum())}/{len(inverted)} seeds '
-                  f'invert\nmedian move back: {rises}', fontsize=8.5)
+    rises = ', '.join(f'{STYLE[k]["label"]} {np.median(c.rise):.3f}' for k, c in inv.curves.items())
+    top.set_title(
+        f'{name.replace("_", " ")}: {int(inverted.sum())}/{len(inverted)} seeds '
+        f'invert\nmedian move back: {rises}',
+        fontsize=8.5,
+    )
   axes[0, 0].set_ylabel('radius / distance (unit sphere)')
   axes[1, 0].set_ylabel('error')
   axes[0, -1].legend(loc='best', fontsize=8)
   axes[1, -1].legend(loc='lower left', fontsize=8)
   if title:
     fig.suptitle(title, y=1.0)
-  fig.text(0.5, 0.0, f'Mean $\\pm$ 2 std over seeds. A seed inverts when R+, R- or D moves '
-           f'back by more than {inversion_lib.DEFAULT_DELTA:g} after an interior extremum '
-           f'(SPEC §5). Dotted: median t* of an observable that inverts in most seeds; '
-           f'shaded: the inversion region, where all three do.',
-           ha='center', va='top', fontsize=7.5, color='0.3', wrap=True)
+  fig.text(
+      0.5,
+      0.0,
+      f'Mean $\\pm$ 2 std over seeds. A seed inverts when R+, R- or D moves '
+      f'back by more than {inversion_lib.DEFAULT_DELTA:g} after an interior extremum '
+      f'(SPEC §5). Dotted: median t* of an observable that inverts in most seeds; '
+      f'shaded: the inversion region, where all three do.',
+      ha='center',
+      va='top',
+      fontsize=7.5,
+      color='0.3',
+      wrap=True,
+  )
   return fig
 
 
@@ -346,16 +403,26 @@ def before_after(before: dict, after: dict, title: str = ''):
   and density contours), and the histogram of D. `before`/`after` map R_plus, R_minus, D to
   (samples,) arrays."""
   fig, (left, right) = plt.subplots(1, 2, figsize=(9.0, 3.8))
-  for values, color, label in ((before, '0.45', 'initialisation'),
-                               (after, '#1f77b4', 'after training')):
+  for values, color, label in (
+      (before, '0.45', 'initialisation'),
+      (after, '#1f77b4', 'after training'),
+  ):
     x, y = np.asarray(values['R_plus'], float), np.asarray(values['R_minus'], float)
-    left.scatter(x, y, s=7, color=color, alpha=0.45, lw=0,
-                 label=f'{label}: $R_+$ = {x.mean():.3f} $\\pm$ {x.std():.3f}, '
-                 f'$R_-$ = {y.mean():.3f} $\\pm$ {y.std():.3f}')
+    left.scatter(
+        x,
+        y,
+        s=7,
+        color=color,
+        alpha=0.45,
+        lw=0,
+        label=f'{label}: $R_+$ = {x.mean():.3f} $\\pm$ {x.std():.3f}, '
+        f'$R_-$ = {y.mean():.3f} $\\pm$ {y.std():.3f}',
+    )
     _density_contours(left, x, y, color)
     d = np.asarray(values['D'], float)
-    right.hist(d, bins=20, color=color, alpha=0.7,
-               label=f'{label}: {d.mean():.3f} $\\pm$ {d.std():.3f}')
+    right.hist(
+        d, bins=20, color=color, alpha=0.7, label=f'{label}: {d.mean():.3f} $\\pm$ {d.std():.3f}'
+    )
   left.set_xlabel(r'$R_+$')
   left.set_ylabel(r'$R_-$')
   left.set_title(r'joint distribution of $(R_+, R_-)$', fontsize=10)
@@ -381,8 +448,10 @@ def _density_contours(ax, x: np.ndarray, y: np.ndarray, color):
   except np.linalg.LinAlgError:  # the points lie on a line
     return
   pad_x, pad_y = 0.25 * np.ptp(x), 0.25 * np.ptp(y)
-  gx, gy = np.meshgrid(np.linspace(x.min() - pad_x, x.max() + pad_x, 80),
-                       np.linspace(y.min() - pad_y, y.max() + pad_y, 80))
+  gx, gy = np.meshgrid(
+      np.linspace(x.min() - pad_x, x.max() + pad_x, 80),
+      np.linspace(y.min() - pad_y, y.max() + pad_y, 80),
+  )
   density = kde(np.stack([gx.ravel(), gy.ravel()])).reshape(gx.shape)
   at_points = np.sort(kde(np.stack([x, y])))
   levels = np.unique(np.quantile(at_points, [0.25, 0.5, 0.75]))
@@ -393,8 +462,17 @@ def _density_contours(ax, x: np.ndarray, y: np.ndarray, color):
 def _log_box(ax, x: float, center: float, half: float, color, rel_width: float = 0.12):
   """A box of height 2 * half around `center` at x on a logarithmic x axis."""
   lo, hi = x / (1 + rel_width), x * (1 + rel_width)
-  ax.add_patch(plt.Rectangle((lo, center - half), hi - lo, 2 * half, facecolor=color,
-                             edgecolor=color, alpha=0.35, lw=0.8))
+  ax.add_patch(
+      plt.Rectangle(
+          (lo, center - half),
+          hi - lo,
+          2 * half,
+          facecolor=color,
+          edgecolor=color,
+          alpha=0.35,
+          lw=0.8,
+      )
+  )
   ax.plot([lo, hi], [center, center], color=color, lw=1.4)
 
 
@@ -425,9 +503,11 @@ def phi_vs_train_size(groups: dict, model, title: str = ''):
       ax.plot(grid[curve > 0], curve[curve > 0], '--', color=color, lw=1.2)
       ax.axhline(fit['phi_inf'], color=color, ls=':', lw=1)
       ci = fit['intervals'].get('phi_inf')
-      text += (f': $\\phi_\\infty$ = {fit["phi_inf"]:.3f}' +
-               (f' [{ci[0]:.3f}, {ci[1]:.3f}]' if ci else '') +
-               (' (fit at a bound)' if 'bound' in fit['message'] else ''))
+      text += (
+          f': $\\phi_\\infty$ = {fit["phi_inf"]:.3f}'
+          + (f' [{ci[0]:.3f}, {ci[1]:.3f}]' if ci else '')
+          + (' (fit at a bound)' if 'bound' in fit['message'] else '')
+      )
     ax.plot([], [], color=color, lw=6, alpha=0.5, label=text)
   ax.set_xscale('log', base=2)
   ax.set_xlabel('training set size $P$')
@@ -435,10 +515,18 @@ def phi_vs_train_size(groups: dict, model, title: str = ''):
   ax.legend(loc='upper left', bbox_to_anchor=(1.0, 1.0), fontsize=8)
   if title:
     ax.set_title(title, fontsize=9)
-  fig.text(0.5, -0.02, r'Boxes: mean $\pm$ std over seeds. Dashed: fit '
-           r'$\phi_\infty(1-(P/P_0)^{-\gamma})$; dotted: $\phi_\infty$ (95% bootstrap interval '
-           r'over seeds in the legend). x: most seeds do not invert (left out of the fit).',
-           ha='center', va='top', fontsize=7.5, color='0.3', wrap=True)
+  fig.text(
+      0.5,
+      -0.02,
+      r'Boxes: mean $\pm$ std over seeds. Dashed: fit '
+      r'$\phi_\infty(1-(P/P_0)^{-\gamma})$; dotted: $\phi_\infty$ (95% bootstrap interval '
+      r'over seeds in the legend). x: most seeds do not invert (left out of the fit).',
+      ha='center',
+      va='top',
+      fontsize=7.5,
+      color='0.3',
+      wrap=True,
+  )
   return fig
 
 
@@ -455,10 +543,22 @@ def phi_inf_vs_params(architectures: dict, title: str = ''):
       continue
     cmap = cmaps[widths.index(g['width']) % len(cmaps)]
     shade = 0.45 + 0.5 * (depths.index(g['depth']) + 1) / len(depths)
-    _log_box(ax, g['num_params'], fit['phi_inf'], fit['bootstrap_std'].get('phi_inf', 0.0),
-             cmap(shade), rel_width=0.08)
-    ax.annotate(f'{g["depth"]}x{g["width"]}', (g['num_params'], fit['phi_inf']),
-                textcoords='offset points', xytext=(6, 4), fontsize=7, color='0.3')
+    _log_box(
+        ax,
+        g['num_params'],
+        fit['phi_inf'],
+        fit['bootstrap_std'].get('phi_inf', 0.0),
+        cmap(shade),
+        rel_width=0.08,
+    )
+    ax.annotate(
+        f'{g["depth"]}x{g["width"]}',
+        (g['num_params'], fit['phi_inf']),
+        textcoords='offset points',
+        xytext=(6, 4),
+        fontsize=7,
+        color='0.3',
+    )
   for i, w in enumerate(widths):
     ax.plot([], [], color=cmaps[i % len(cmaps)](0.7), lw=6, label=f'width {w}')
   ax.set_xscale('log')
@@ -467,10 +567,18 @@ def phi_inf_vs_params(architectures: dict, title: str = ''):
   ax.legend(loc='best', fontsize=8)
   if title:
     ax.set_title(title, fontsize=9)
-  fig.text(0.5, -0.02, r'Boxes: $\phi_\infty$ $\pm$ its bootstrap std (over seeds); darker = '
-           f'deeper (depths {", ".join(map(str, depths))}). Architectures whose fit did not '
-           'converge are left out.', ha='center', va='top', fontsize=7.5, color='0.3',
-           wrap=True)
+  fig.text(
+      0.5,
+      -0.02,
+      r'Boxes: $\phi_\infty$ $\pm$ its bootstrap std (over seeds); darker = '
+      f'deeper (depths {", ".join(map(str, depths))}). Architectures whose fit did not '
+      'converge are left out.',
+      ha='center',
+      va='top',
+      fontsize=7.5,
+      color='0.3',
+      wrap=True,
+  )
   return fig
 
 
@@ -480,8 +588,12 @@ def curve_vs_epoch_by(histories: dict, name: str = 'R_plus', title: str = ''):
   colors = plt.cm.viridis(np.linspace(0.0, 0.9, len(histories)))
   longest = 1
   for color, (label, history) in zip(colors, histories.items()):
-    _band(ax, np.arange(history.num_epochs + 1), getattr(history, name),
-          dict(color=color, label=label))
+    _band(
+        ax,
+        np.arange(history.num_epochs + 1),
+        getattr(history, name),
+        dict(color=color, label=label),
+    )
     longest = max(longest, history.num_epochs)
   _epoch_axis(ax, longest)
   ax.set_xlabel('epoch (full-batch updates)')
@@ -501,12 +613,18 @@ def rise_vs_variance(rows: Sequence[dict], title: str = ''):
   rise = np.array([r['rise_R_plus_mean'] for r in rows])
   spread = np.array([r['rise_R_plus_std'] for r in rows])
   left.errorbar(x, rise, yerr=2 * spread, marker='o', color=STYLE['R_plus']['color'], capsize=3)
-  left.axhline(inversion_lib.DEFAULT_DELTA, color='0.5', ls=':', lw=1,
-               label=f'tolerance {inversion_lib.DEFAULT_DELTA:g}')
+  left.axhline(
+      inversion_lib.DEFAULT_DELTA,
+      color='0.5',
+      ls=':',
+      lw=1,
+      label=f'tolerance {inversion_lib.DEFAULT_DELTA:g}',
+  )
   left.set_ylabel(r'rise of $R_+$ after its minimum')
   left.legend(fontsize=8)
-  right.plot(x, [r['inversion_fraction']['R_plus'] for r in rows], 'o-',
-             color=STYLE['R_plus']['color'])
+  right.plot(
+      x, [r['inversion_fraction']['R_plus'] for r in rows], 'o-', color=STYLE['R_plus']['color']
+  )
   right.set_ylabel(r'fraction of seeds whose $R_+$ inverts')
   right.set_ylim(-0.05, 1.05)
   for ax in (left, right):
@@ -515,8 +633,15 @@ def rise_vs_variance(rows: Sequence[dict], title: str = ''):
     ax.set_xlabel(r'Var$(w)\times H$  $(= s^2/3)$')
   if title:
     fig.suptitle(title, y=1.02)
-  fig.text(0.5, -0.02, r'Dashed: Var$(w) = 1/H$. Error bars: 2 std over seeds.',
-           ha='center', va='top', fontsize=7.5, color='0.3')
+  fig.text(
+      0.5,
+      -0.02,
+      r'Dashed: Var$(w) = 1/H$. Error bars: 2 std over seeds.',
+      ha='center',
+      va='top',
+      fontsize=7.5,
+      color='0.3',
+  )
   fig.tight_layout()
   return fig
 
@@ -539,9 +664,16 @@ def layers_vs_epoch(history, title: str = ''):
   axes[-1].legend(loc='upper left', bbox_to_anchor=(1.02, 1.0), fontsize=8)
   if title:
     fig.suptitle(title, y=1.04)
-  fig.text(0.5, -0.04, f'Mean $\\pm$ 2 std over {history.num_seeds} seeds. Layer 1 is the '
-           f'representation of the paper (SPEC §2).', ha='center', va='top', fontsize=7.5,
-           color='0.3')
+  fig.text(
+      0.5,
+      -0.04,
+      f'Mean $\\pm$ 2 std over {history.num_seeds} seeds. Layer 1 is the '
+      f'representation of the paper (SPEC §2).',
+      ha='center',
+      va='top',
+      fontsize=7.5,
+      color='0.3',
+  )
   return fig
 
 
@@ -559,8 +691,10 @@ def overlap_matrix(names: Sequence[str], rows: Sequence[dict], title: str = ''):
       z[a, b] = np.nan if r['z'] is None else r['z']
   size = 0.42 * len(names) + 2.0
   fig, axes = plt.subplots(1, 2, figsize=(2 * size + 1.5, size))
-  for ax, values, label, fmt in ((axes[0], shared, 'fraction of stragglers shared', '.2f'),
-                                 (axes[1], z, 'z against the null', '.0f')):
+  for ax, values, label, fmt in (
+      (axes[0], shared, 'fraction of stragglers shared', '.2f'),
+      (axes[1], z, 'z against the null', '.0f'),
+  ):
     image = ax.imshow(values, cmap='viridis')
     fig.colorbar(image, ax=ax, shrink=0.8, label=label)
     ax.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
@@ -568,12 +702,26 @@ def overlap_matrix(names: Sequence[str], rows: Sequence[dict], title: str = ''):
     if len(names) <= 16:
       for (a, b), v in np.ndenumerate(values):
         if np.isfinite(v):
-          ax.text(b, a, format(v, fmt), ha='center', va='center', fontsize=5.5,
-                  color='white' if v < np.nanmean(values) else 'black')
+          ax.text(
+              b,
+              a,
+              format(v, fmt),
+              ha='center',
+              va='center',
+              fontsize=5.5,
+              color='white' if v < np.nanmean(values) else 'black',
+          )
   if title:
     fig.suptitle(title, y=1.0)
-  fig.text(0.5, 0.0, 'Seed i of one architecture against seed i+1 of the other (within one '
-           'architecture: disjoint seed pairs).', ha='center', va='top', fontsize=7.5,
-           color='0.3')
+  fig.text(
+      0.5,
+      0.0,
+      'Seed i of one architecture against seed i+1 of the other (within one '
+      'architecture: disjoint seed pairs).',
+      ha='center',
+      va='top',
+      fontsize=7.5,
+      color='0.3',
+  )
   fig.tight_layout()
   return fig

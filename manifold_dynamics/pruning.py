@@ -53,8 +53,13 @@ def eps_kind(eps: float) -> str:
   return f'eps={eps:g}'
 
 
-def plan_removals(history, eps_grid: Sequence[float] = (), t_before: float = 0.5,
-                  t_after: float = 3.0, seed: int = 0) -> Removals:
+def plan_removals(
+    history,
+    eps_grid: Sequence[float] = (),
+    t_before: float = 0.5,
+    t_after: float = 3.0,
+    seed: int = 0,
+) -> Removals:
   """Removal sets of every base seed of `history` (see module docstring)."""
   rng = np.random.default_rng(seed)
   P, S = history.num_examples, history.num_seeds
@@ -63,9 +68,11 @@ def plan_removals(history, eps_grid: Sequence[float] = (), t_before: float = 0.5
   sets: Dict[str, List[np.ndarray]] = {
       'stragglers': stragglers_lib.at_epochs(history, t_star),
       'before_t_star': stragglers_lib.at_epochs(
-          history, np.clip(np.round(t_before * t_star).astype(int), 0, last)),
+          history, np.clip(np.round(t_before * t_star).astype(int), 0, last)
+      ),
       'after_t_star': stragglers_lib.at_epochs(
-          history, np.clip(np.round(t_after * t_star).astype(int), 0, last)),
+          history, np.clip(np.round(t_after * t_star).astype(int), 0, last)
+      ),
   }
   random_of = lambda ref: [np.sort(rng.choice(P, len(r), replace=False)) for r in ref]
   sets['random'] = random_of(sets['stragglers'])
@@ -80,8 +87,9 @@ def plan_removals(history, eps_grid: Sequence[float] = (), t_before: float = 0.5
   return Removals(kind, np.array(base), removed)
 
 
-def noisy_test_errors(model: MLP, states: RunState, data: TrainData,
-                      sigmas: Sequence[float], key: jax.Array) -> np.ndarray:
+def noisy_test_errors(
+    model: MLP, states: RunState, data: TrainData, sigmas: Sequence[float], key: jax.Array
+) -> np.ndarray:
   """(runs, len(sigmas)) test error of each trained net with Gaussian noise of std sigma
   added to the standardised test pixels (each run standardises with its own statistics).
   One noise draw per sigma is shared by all runs, so their comparisons are paired."""

@@ -44,19 +44,23 @@ Variant = Tuple[DataConfig, TrainConfig, object]  # (data config, train config, 
 
 
 def _title(data_cfg: DataConfig, train_cfg: TrainConfig, training: bool = True) -> str:
-  title = (f'{data_cfg.dataset}, P={data_cfg.train_size}, {train_cfg.depth}x{train_cfg.width} '
-           f'{train_cfg.activation}')
+  title = (
+      f'{data_cfg.dataset}, P={data_cfg.train_size}, {train_cfg.depth}x{train_cfg.width} '
+      f'{train_cfg.activation}'
+  )
   return title + (f', {train_cfg.optimizer} lr={train_cfg.lr:g}' if training else '')
 
 
-def _train_variants(run: io.RunDir, variants: Dict[str, Variant],
-                    log: Callable[[str], None]) -> Dict[str, History]:
+def _train_variants(
+    run: io.RunDir, variants: Dict[str, Variant], log: Callable[[str], None]
+) -> Dict[str, History]:
   """Trains every variant in turn into history_<name>/ of the run directory."""
   histories = {}
   for name, (data_cfg, train_cfg, task) in variants.items():
     log(f'--- {name}')
-    histories[name] = pipeline.train_and_save(run, f'history_{name}', data_cfg, train_cfg,
-                                              task, log)[0]
+    histories[name] = pipeline.train_and_save(
+        run, f'history_{name}', data_cfg, train_cfg, task, log
+    )[0]
   return histories
 
 
@@ -73,11 +77,13 @@ def _log_variants(summaries: Dict[str, dict], log: Callable[[str], None]):
   width = max(len(name) for name in summaries)
   for name, s in summaries.items():
     inverted = s['inversion_fraction']
-    log(f'{name:>{width}s}: phi = {s["phi_mean"]:.4f} +- {s["phi_std"]:.4f}, t*(R+) = '
+    log(
+        f'{name:>{width}s}: phi = {s["phi_mean"]:.4f} +- {s["phi_std"]:.4f}, t*(R+) = '
         f'{s["t_star_mean"]:.1f} (R-: {s["t_star_stats"]["R_minus"]["mean"]:.1f}, D: '
         f'{s["t_star_stats"]["D"]["mean"]:.1f}), inversion R+/R-/D in '
         f'{inverted["R_plus"]:.0%}/{inverted["R_minus"]:.0%}/{inverted["D"]:.0%} of seeds, '
-        f'final train error {s["final"]["train_error"]["mean"]:.4f}')
+        f'final train error {s["final"]["train_error"]["mean"]:.4f}'
+    )
 
 
 def _spread(values) -> dict:
@@ -85,9 +91,14 @@ def _spread(values) -> dict:
   return {'mean': float(values.mean()), 'std': float(values.std())}
 
 
-def run_before_after(data_cfg: DataConfig, train_cfg: TrainConfig, workdir: str,
-                     seeds_per_group: int = 100, overwrite: bool = False,
-                     log: Callable[[str], None] = print) -> dict:
+def run_before_after(
+    data_cfg: DataConfig,
+    train_cfg: TrainConfig,
+    workdir: str,
+    seeds_per_group: int = 100,
+    overwrite: bool = False,
+    log: Callable[[str], None] = print,
+) -> dict:
   """Fig. 1a: R+, R-, D at initialisation and after `train_cfg.epochs` updates, for
   `train_cfg.seeds` independent initialisations.
 
@@ -100,8 +111,9 @@ def run_before_after(data_cfg: DataConfig, train_cfg: TrainConfig, workdir: str,
     raise UserError(f'--seeds_per_group must be positive, got {seeds_per_group}.')
   run = io.RunDir(workdir, overwrite)
   task = load_task(data_cfg, log=log)
-  pipeline.write_config(run, 'before_after', data_cfg, train_cfg, task,
-                        seeds_per_group=seeds_per_group)
+  pipeline.write_config(
+      run, 'before_after', data_cfg, train_cfg, task, seeds_per_group=seeds_per_group
+  )
   data = TrainData.from_task(task)
   keys = seed_keys(train_cfg.seed, train_cfg.seeds)
   parts = []
@@ -112,32 +124,46 @@ def run_before_after(data_cfg: DataConfig, train_cfg: TrainConfig, workdir: str,
     try:
       history = fit(cfg, data, log=log, keys=keys[start:stop])
     except DivergenceError as e:
-      kept = (f' The {start} seeds of the finished groups are kept in '
-              f'{run.file("samples.npz")}.' if parts else '')
+      kept = (
+          f' The {start} seeds of the finished groups are kept in ' f'{run.file("samples.npz")}.'
+          if parts
+          else ''
+      )
       raise UserError(f'{e}{kept}') from None
     parts.append(_endpoints(history))
     samples = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     io.write_npz(run.file('samples.npz'), **samples)
 
   summary = {
-      'dataset': data_cfg.dataset, 'seeds': train_cfg.seeds, 'epochs': train_cfg.epochs,
+      'dataset': data_cfg.dataset,
+      'seeds': train_cfg.seeds,
+      'epochs': train_cfg.epochs,
       'train_size': data_cfg.train_size,
       'before': {k: _spread(samples[f'before_{k}']) for k in ENDPOINTS},
       'after': {k: _spread(samples[f'after_{k}']) for k in ENDPOINTS},
-      'phi_mean': float(samples['phi'].mean()), 'phi_std': float(samples['phi'].std()),
-      'inversion_fraction': {k: float(samples[f'inversion_{k}'].mean())
-                             for k in inversion_lib.OBSERVABLES},
+      'phi_mean': float(samples['phi'].mean()),
+      'phi_std': float(samples['phi'].std()),
+      'inversion_fraction': {
+          k: float(samples[f'inversion_{k}'].mean()) for k in inversion_lib.OBSERVABLES
+      },
   }
   io.write_json(run.file('summary.json'), summary)
-  plotting.save(plotting.before_after(
-      {k: samples[f'before_{k}'] for k in inversion_lib.OBSERVABLES},
-      {k: samples[f'after_{k}'] for k in inversion_lib.OBSERVABLES},
-      f'{_title(data_cfg, train_cfg)}, {train_cfg.epochs} epochs'), run.staging, 'before_after')
+  plotting.save(
+      plotting.before_after(
+          {k: samples[f'before_{k}'] for k in inversion_lib.OBSERVABLES},
+          {k: samples[f'after_{k}'] for k in inversion_lib.OBSERVABLES},
+          f'{_title(data_cfg, train_cfg)}, {train_cfg.epochs} epochs',
+      ),
+      run.staging,
+      'before_after',
+  )
   path = run.commit()
   for k in inversion_lib.OBSERVABLES:
     b, a = summary['before'][k], summary['after'][k]
-    log(f'{k:>7s}: before {b["mean"]:.4f} +- {b["std"]:.4f}, after {a["mean"]:.4f} +- '
-        f'{a["std"]:.4f}')
+    log(
+        f'{k:>7s}: before {b["mean"]:.4f} +- {b["std"]:.4f}, after {a["mean"]:.4f} +- '
+        f'{a["std"]:.4f}'
+    )
   log(f'phi = {summary["phi_mean"]:.4f} +- {summary["phi_std"]:.4f} over {train_cfg.seeds} seeds')
   log(f'results in {path}')
   return summary
@@ -157,9 +183,14 @@ def _endpoints(history: History) -> Dict[str, np.ndarray]:
   return out
 
 
-def run_subsampling(data_cfg: DataConfig, train_cfg: TrainConfig, workdir: str,
-                    num_subsets: int = 4, overwrite: bool = False,
-                    log: Callable[[str], None] = print) -> dict:
+def run_subsampling(
+    data_cfg: DataConfig,
+    train_cfg: TrainConfig,
+    workdir: str,
+    num_subsets: int = 4,
+    overwrite: bool = False,
+    log: Callable[[str], None] = print,
+) -> dict:
   """Fig. 1c: the same training on `num_subsets` non-overlapping slices of the train split,
   slices data_cfg.subset_index, +1, ...; each slice is [k*P, (k+1)*P)."""
   if num_subsets < 1:
@@ -172,8 +203,13 @@ def run_subsampling(data_cfg: DataConfig, train_cfg: TrainConfig, workdir: str,
       raise UserError(
           f'{num_subsets} slices of --train_size={P} from --subset_index={first} need '
           f'{(first + num_subsets) * P} training examples but {data_cfg.dataset} has '
-          f'{available}; ' + (f'use --num_subsets <= {most} or a smaller --train_size.'
-                              if most > 0 else 'use a smaller --train_size or --subset_index.'))
+          f'{available}; '
+          + (
+              f'use --num_subsets <= {most} or a smaller --train_size.'
+              if most > 0
+              else 'use a smaller --train_size or --subset_index.'
+          )
+      )
 
   check(get_info(data_cfg.dataset).train_examples)  # before fetching anything
   run = io.RunDir(workdir, overwrite)
@@ -183,84 +219,131 @@ def run_subsampling(data_cfg: DataConfig, train_cfg: TrainConfig, workdir: str,
   for k in range(first, first + num_subsets):
     cfg = dataclasses.replace(data_cfg, subset_index=k)
     variants[f'subset{k}'] = (cfg, train_cfg, make_task(raw, P, k, data_cfg.dataset))
-  pipeline.write_config(run, 'subsampling', data_cfg, train_cfg, variants[f'subset{first}'][2],
-                        subsets=list(range(first, first + num_subsets)))
+  pipeline.write_config(
+      run,
+      'subsampling',
+      data_cfg,
+      train_cfg,
+      variants[f'subset{first}'][2],
+      subsets=list(range(first, first + num_subsets)),
+  )
   histories = _train_variants(run, variants, log)
-  summaries = {name: _variant_summary(h, inversion_lib.analyse(h))
-               for name, h in histories.items()}
+  summaries = {name: _variant_summary(h, inversion_lib.analyse(h)) for name, h in histories.items()}
   phis = [s['phi_mean'] for s in summaries.values()]
-  summary = {'dataset': data_cfg.dataset, 'train_size': P, 'seeds': train_cfg.seeds,
-             'epochs': train_cfg.epochs, 'subsets': summaries,
-             'phi_mean_over_subsets': float(np.mean(phis)),
-             'phi_std_over_subsets': float(np.std(phis))}
+  summary = {
+      'dataset': data_cfg.dataset,
+      'train_size': P,
+      'seeds': train_cfg.seeds,
+      'epochs': train_cfg.epochs,
+      'subsets': summaries,
+      'phi_mean_over_subsets': float(np.mean(phis)),
+      'phi_std_over_subsets': float(np.std(phis)),
+  }
   io.write_json(run.file('summary.json'), summary)
   labels = [f'examples [{k * P}, {(k + 1) * P})' for k in range(first, first + num_subsets)]
-  plotting.save(plotting.observables_vs_train_error(
-      list(histories.values()), labels, title=f'{_title(data_cfg, train_cfg)}: '
-      f'{num_subsets} non-overlapping slices, {train_cfg.seeds} seeds each'),
-      run.staging, 'observables_vs_train_error')
+  plotting.save(
+      plotting.observables_vs_train_error(
+          list(histories.values()),
+          labels,
+          title=f'{_title(data_cfg, train_cfg)}: '
+          f'{num_subsets} non-overlapping slices, {train_cfg.seeds} seeds each',
+      ),
+      run.staging,
+      'observables_vs_train_error',
+  )
   path = run.commit()
   _log_variants(summaries, log)
-  log(f'phi over slices: {summary["phi_mean_over_subsets"]:.4f} +- '
-      f'{summary["phi_std_over_subsets"]:.4f}')
+  log(
+      f'phi over slices: {summary["phi_mean_over_subsets"]:.4f} +- '
+      f'{summary["phi_std_over_subsets"]:.4f}'
+  )
   log(f'results in {path}')
   return summary
 
 
-def run_optimizers(data_cfg: DataConfig, train_cfg: TrainConfig, workdir: str,
-                   settings=tuple(OPTIMIZER_SETTINGS), overwrite: bool = False,
-                   log: Callable[[str], None] = print) -> dict:
+def run_optimizers(
+    data_cfg: DataConfig,
+    train_cfg: TrainConfig,
+    workdir: str,
+    settings=tuple(OPTIMIZER_SETTINGS),
+    overwrite: bool = False,
+    log: Callable[[str], None] = print,
+) -> dict:
   """Fig. 1d: the observables against training error for the optimiser `settings` (names of
   OPTIMIZER_SETTINGS); everything else as in `train_cfg`. summary.json has one key per
   setting with its phi and t* (t* should move with the optimiser, phi should not)."""
   unknown = [s for s in settings if s not in OPTIMIZER_SETTINGS]
   if unknown or not settings:
-    raise UserError(f'unknown optimiser setting(s) {", ".join(unknown) or "(none given)"}; '
-                    f'choose from {", ".join(OPTIMIZER_SETTINGS)}.')
+    raise UserError(
+        f'unknown optimiser setting(s) {", ".join(unknown) or "(none given)"}; '
+        f'choose from {", ".join(OPTIMIZER_SETTINGS)}.'
+    )
   run = io.RunDir(workdir, overwrite)
   task = load_task(data_cfg, log=log)
-  configs = {name: dataclasses.replace(train_cfg, **OPTIMIZER_SETTINGS[name])
-             for name in settings}
-  pipeline.write_config(run, 'optimizers', data_cfg, train_cfg, task,
-                        settings={name: OPTIMIZER_SETTINGS[name] for name in settings})
+  configs = {name: dataclasses.replace(train_cfg, **OPTIMIZER_SETTINGS[name]) for name in settings}
+  pipeline.write_config(
+      run,
+      'optimizers',
+      data_cfg,
+      train_cfg,
+      task,
+      settings={name: OPTIMIZER_SETTINGS[name] for name in settings},
+  )
   histories = _train_variants(run, {n: (data_cfg, c, task) for n, c in configs.items()}, log)
-  summary = {name: _variant_summary(h, inversion_lib.analyse(h))
-             for name, h in histories.items()}
+  summary = {name: _variant_summary(h, inversion_lib.analyse(h)) for name, h in histories.items()}
   phis = [s['phi_mean'] for s in summary.values()]
   t_stars = [s['t_star_mean'] for s in summary.values()]
   summary['across_settings'] = {
-      'phi_mean': float(np.mean(phis)), 'phi_std': float(np.std(phis)),
-      'phi_relative_spread': (float(np.std(phis) / np.mean(phis)) if np.mean(phis) > 0
-                              else None),
-      't_star_min': float(np.min(t_stars)), 't_star_max': float(np.max(t_stars)),
+      'phi_mean': float(np.mean(phis)),
+      'phi_std': float(np.std(phis)),
+      'phi_relative_spread': (float(np.std(phis) / np.mean(phis)) if np.mean(phis) > 0 else None),
+      't_star_min': float(np.min(t_stars)),
+      't_star_max': float(np.max(t_stars)),
   }
   io.write_json(run.file('summary.json'), summary)
   families = [configs[n].optimizer for n in settings]
-  colors = [{'adam': '#1f77b4', 'sgd_wd': '#d62728', 'momentum': '#2ca02c', 'sgd': 'black'}[f]
-            for f in families]
+  colors = [
+      {'adam': '#1f77b4', 'sgd_wd': '#d62728', 'momentum': '#2ca02c', 'sgd': 'black'}[f]
+      for f in families
+  ]
   shades = np.ones(len(settings))  # the second setting of a family is drawn lighter
   for i, f in enumerate(families):
     shades[i] = 1.0 if families[:i].count(f) == 0 else 0.55
   colors = [plotting.lighten(c, s) for c, s in zip(colors, shades)]
-  plotting.save(plotting.observables_vs_train_error(
-      list(histories.values()),
-      [f'{n} (t*={summary[n]["t_star_mean"]:.0f}, phi={summary[n]["phi_mean"]:.3f})'
-       for n in settings], [FAMILY_LINESTYLE[f] for f in families],
-      f'{_title(data_cfg, train_cfg, training=False)}, {train_cfg.seeds} seeds per optimiser',
-      colors=colors), run.staging, 'observables_vs_train_error')
+  plotting.save(
+      plotting.observables_vs_train_error(
+          list(histories.values()),
+          [
+              f'{n} (t*={summary[n]["t_star_mean"]:.0f}, phi={summary[n]["phi_mean"]:.3f})'
+              for n in settings
+          ],
+          [FAMILY_LINESTYLE[f] for f in families],
+          f'{_title(data_cfg, train_cfg, training=False)}, {train_cfg.seeds} seeds per optimiser',
+          colors=colors,
+      ),
+      run.staging,
+      'observables_vs_train_error',
+  )
   path = run.commit()
   _log_variants({n: summary[n] for n in settings}, log)
   across = summary['across_settings']
   spread = across['phi_relative_spread']
-  log(f'phi across settings: {across["phi_mean"]:.4f} +- {across["phi_std"]:.4f} '
+  log(
+      f'phi across settings: {across["phi_mean"]:.4f} +- {across["phi_std"]:.4f} '
       f'({"n/a" if spread is None else f"{spread:.0%}"}); t*(R+) from '
-      f'{across["t_star_min"]:.0f} to {across["t_star_max"]:.0f}')
+      f'{across["t_star_min"]:.0f} to {across["t_star_max"]:.0f}'
+  )
   log(f'results in {path}')
   return summary
 
 
-def run_random_labels(data_cfg: DataConfig, train_cfg: TrainConfig, workdir: str,
-                      overwrite: bool = False, log: Callable[[str], None] = print) -> dict:
+def run_random_labels(
+    data_cfg: DataConfig,
+    train_cfg: TrainConfig,
+    workdir: str,
+    overwrite: bool = False,
+    log: Callable[[str], None] = print,
+) -> dict:
   """Fig. 1e-f: the same training with the true labels and with a random permutation of them
   (drawn with train_cfg.seed; it keeps the class counts). A run shows an inversion when any
   of R+, R-, D does (SPEC §5); per-observable flags and rises are in the summary too."""
@@ -268,27 +351,47 @@ def run_random_labels(data_cfg: DataConfig, train_cfg: TrainConfig, workdir: str
   task = load_task(data_cfg, log=log)
   shuffled, permutation = permute_labels(task, np.random.default_rng(train_cfg.seed))
   pipeline.write_config(run, 'random_labels', data_cfg, train_cfg, task)
-  io.write_npz(run.file('random_labels.npz'), permutation=permutation,
-               y_train=shuffled.y_train, train_indices=task.train_indices)
-  histories = _train_variants(run, {'true_labels': (data_cfg, train_cfg, task),
-                                    'random_labels': (data_cfg, train_cfg, shuffled)}, log)
+  io.write_npz(
+      run.file('random_labels.npz'),
+      permutation=permutation,
+      y_train=shuffled.y_train,
+      train_indices=task.train_indices,
+  )
+  histories = _train_variants(
+      run,
+      {
+          'true_labels': (data_cfg, train_cfg, task),
+          'random_labels': (data_cfg, train_cfg, shuffled),
+      },
+      log,
+  )
   inversions = {name: inversion_lib.analyse(h) for name, h in histories.items()}
   summary = {}
   for name, h in histories.items():
     s = _variant_summary(h, inversions[name])
-    summary[name] = dict(s, inversion=s['inversion_any'],
-                         inversion_by_observable=s['inversion'])
+    summary[name] = dict(s, inversion=s['inversion_any'], inversion_by_observable=s['inversion'])
   io.write_json(run.file('summary.json'), summary)
-  plotting.save(plotting.compare_vs_epoch(histories, inversions, _title(data_cfg, train_cfg)),
-                run.staging, 'random_labels_vs_epoch')
-  plotting.save(plotting.observables_vs_train_error(
-      list(histories.values()), ['true labels', 'random labels'],
-      title=_title(data_cfg, train_cfg), colors=['#1f77b4', '0.5']),
-      run.staging, 'observables_vs_train_error')
+  plotting.save(
+      plotting.compare_vs_epoch(histories, inversions, _title(data_cfg, train_cfg)),
+      run.staging,
+      'random_labels_vs_epoch',
+  )
+  plotting.save(
+      plotting.observables_vs_train_error(
+          list(histories.values()),
+          ['true labels', 'random labels'],
+          title=_title(data_cfg, train_cfg),
+          colors=['#1f77b4', '0.5'],
+      ),
+      run.staging,
+      'observables_vs_train_error',
+  )
   path = run.commit()
   _log_variants(summary, log)
   for name, s in summary.items():
-    log(f'{name}: inversion in {sum(s["inversion"])}/{len(s["inversion"])} seeds; median rise '
-        + ', '.join(f'{k} {np.median(r):.4f}' for k, r in s['rise'].items()))
+    log(
+        f'{name}: inversion in {sum(s["inversion"])}/{len(s["inversion"])} seeds; median rise '
+        + ', '.join(f'{k} {np.median(r):.4f}' for k, r in s['rise'].items())
+    )
   log(f'results in {path}')
   return summary

@@ -27,7 +27,7 @@ from manifold_dynamics.config import DataConfig, TrainConfig
 from manifold_dynamics.data import get_info, load_raw
 from manifold_dynamics.errors import UserError
 
-DEFAULT_TRAIN_SIZES = tuple(2 ** k for k in range(10, 16))  # 1024 ... 32768
+DEFAULT_TRAIN_SIZES = tuple(2**k for k in range(10, 16))  # 1024 ... 32768
 ARCHITECTURE_TRAIN_SIZES = (4096, 8192, 16384, 32768)  # Fig. 3e: phi_inf fitted over these
 FIT_PARAMETERS = ('phi_inf', 'P0', 'gamma')
 
@@ -63,11 +63,12 @@ def _bounds(P: np.ndarray):
   return [0.0, -10.0, 1e-3], [1.0, math.log(P.min()), 20.0]
 
 
-def _fit_means(P: np.ndarray, means: np.ndarray, sems: np.ndarray,
-               starts=((0.3,), (1.0,), (3.0,))) -> Optional[np.ndarray]:
+def _fit_means(
+    P: np.ndarray, means: np.ndarray, sems: np.ndarray, starts=((0.3,), (1.0,), (3.0,))
+) -> Optional[np.ndarray]:
   """(phi_inf, log P0, gamma) by weighted least squares from several starts, or None."""
   log_p_min = math.log(P.min())
-  model = lambda p, phi_inf, log_p0, gamma: phi_model(p, phi_inf, math.e ** log_p0, gamma)
+  model = lambda p, phi_inf, log_p0, gamma: phi_model(p, phi_inf, math.e**log_p0, gamma)
   best, best_cost = None, np.inf
   for (gamma0,) in starts:
     p0 = (min(1.0, 1.2 * means.max()), log_p_min - 1.0, gamma0)
@@ -75,8 +76,8 @@ def _fit_means(P: np.ndarray, means: np.ndarray, sems: np.ndarray,
       with warnings.catch_warnings():
         warnings.simplefilter('ignore')
         params, _ = scipy.optimize.curve_fit(
-            model, P, means, p0=p0, sigma=sems, maxfev=5000,
-            bounds=_bounds(P))
+            model, P, means, p0=p0, sigma=sems, maxfev=5000, bounds=_bounds(P)
+        )
     except (RuntimeError, ValueError):
       continue
     cost = np.sum(((model(P, *params) - means) / sems) ** 2)
@@ -85,8 +86,12 @@ def _fit_means(P: np.ndarray, means: np.ndarray, sems: np.ndarray,
   return best
 
 
-def fit_finite_size(train_sizes: Sequence[int], phi_per_size: Sequence[np.ndarray],
-                    bootstrap: int = 200, seed: int = 0) -> FiniteSizeFit:
+def fit_finite_size(
+    train_sizes: Sequence[int],
+    phi_per_size: Sequence[np.ndarray],
+    bootstrap: int = 200,
+    seed: int = 0,
+) -> FiniteSizeFit:
   """Fits phi(P) to the per-seed phi of every P; intervals from `bootstrap` resamples.
 
   Needs at least 3 values of P (the form has 3 free parameters): with fewer, or when no start
@@ -96,13 +101,16 @@ def fit_finite_size(train_sizes: Sequence[int], phi_per_size: Sequence[np.ndarra
   phis = [np.asarray(p, np.float64) for p in phi_per_size]
   nan = FiniteSizeFit(np.nan, np.nan, np.nan, False)
   if len(np.unique(P)) < len(FIT_PARAMETERS):
-    nan.message = (f'the fit has {len(FIT_PARAMETERS)} free parameters and needs at least '
-                   f'{len(FIT_PARAMETERS)} values of P, got {len(np.unique(P))}; skipped.')
+    nan.message = (
+        f'the fit has {len(FIT_PARAMETERS)} free parameters and needs at least '
+        f'{len(FIT_PARAMETERS)} values of P, got {len(np.unique(P))}; skipped.'
+    )
     return nan
   means = np.array([p.mean() for p in phis])
   floor = 1e-3 * max(means.max(), 1e-6)  # one seed has no spread: weight by a small floor
-  sems = np.array([max(p.std(ddof=1) / math.sqrt(len(p)) if len(p) > 1 else 0.0, floor)
-                   for p in phis])
+  sems = np.array(
+      [max(p.std(ddof=1) / math.sqrt(len(p)) if len(p) > 1 else 0.0, floor) for p in phis]
+  )
   params = _fit_means(P, means, sems)
   if params is None:
     nan.message = 'the fit did not converge from any start; the points are kept.'
@@ -111,21 +119,30 @@ def fit_finite_size(train_sizes: Sequence[int], phi_per_size: Sequence[np.ndarra
   samples = []
   for _ in range(bootstrap):
     resampled = [rng.choice(p, len(p), replace=True) for p in phis]
-    b = _fit_means(P, np.array([r.mean() for r in resampled]), sems,
-                   starts=((params[2],),))
+    b = _fit_means(P, np.array([r.mean() for r in resampled]), sems, starts=((params[2],),))
     if b is not None:
       samples.append(b)
   residuals = (phi_model(P, params[0], math.exp(params[1]), params[2]) - means) / sems
   dof = len(P) - len(FIT_PARAMETERS)
-  out = FiniteSizeFit(float(params[0]), float(math.exp(params[1])), float(params[2]), True,
-                      bootstrap_converged=len(samples),
-                      chi2_per_dof=float(np.sum(residuals ** 2) / dof) if dof else float('nan'))
+  out = FiniteSizeFit(
+      float(params[0]),
+      float(math.exp(params[1])),
+      float(params[2]),
+      True,
+      bootstrap_converged=len(samples),
+      chi2_per_dof=float(np.sum(residuals**2) / dof) if dof else float('nan'),
+  )
   lower, upper = _bounds(P)
-  at_bound = [name for name, v, lo, hi in zip(FIT_PARAMETERS, params, lower, upper)
-              if min(v - lo, hi - v) <= 1e-6 * max(1.0, abs(v))]
+  at_bound = [
+      name
+      for name, v, lo, hi in zip(FIT_PARAMETERS, params, lower, upper)
+      if min(v - lo, hi - v) <= 1e-6 * max(1.0, abs(v))
+  ]
   if at_bound:
-    out.message = (f'the fit sits at a bound of {", ".join(at_bound)} (phi(P) hardly changes '
-                   f'over these P, so the form is not identifiable); read phi_inf with care.')
+    out.message = (
+        f'the fit sits at a bound of {", ".join(at_bound)} (phi(P) hardly changes '
+        f'over these P, so the form is not identifiable); read phi_inf with care.'
+    )
   if samples:
     s = np.array(samples)
     s[:, 1] = np.exp(s[:, 1])
@@ -143,8 +160,10 @@ def train_sizes_for(dataset: str, train_sizes: Optional[Sequence[int]]) -> List[
     return sorted(set([p for p in DEFAULT_TRAIN_SIZES if p <= n] + [n]))
   too_big = [p for p in train_sizes if p > n]
   if too_big:
-    raise UserError(f'--train_sizes: P={too_big[0]} is larger than the {dataset} train split '
-                    f'({n} examples); use values <= {n}.')
+    raise UserError(
+        f'--train_sizes: P={too_big[0]} is larger than the {dataset} train split '
+        f'({n} examples); use values <= {n}.'
+    )
   if any(p <= 0 for p in train_sizes):
     raise UserError(f'--train_sizes must be positive, got {list(train_sizes)}.')
   return sorted(set(int(p) for p in train_sizes))
@@ -159,8 +178,9 @@ def dataset_dir(data_dir: Optional[str], dataset: str, several: bool) -> Optiona
   return sub if os.path.isdir(sub) else None
 
 
-def available(dataset: str, data_dir: Optional[str], data_source: str,
-              log: Callable[[str], None]) -> bool:
+def available(
+    dataset: str, data_dir: Optional[str], data_source: str, log: Callable[[str], None]
+) -> bool:
   """Whether `dataset` can be read without a registry copy (KMNIST: --data_dir or TFDS)."""
   if get_info(dataset).registry_package is not None:
     return True
@@ -182,7 +202,8 @@ def _per_point(summaries: Dict[str, dict]) -> Dict[str, dict]:
   out = {}
   for name, s in summaries.items():
     out[name] = {
-        'phi_mean': s['phi_mean'], 'phi_std': s['phi_std'],
+        'phi_mean': s['phi_mean'],
+        'phi_std': s['phi_std'],
         't_star_mean': s['t_star_stats']['R_plus']['mean'],
         'inversion_fraction': s['inversion_fraction'],
         'epochs_trained': s['epochs'],
@@ -192,8 +213,13 @@ def _per_point(summaries: Dict[str, dict]) -> Dict[str, dict]:
   return out
 
 
-def _fit_groups(groups: Dict[str, List], summaries: Dict[str, dict], bootstrap: int,
-                seed: int, log: Callable[[str], None]) -> Dict[str, dict]:
+def _fit_groups(
+    groups: Dict[str, List],
+    summaries: Dict[str, dict],
+    bootstrap: int,
+    seed: int,
+    log: Callable[[str], None],
+) -> Dict[str, dict]:
   """Per group (dataset or architecture): phi per P and the finite-size fit. A P where most
   seeds do not invert on R+ has no straggler fraction to speak of (its "t*" is the last epoch
   trained): it is reported but left out of the fit."""
@@ -205,21 +231,29 @@ def _fit_groups(groups: Dict[str, List], summaries: Dict[str, dict], bootstrap: 
       s = summaries[p.name]
       phi = np.asarray(s['phi'], np.float64)
       rows[str(p.data.train_size)] = {
-          'phi_mean': float(phi.mean()), 'phi_std': float(phi.std()),
+          'phi_mean': float(phi.mean()),
+          'phi_std': float(phi.std()),
           't_star_mean': s['t_star_stats']['R_plus']['mean'],
-          'inversion_fraction': s['inversion_fraction']['R_plus']}
+          'inversion_fraction': s['inversion_fraction']['R_plus'],
+      }
       if s['inversion_fraction']['R_plus'] > 0.5:
         fitted.append((p.data.train_size, phi))
       else:
         excluded.append(p.data.train_size)
     if excluded:
-      log(f'note: {label}: most seeds do not invert at P = {", ".join(map(str, excluded))}; '
-          f'left out of the fit.')
+      log(
+          f'note: {label}: most seeds do not invert at P = {", ".join(map(str, excluded))}; '
+          f'left out of the fit.'
+      )
     fit = fit_finite_size([P for P, _ in fitted], [phi for _, phi in fitted], bootstrap, seed)
     if fit.message:
       log(f'note: {label}: {fit.message}')
-    out[label] = {'train_sizes': [p.data.train_size for p in points], 'by_train_size': rows,
-                  'excluded_from_fit': excluded, 'fit': fit.to_json()}
+    out[label] = {
+        'train_sizes': [p.data.train_size for p in points],
+        'by_train_size': rows,
+        'excluded_from_fit': excluded,
+        'fit': fit.to_json(),
+    }
   return out
 
 
@@ -227,16 +261,27 @@ def _fit_line(label: str, fit: dict) -> str:
   if not fit['converged']:
     return f'{label}: no fit ({fit["message"]})'
   ci = fit['intervals'].get('phi_inf', [np.nan, np.nan])
-  return (f'{label}: phi_inf = {fit["phi_inf"]:.4f} [{ci[0]:.4f}, {ci[1]:.4f}], '
-          f'P0 = {fit["P0"]:.3g}, gamma = {fit["gamma"]:.3g}, chi2/dof = '
-          f'{fit["chi2_per_dof"]:.3g}')
+  return (
+      f'{label}: phi_inf = {fit["phi_inf"]:.4f} [{ci[0]:.4f}, {ci[1]:.4f}], '
+      f'P0 = {fit["P0"]:.3g}, gamma = {fit["gamma"]:.3g}, chi2/dof = '
+      f'{fit["chi2_per_dof"]:.3g}'
+  )
 
 
-def run_scaling(datasets: Sequence[str], train_sizes: Optional[Sequence[int]],
-                train_cfg: TrainConfig, workdir: str, data_dir: Optional[str] = None,
-                data_source: str = 'auto', bootstrap: int = 200, num_tasks: int = 1,
-                task_index: int = 0, collect_only: bool = False, eps_figure_size: int = 8192,
-                log: Callable[[str], None] = print) -> dict:
+def run_scaling(
+    datasets: Sequence[str],
+    train_sizes: Optional[Sequence[int]],
+    train_cfg: TrainConfig,
+    workdir: str,
+    data_dir: Optional[str] = None,
+    data_source: str = 'auto',
+    bootstrap: int = 200,
+    num_tasks: int = 1,
+    task_index: int = 0,
+    collect_only: bool = False,
+    eps_figure_size: int = 8192,
+    log: Callable[[str], None] = print,
+) -> dict:
   """Fig. 3a-b: phi against P for every dataset, with the finite-size fit."""
   several = len(datasets) > 1
   points = []
@@ -246,29 +291,43 @@ def run_scaling(datasets: Sequence[str], train_sizes: Optional[Sequence[int]],
     if not available(dataset, directory, data_source, log):
       continue
     for P in sizes:
-      data_cfg = DataConfig(dataset=dataset, train_size=P, data_dir=directory,
-                            data_source=data_source)
-      points.append(sweeps.Point(f'{dataset}-P{P}', data_cfg, train_cfg,
-                                 {'dataset': dataset, 'train_size': P}))
+      data_cfg = DataConfig(
+          dataset=dataset, train_size=P, data_dir=directory, data_source=data_source
+      )
+      points.append(
+          sweeps.Point(
+              f'{dataset}-P{P}', data_cfg, train_cfg, {'dataset': dataset, 'train_size': P}
+          )
+      )
   if not points:
     raise UserError('no dataset of --datasets could be read; see the notes above.')
-  sweep = sweeps.SweepDir(workdir, 'scaling', points, {'bootstrap': bootstrap},
-                          create=not collect_only)
+  sweep = sweeps.SweepDir(
+      workdir, 'scaling', points, {'bootstrap': bootstrap}, create=not collect_only
+  )
   done = sweeps.run(sweep, num_tasks, task_index, collect_only, log)
   summaries = sweeps.point_summaries(sweep, done)
   groups: Dict[str, list] = {}
   for p in done:
     groups.setdefault(p.labels['dataset'], []).append(p)
-  summary = {'experiment': 'scaling', 'points_total': len(points), 'points_complete': len(done),
-             'points': _per_point(summaries),
-             'datasets': _fit_groups(groups, summaries, bootstrap, train_cfg.seed, log)}
+  summary = {
+      'experiment': 'scaling',
+      'points_total': len(points),
+      'points_complete': len(done),
+      'points': _per_point(summaries),
+      'datasets': _fit_groups(groups, summaries, bootstrap, train_cfg.seed, log),
+  }
   io.write_json(sweep.file('summary.json'), summary)
 
-  title = (f'{train_cfg.depth}x{train_cfg.width} {train_cfg.activation}, '
-           f'{train_cfg.optimizer} lr={train_cfg.lr:g}, {train_cfg.seeds} seeds')
+  title = (
+      f'{train_cfg.depth}x{train_cfg.width} {train_cfg.activation}, '
+      f'{train_cfg.optimizer} lr={train_cfg.lr:g}, {train_cfg.seeds} seeds'
+  )
   if groups:
-    plotting.save(plotting.phi_vs_train_size(summary['datasets'], phi_model, title), sweep.path,
-                  'phi_vs_train_size')
+    plotting.save(
+        plotting.phi_vs_train_size(summary['datasets'], phi_model, title),
+        sweep.path,
+        'phi_vs_train_size',
+    )
     # Fig. 3a at one P per dataset: the requested one, else the largest complete one below it.
     histories, labels = [], []
     for dataset, pts in groups.items():
@@ -276,42 +335,68 @@ def run_scaling(datasets: Sequence[str], train_sizes: Optional[Sequence[int]],
       pick = max(below, key=lambda p: p.data.train_size)
       histories.append(sweeps.load_point(sweep, pick).history)
       labels.append(f'{dataset} (P={pick.data.train_size})')
-    plotting.save(plotting.observables_vs_train_error(
-        histories, labels, title=title if len(labels) > 1 else f'{labels[0]}, {title}'),
-        sweep.path, 'observables_vs_train_error')
+    plotting.save(
+        plotting.observables_vs_train_error(
+            histories, labels, title=title if len(labels) > 1 else f'{labels[0]}, {title}'
+        ),
+        sweep.path,
+        'observables_vs_train_error',
+    )
   for label, g in summary['datasets'].items():
     for P, row in g['by_train_size'].items():
-      log(f'{label:>14s} P={P:>6s}: phi = {row["phi_mean"]:.4f} +- {row["phi_std"]:.4f}, '
-          f't*(R+) = {row["t_star_mean"]:.1f}')
+      log(
+          f'{label:>14s} P={P:>6s}: phi = {row["phi_mean"]:.4f} +- {row["phi_std"]:.4f}, '
+          f't*(R+) = {row["t_star_mean"]:.1f}'
+      )
     log(_fit_line(label, g['fit']))
   log(f'results in {sweep.path}')
   sweep.raise_failures()
   return summary
 
 
-def run_architectures(depths: Sequence[int], widths: Sequence[int],
-                      train_sizes: Sequence[int], data_cfg: DataConfig,
-                      train_cfg: TrainConfig, workdir: str, bootstrap: int = 200,
-                      overlap_size: Optional[int] = None, num_tasks: int = 1,
-                      task_index: int = 0, collect_only: bool = False,
-                      log: Callable[[str], None] = print) -> dict:
+def run_architectures(
+    depths: Sequence[int],
+    widths: Sequence[int],
+    train_sizes: Sequence[int],
+    data_cfg: DataConfig,
+    train_cfg: TrainConfig,
+    workdir: str,
+    bootstrap: int = 200,
+    overlap_size: Optional[int] = None,
+    num_tasks: int = 1,
+    task_index: int = 0,
+    collect_only: bool = False,
+    log: Callable[[str], None] = print,
+) -> dict:
   """Fig. 3e: phi_inf per depth x width (fit over `train_sizes`) against the number of
   parameters, and the overlap z of the straggler sets across architectures at P =
   `overlap_size` (default: the P of data_cfg if swept, else the largest)."""
   sizes = train_sizes_for(data_cfg.dataset, train_sizes)
   archs = [(int(d), int(w)) for d in depths for w in widths]
   if any(d < 2 or w < 1 for d, w in archs):
-    raise UserError(f'--depths must be >= 2 and --widths >= 1, got {list(depths)} and '
-                    f'{list(widths)}.')
-  points = [sweeps.Point(f'L{d}xH{w}-P{P}', dataclasses.replace(data_cfg, train_size=P),
-                         dataclasses.replace(train_cfg, depth=d, width=w),
-                         {'depth': d, 'width': w, 'train_size': P})
-            for d, w in archs for P in sizes]
-  overlap_size = overlap_size or (data_cfg.train_size if data_cfg.train_size in sizes
-                                  else max(sizes))
-  sweep = sweeps.SweepDir(workdir, 'architectures', points,
-                          {'bootstrap': bootstrap, 'overlap_size': overlap_size},
-                          create=not collect_only)
+    raise UserError(
+        f'--depths must be >= 2 and --widths >= 1, got {list(depths)} and ' f'{list(widths)}.'
+    )
+  points = [
+      sweeps.Point(
+          f'L{d}xH{w}-P{P}',
+          dataclasses.replace(data_cfg, train_size=P),
+          dataclasses.replace(train_cfg, depth=d, width=w),
+          {'depth': d, 'width': w, 'train_size': P},
+      )
+      for d, w in archs
+      for P in sizes
+  ]
+  overlap_size = overlap_size or (
+      data_cfg.train_size if data_cfg.train_size in sizes else max(sizes)
+  )
+  sweep = sweeps.SweepDir(
+      workdir,
+      'architectures',
+      points,
+      {'bootstrap': bootstrap, 'overlap_size': overlap_size},
+      create=not collect_only,
+  )
   done = sweeps.run(sweep, num_tasks, task_index, collect_only, log)
   summaries = sweeps.point_summaries(sweep, done)
   groups: Dict[str, list] = {}
@@ -322,23 +407,33 @@ def run_architectures(depths: Sequence[int], widths: Sequence[int],
   for label, g in fits.items():
     d, w = (int(v) for v in label.split('x'))
     g.update(depth=d, width=w, num_params=num_params(d, w, num_inputs))
-  overlaps = _architecture_overlaps(sweep, [p for p in done
-                                            if p.data.train_size == overlap_size])
-  summary = {'experiment': 'architectures', 'points_total': len(points),
-             'points_complete': len(done), 'points': _per_point(summaries),
-             'architectures': fits, 'overlap_train_size': overlap_size,
-             'overlap': overlaps}
+  overlaps = _architecture_overlaps(sweep, [p for p in done if p.data.train_size == overlap_size])
+  summary = {
+      'experiment': 'architectures',
+      'points_total': len(points),
+      'points_complete': len(done),
+      'points': _per_point(summaries),
+      'architectures': fits,
+      'overlap_train_size': overlap_size,
+      'overlap': overlaps,
+  }
   io.write_json(sweep.file('summary.json'), summary)
-  title = (f'{data_cfg.dataset}, {train_cfg.activation}, {train_cfg.optimizer} '
-           f'lr={train_cfg.lr:g}, {train_cfg.seeds} seeds')
+  title = (
+      f'{data_cfg.dataset}, {train_cfg.activation}, {train_cfg.optimizer} '
+      f'lr={train_cfg.lr:g}, {train_cfg.seeds} seeds'
+  )
   if fits:
     plotting.save(plotting.phi_inf_vs_params(fits, title), sweep.path, 'phi_inf_vs_params')
-    plotting.save(plotting.phi_vs_train_size(fits, phi_model, title), sweep.path,
-                  'phi_vs_train_size')
+    plotting.save(
+        plotting.phi_vs_train_size(fits, phi_model, title), sweep.path, 'phi_vs_train_size'
+    )
   if overlaps:
     names = list(dict.fromkeys([r['run_0'] for r in overlaps] + [r['run_1'] for r in overlaps]))
-    plotting.save(plotting.overlap_matrix(names, overlaps, f'{title}, P={overlap_size}'),
-                  sweep.path, 'overlap_by_architecture')
+    plotting.save(
+        plotting.overlap_matrix(names, overlaps, f'{title}, P={overlap_size}'),
+        sweep.path,
+        'overlap_by_architecture',
+    )
   for label, g in fits.items():
     log(f'{label:>6s} ({g["num_params"]:>6d} parameters): ' + _fit_line('', g['fit']).lstrip(': '))
   log(f'results in {sweep.path}')
@@ -364,6 +459,6 @@ def _architecture_overlaps(sweep: sweeps.SweepDir, points: Sequence[sweeps.Point
         ov = stragglers_lib.within_run_overlap(sets[a], size)
       else:
         shifted = [sets[b][(k + 1) % len(sets[b])] for k in range(len(sets[a]))]
-        ov = stragglers_lib.overlap(sets[a], shifted[:len(sets[a])], size)
+        ov = stragglers_lib.overlap(sets[a], shifted[: len(sets[a])], size)
       rows.append(dict(run_0=a, run_1=b, **ov.summary()))
   return rows

@@ -33,9 +33,13 @@ DEFAULT_MARGIN = 0.01
 class InversionStop:
   """Confirms, seed by seed and observable by observable, that the inversion has happened."""
 
-  def __init__(self, num_seeds: int, delta: float = inversion.DEFAULT_DELTA,
-               margin: float = DEFAULT_MARGIN,
-               observables: Sequence[str] = inversion.OBSERVABLES):
+  def __init__(
+      self,
+      num_seeds: int,
+      delta: float = inversion.DEFAULT_DELTA,
+      margin: float = DEFAULT_MARGIN,
+      observables: Sequence[str] = inversion.OBSERVABLES,
+  ):
     self.observables = tuple(observables)
     self.threshold = delta + margin
     shape = (num_seeds, len(self.observables))
@@ -48,8 +52,10 @@ class InversionStop:
   def update(self, records) -> bool:
     """Feeds the records (arrays (seeds, n) per observable) of the next n epochs; returns
     `done`."""
-    signed = np.stack([inversion.SIGN[k] * np.asarray(getattr(records, k), np.float64)
-                       for k in self.observables], axis=1)  # (seeds, K, n)
+    signed = np.stack(
+        [inversion.SIGN[k] * np.asarray(getattr(records, k), np.float64) for k in self.observables],
+        axis=1,
+    )  # (seeds, K, n)
     epochs = self.epochs_seen + np.arange(signed.shape[-1])
     if self.initial is None:
       self.initial = signed[..., 0]

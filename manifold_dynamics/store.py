@@ -37,8 +37,13 @@ _HEADER_BYTES = 256  # fixed .npy header (version 1.0), so appending never moves
 
 
 def _npy_header(dtype: np.dtype, shape) -> bytes:
-  text = repr({'descr': np.lib.format.dtype_to_descr(np.dtype(dtype)), 'fortran_order': False,
-               'shape': tuple(int(s) for s in shape)})
+  text = repr(
+      {
+          'descr': np.lib.format.dtype_to_descr(np.dtype(dtype)),
+          'fortran_order': False,
+          'shape': tuple(int(s) for s in shape),
+      }
+  )
   prefix = np.lib.format.MAGIC_PREFIX + bytes([1, 0])
   pad = _HEADER_BYTES - len(prefix) - 2 - len(text) - 1
   if pad < 0:
@@ -127,8 +132,12 @@ class HistoryStore:
     self.path = path
     self.train_indices = np.asarray(train_indices, np.int64)
     self.progress = read_progress(path) or {
-        'num_examples': len(self.train_indices), 'epochs_written': 0, 'epochs_trained': 0,
-        'status': 'training', 'chunk': None}
+        'num_examples': len(self.train_indices),
+        'epochs_written': 0,
+        'epochs_trained': 0,
+        'status': 'training',
+        'chunk': None,
+    }
     self._arrays = None  # name -> _AppendableArray, once the first chunk fixed the layout
 
   @property
@@ -151,9 +160,11 @@ class HistoryStore:
     """The checkpointed state (in the structure of `state`, host arrays), the epochs trained,
     the chunk length and the history so far; None when this store is new."""
     if self.progress['status'] == 'diverged':
-      raise UserError(f'the training in {self.path} diverged at epoch '
-                      f'{self.progress["epochs_written"]}; lower --lr and pass --overwrite to '
-                      f'start again.')
+      raise UserError(
+          f'the training in {self.path} diverged at epoch '
+          f'{self.progress["epochs_written"]}; lower --lr and pass --overwrite to '
+          f'start again.'
+      )
     ckpt = os.path.join(self.path, CHECKPOINT)
     if not os.path.isfile(ckpt):
       return None
@@ -161,9 +172,11 @@ class HistoryStore:
     epochs = meta['epochs_trained']
     if not self.complete:
       if self.progress['epochs_written'] < epochs:
-        raise UserError(f'{self.path}: its history stops at epoch '
-                        f'{self.progress["epochs_written"]}, before its checkpoint ({epochs}); '
-                        f'delete {ckpt} to restart that training from epoch 0.')
+        raise UserError(
+            f'{self.path}: its history stops at epoch '
+            f'{self.progress["epochs_written"]}, before its checkpoint ({epochs}); '
+            f'delete {ckpt} to restart that training from epoch 0.'
+        )
       for array in self._open().values():  # drop records past it (a chunk cut by a kill)
         array.truncate(epochs)
       self._write_progress(epochs_written=epochs, epochs_trained=epochs)
@@ -173,8 +186,11 @@ class HistoryStore:
 
   def _open(self):
     if self._arrays is None:
-      names = [f[:-4] for f in sorted(os.listdir(self.path)) if f.endswith('.npy')
-               and f != 'train_indices.npy']
+      names = [
+          f[:-4]
+          for f in sorted(os.listdir(self.path))
+          if f.endswith('.npy') and f != 'train_indices.npy'
+      ]
       self._arrays = {k: _AppendableArray(os.path.join(self.path, f'{k}.npy')) for k in names}
     return self._arrays
 

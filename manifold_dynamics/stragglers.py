@@ -67,21 +67,30 @@ class Overlap:
   def summary(self) -> dict:
     """JSON-friendly numbers; a z-score that is undefined (no spread: too few pairs) is None."""
     finite = lambda v: v if np.isfinite(v) else None
-    return {'pairs': int(len(self.observed)), 'overlap_mean': float(self.observed.mean()),
-            'overlap_std': float(self.observed.std()),
-            'null_overlap_mean': float(self.null_mean.mean()),
-            'null_overlap_std': float(np.sqrt(self.null_var.mean())),
-            'z': finite(self.z), 'z_null': finite(self.z_null),
-            'shared_fraction': (float(np.nanmean(self.shared_fraction))
-                                if np.isfinite(self.shared_fraction).any() else None)}
+    return {
+        'pairs': int(len(self.observed)),
+        'overlap_mean': float(self.observed.mean()),
+        'overlap_std': float(self.observed.std()),
+        'null_overlap_mean': float(self.null_mean.mean()),
+        'null_overlap_std': float(np.sqrt(self.null_var.mean())),
+        'z': finite(self.z),
+        'z_null': finite(self.z_null),
+        'shared_fraction': (
+            float(np.nanmean(self.shared_fraction))
+            if np.isfinite(self.shared_fraction).any()
+            else None
+        ),
+    }
 
 
-def overlap(sets_0: Sequence[np.ndarray], sets_1: Sequence[np.ndarray],
-            num_examples: int) -> Overlap:
+def overlap(
+    sets_0: Sequence[np.ndarray], sets_1: Sequence[np.ndarray], num_examples: int
+) -> Overlap:
   """Overlaps of paired sets (sets_0[i], sets_1[i]) of examples among `num_examples`."""
   if len(sets_0) != len(sets_1) or not len(sets_0):
-    raise ValueError(f'need the same, non-zero number of sets, got {len(sets_0)} and '
-                     f'{len(sets_1)}')
+    raise ValueError(
+        f'need the same, non-zero number of sets, got {len(sets_0)} and ' f'{len(sets_1)}'
+    )
   n0 = np.array([len(s) for s in sets_0])
   n1 = np.array([len(s) for s in sets_1])
   observed = np.array([len(np.intersect1d(a, b)) for a, b in zip(sets_0, sets_1)])
@@ -106,8 +115,9 @@ def within_run_overlap(sets: Sequence[np.ndarray], num_examples: int) -> Overlap
   return overlap([sets[i] for i in pairs[:, 0]], [sets[j] for j in pairs[:, 1]], num_examples)
 
 
-def sample_null_overlaps(sizes_0, sizes_1, num_examples: int, samples: int,
-                         rng: np.random.Generator) -> np.ndarray:
+def sample_null_overlaps(
+    sizes_0, sizes_1, num_examples: int, samples: int, rng: np.random.Generator
+) -> np.ndarray:
   """(pairs, samples) overlaps of random subsets of the given sizes, by sampling."""
   out = np.empty((len(sizes_0), samples), np.int64)
   for i, (a, b) in enumerate(zip(sizes_0, sizes_1)):

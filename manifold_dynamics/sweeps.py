@@ -43,8 +43,12 @@ class Point:
   labels: Mapping[str, object] = dataclasses.field(default_factory=dict)  # for the analysis
 
   def to_json(self) -> dict:
-    return {'name': self.name, 'labels': dict(self.labels),
-            'data': dataclasses.asdict(self.data), 'train': dataclasses.asdict(self.train)}
+    return {
+        'name': self.name,
+        'labels': dict(self.labels),
+        'data': dataclasses.asdict(self.data),
+        'train': dataclasses.asdict(self.train),
+    }
 
 
 def _check_points(points: Sequence[Point]):
@@ -63,12 +67,15 @@ def _env_int(environ: Mapping[str, str], name: str, default=None) -> int:
   try:
     return int(environ[name]) if name in environ or default is None else default
   except ValueError:
-    raise UserError(f'${name}={environ[name]!r} is not an integer; pass --num_tasks and '
-                    f'--task_index instead.') from None
+    raise UserError(
+        f'${name}={environ[name]!r} is not an integer; pass --num_tasks and '
+        f'--task_index instead.'
+    ) from None
 
 
-def worker_from_env(num_tasks: Optional[int], task_index: Optional[int],
-                    environ: Mapping[str, str] = os.environ) -> Tuple[int, int]:
+def worker_from_env(
+    num_tasks: Optional[int], task_index: Optional[int], environ: Mapping[str, str] = os.environ
+) -> Tuple[int, int]:
   """(num_tasks, task_index): the flags when given, else a SLURM job array
   (SLURM_ARRAY_TASK_COUNT / SLURM_ARRAY_TASK_ID) or a Kubernetes Indexed Job
   (JOB_COMPLETION_INDEX, with the count in num_tasks), else one worker."""
@@ -85,42 +92,62 @@ def worker_from_env(num_tasks: Optional[int], task_index: Optional[int],
   if num_tasks < 1:
     raise UserError(f'--num_tasks must be >= 1, got {num_tasks}.')
   if not 0 <= task_index < num_tasks:
-    raise UserError(f'--task_index must be in [0, {num_tasks}) for --num_tasks={num_tasks}, '
-                    f'got {task_index}.')
+    raise UserError(
+        f'--task_index must be in [0, {num_tasks}) for --num_tasks={num_tasks}, '
+        f'got {task_index}.'
+    )
   return num_tasks, task_index
 
 
 class SweepDir:
   """The directory of a sweep (see the module docstring)."""
 
-  def __init__(self, path: str, experiment: str, points: Sequence[Point], settings: dict = None,
-               create: bool = True):
+  def __init__(
+      self,
+      path: str,
+      experiment: str,
+      points: Sequence[Point],
+      settings: dict = None,
+      create: bool = True,
+  ):
     _check_points(points)
     self.path = os.path.abspath(path)
     self.points = list(points)
     self.failures: List[str] = []  # 'name (message)' of the points that failed in `run`
-    grid = {'experiment': experiment, 'settings': settings or {},
-            'points': [p.to_json() for p in points]}
+    grid = {
+        'experiment': experiment,
+        'settings': settings or {},
+        'points': [p.to_json() for p in points],
+    }
     config_path = os.path.join(self.path, 'config.json')
     if os.path.exists(self.path) and not os.path.isdir(self.path):
       raise UserError(f'{self.path} exists and is not a directory; choose another --workdir.')
     if os.path.isfile(config_path):
       old = _with_new_defaults(io.read_json(config_path))
       if {k: old.get(k) for k in grid} != io.strict_json(grid):
-        raise UserError(f'sweep directory {self.path} holds a different grid '
-                        f'({_difference(old, grid)}); choose another --workdir, or delete it '
-                        f'to start again.')
+        raise UserError(
+            f'sweep directory {self.path} holds a different grid '
+            f'({_difference(old, grid)}); choose another --workdir, or delete it '
+            f'to start again.'
+        )
     elif not create:
-      raise UserError(f'there is no sweep in {self.path} (no config.json) to collect; check '
-                      f'--workdir, or run without --collect_only to start it.')
+      raise UserError(
+          f'there is no sweep in {self.path} (no config.json) to collect; check '
+          f'--workdir, or run without --collect_only to start it.'
+      )
     else:
       # Another worker may be creating this sweep right now: its `points` and its config.json
       # on the way in (atomic rename) are not someone else's files.
-      others = [f for f in (os.listdir(self.path) if os.path.isdir(self.path) else [])
-                if f != POINTS and not f.startswith('config.json')]
+      others = [
+          f
+          for f in (os.listdir(self.path) if os.path.isdir(self.path) else [])
+          if f != POINTS and not f.startswith('config.json')
+      ]
       if others:
-        raise UserError(f'{self.path} is not empty and is not a sweep directory (no '
-                        f'config.json); choose another --workdir.')
+        raise UserError(
+            f'{self.path} is not empty and is not a sweep directory (no '
+            f'config.json); choose another --workdir.'
+        )
       os.makedirs(os.path.join(self.path, POINTS), exist_ok=True)
       io.write_json(config_path, dict(grid, environment=pipeline.environment()))
 
@@ -128,8 +155,10 @@ class SweepDir:
     """After the summary and figures are written: a one-line error naming the points that
     failed in this run (they are retried when the command runs again)."""
     if self.failures:
-      raise UserError(f'{len(self.failures)} point(s) of the sweep failed, the others are '
-                      f'complete and summarised: {"; ".join(self.failures)}')
+      raise UserError(
+          f'{len(self.failures)} point(s) of the sweep failed, the others are '
+          f'complete and summarised: {"; ".join(self.failures)}'
+      )
 
   def point_dir(self, point: Point) -> str:
     return os.path.join(self.path, POINTS, point.name)
@@ -163,9 +192,11 @@ def _difference(old: dict, new: dict) -> str:
   if set(old_points) != set(new_points):
     extra = sorted(set(new_points) - set(old_points))[:3]
     missing = sorted(set(old_points) - set(new_points))[:3]
-    return (f'{len(old_points)} points, not {len(new_points)}'
-            + (f'; new here: {", ".join(extra)}' if extra else '')
-            + (f'; only there: {", ".join(missing)}' if missing else ''))
+    return (
+        f'{len(old_points)} points, not {len(new_points)}'
+        + (f'; new here: {", ".join(extra)}' if extra else '')
+        + (f'; only there: {", ".join(missing)}' if missing else '')
+    )
   for name, point in new_points.items():
     if old_points[name] != point:
       return f'point {name} has other settings'
@@ -177,9 +208,14 @@ def assign(points: Sequence[Point], num_tasks: int, task_index: int) -> List[Poi
   return [p for i, p in enumerate(points) if i % num_tasks == task_index]
 
 
-def run(sweep: SweepDir, num_tasks: int = 1, task_index: int = 0, collect_only: bool = False,
-        log: Callable[[str], None] = print,
-        train_point: Callable[[Point, str, Callable], object] = None) -> List[Point]:
+def run(
+    sweep: SweepDir,
+    num_tasks: int = 1,
+    task_index: int = 0,
+    collect_only: bool = False,
+    log: Callable[[str], None] = print,
+    train_point: Callable[[Point, str, Callable], object] = None,
+) -> List[Point]:
   """Trains this worker's incomplete points, one run directory each; returns every complete
   point of the sweep (this worker's and the others')."""
   train_point = train_point or _train_point
@@ -188,8 +224,10 @@ def run(sweep: SweepDir, num_tasks: int = 1, task_index: int = 0, collect_only: 
   if collect_only:
     todo = []
   else:
-    log(f'sweep {sweep.path}: worker {task_index + 1} of {num_tasks}, {len(mine)} points, '
-        f'{len(mine) - len(todo)} already complete, {len(todo)} to train')
+    log(
+        f'sweep {sweep.path}: worker {task_index + 1} of {num_tasks}, {len(mine)} points, '
+        f'{len(mine) - len(todo)} already complete, {len(todo)} to train'
+    )
   for i, point in enumerate(todo):
     directory = sweep.point_dir(point)
     # NAME.partial, left by a killed run of this point, resumes from its checkpoint;
@@ -213,8 +251,7 @@ def _train_point(point: Point, directory: str, log: Callable[[str], None]):
 
 def point_summaries(sweep: SweepDir, points: Sequence[Point]) -> Dict[str, dict]:
   """summary.json of every given (complete) point, by name."""
-  return {p.name: io.read_json(os.path.join(sweep.point_dir(p), 'summary.json'))
-          for p in points}
+  return {p.name: io.read_json(os.path.join(sweep.point_dir(p), 'summary.json')) for p in points}
 
 
 def load_point(sweep: SweepDir, point: Point) -> io.Run:

@@ -55,8 +55,12 @@ class TrainData:
 
   @classmethod
   def from_task(cls, task) -> 'TrainData':
-    return cls(jnp.asarray(task.x_train), jnp.asarray(task.y_train, jnp.int32),
-               jnp.asarray(task.x_test), jnp.asarray(task.y_test, jnp.int32))
+    return cls(
+        jnp.asarray(task.x_train),
+        jnp.asarray(task.y_train, jnp.int32),
+        jnp.asarray(task.x_test),
+        jnp.asarray(task.y_test, jnp.int32),
+    )
 
   def without_constant_inputs(self, stats: Standardiser) -> 'TrainData':
     """The same task with the input columns that every run's standardiser scales by 0 left
@@ -71,8 +75,9 @@ class TrainData:
     if len(used) == self.x_train.shape[1]:
       return self
     columns = jnp.asarray(used, jnp.int32)
-    return self.replace(x_train=self.x_train[:, columns], x_test=self.x_test[:, columns],
-                        columns=columns)
+    return self.replace(
+        x_train=self.x_train[:, columns], x_test=self.x_test[:, columns], columns=columns
+    )
 
 
 @flax.struct.dataclass
@@ -97,8 +102,9 @@ def weighted_standardiser(x_PxN: jax.Array, w_P: jax.Array) -> Standardiser:
   mean_N = w_P @ x_PxN
   var_N = jnp.sum(w_P[:, None] * jnp.square(x_PxN - mean_N[None, :]), axis=0)
   in_set = (w_P > 0)[:, None]
-  constant_N = (jnp.max(jnp.where(in_set, x_PxN, -jnp.inf), axis=0) ==
-                jnp.min(jnp.where(in_set, x_PxN, jnp.inf), axis=0))
+  constant_N = jnp.max(jnp.where(in_set, x_PxN, -jnp.inf), axis=0) == jnp.min(
+      jnp.where(in_set, x_PxN, jnp.inf), axis=0
+  )
   safe_var = jnp.where(constant_N, 1.0, var_N)
   return Standardiser(mean_N, jnp.where(constant_N, 0.0, jax.lax.rsqrt(safe_var)))
 
@@ -135,12 +141,22 @@ def make_train(cfg: TrainConfig) -> Trainer:
 
   Activations are kept feature-major, (H, P) per seed (`models.MLP`): under vmap the first
   layer of all seeds is one matrix product whose output needs no transpose."""
-  model = MLP(cfg.depth, cfg.width, cfg.activation, cfg.init_scale, feature_major=True,
-              precision=cfg.matmul_precision)
+  model = MLP(
+      cfg.depth,
+      cfg.width,
+      cfg.activation,
+      cfg.init_scale,
+      feature_major=True,
+      precision=cfg.matmul_precision,
+  )
   tx = make_optimizer(cfg)
 
-  def init(key: jax.Array, data: TrainData, weights: Optional[jax.Array] = None,
-           standardiser: Optional[Standardiser] = None) -> RunState:
+  def init(
+      key: jax.Array,
+      data: TrainData,
+      weights: Optional[jax.Array] = None,
+      standardiser: Optional[Standardiser] = None,
+  ) -> RunState:
     """A fresh run. Under vmap, pass `weights` and `standardiser` unbatched when the runs
     share them, or precomputed per run (`standardisers`), never computed here per run: each
     computation holds a (P, N) temporary."""
@@ -154,7 +170,9 @@ def make_train(cfg: TrainConfig) -> Trainer:
     params = model.init(key, jnp.zeros((1, num_inputs), jnp.float32))['params']
     return RunState(
         train=train_state.TrainState.create(apply_fn=model.apply, params=params, tx=tx),
-        weights=weights, standardiser=standardiser)
+        weights=weights,
+        standardiser=standardiser,
+    )
 
   def apply(params, state: RunState, data: TrainData, x, **kwargs):
     return model.apply({'params': params}, x, state.standardiser, data.columns, **kwargs)
@@ -167,21 +185,24 @@ def make_train(cfg: TrainConfig) -> Trainer:
       h = jnp.stack(sown['intermediates']['hidden'])
     else:
       logits_2xP, h = apply(params, state, data, data.x_train)
-    ce_P = optax.softmax_cross_entropy_with_integer_labels(logits_2xP, class_index(data.y_train),
-                                                           axis=0)
+    ce_P = optax.softmax_cross_entropy_with_integer_labels(
+        logits_2xP, class_index(data.y_train), axis=0
+    )
     loss = jnp.sum(state.weights * ce_P) / jnp.sum(state.weights)
     return loss, (logits_2xP, h)
 
-  def record(params, state: RunState, data: TrainData, loss, logits_2xP, h,
-             with_test=True) -> EpochRecord:
+  def record(
+      params, state: RunState, data: TrainData, loss, logits_2xP, h, with_test=True
+  ) -> EpochRecord:
     """The observables of one epoch; `with_test` False (or a traced bool) records the test
     error as NaN instead of evaluating the test set."""
     wrong_P = jnp.argmax(logits_2xP, axis=0) != class_index(data.y_train)
 
     def test_error():
       test_logits, _ = apply(params, state, data, data.x_test)
-      return jnp.mean((jnp.argmax(test_logits, axis=0) != class_index(data.y_test)
-                       ).astype(jnp.float32))
+      return jnp.mean(
+          (jnp.argmax(test_logits, axis=0) != class_index(data.y_test)).astype(jnp.float32)
+      )
 
     if with_test is True:
       test = test_error()
@@ -195,9 +216,15 @@ def make_train(cfg: TrainConfig) -> Trainer:
     else:
       geo = geo_fn(h, data.y_train, state.weights)
     return EpochRecord(
-        R_plus=geo.R_plus, R_minus=geo.R_minus, D=geo.D, loss=loss,
+        R_plus=geo.R_plus,
+        R_minus=geo.R_minus,
+        D=geo.D,
+        loss=loss,
         train_error=jnp.sum(state.weights * wrong_P) / jnp.sum(state.weights),
-        test_error=test, mistakes_packed=jnp.packbits(wrong_P), layers=layers)
+        test_error=test,
+        mistakes_packed=jnp.packbits(wrong_P),
+        layers=layers,
+    )
 
   def epoch_step(state: RunState, data: TrainData, with_test=True):
     params = state.train.params
@@ -260,32 +287,41 @@ class History:
 
   def select(self, seeds) -> 'History':
     """The history of some seeds (runs) only: `seeds` indexes the leading axis."""
-    return dataclasses.replace(self, **{k: getattr(self, k)[seeds] for k in
-                                        self.ARRAYS + self.LAYER_ARRAYS + ('mistakes_packed',)
-                                        if getattr(self, k) is not None})
+    return dataclasses.replace(
+        self,
+        **{
+            k: getattr(self, k)[seeds]
+            for k in self.ARRAYS + self.LAYER_ARRAYS + ('mistakes_packed',)
+            if getattr(self, k) is not None
+        },
+    )
 
   def mistakes(self, epoch=slice(None)) -> np.ndarray:
     """Boolean misclassification masks (seeds, [epochs,] P) at `epoch` (index or slice)."""
-    return np.unpackbits(self.mistakes_packed[:, epoch], axis=-1,
-                         count=self.num_examples).astype(bool)
+    return np.unpackbits(self.mistakes_packed[:, epoch], axis=-1, count=self.num_examples).astype(
+        bool
+    )
 
   @classmethod
   def from_records(cls, records: EpochRecord, num_examples: int) -> 'History':
     arrays = jax.device_get(records)
     layers = {}
     if arrays.layers is not None:
-      layers = {f'layer_{k}': np.asarray(getattr(arrays.layers, k))
-                for k in ('R_plus', 'R_minus', 'D')}
-    return cls(**{k: np.asarray(getattr(arrays, k)) for k in cls.ARRAYS},
-               mistakes_packed=np.asarray(arrays.mistakes_packed), num_examples=num_examples,
-               **layers)
+      layers = {
+          f'layer_{k}': np.asarray(getattr(arrays.layers, k)) for k in ('R_plus', 'R_minus', 'D')
+      }
+    return cls(
+        **{k: np.asarray(getattr(arrays, k)) for k in cls.ARRAYS},
+        mistakes_packed=np.asarray(arrays.mistakes_packed),
+        num_examples=num_examples,
+        **layers,
+    )
 
   def diverged_epochs(self, factor: float = np.inf) -> np.ndarray:
     """(seeds,) first epoch with a non-finite observable or a loss above `factor` times the
     initial loss, or -1 where there is none (the test error is NaN by design on the epochs
     that cfg.test_every skips, so it is not looked at)."""
-    ok = np.all([np.isfinite(getattr(self, k)) for k in self.ARRAYS if k != 'test_error'],
-                axis=0)
+    ok = np.all([np.isfinite(getattr(self, k)) for k in self.ARRAYS if k != 'test_error'], axis=0)
     with np.errstate(invalid='ignore'):
       ok &= ~(self.loss > factor * self.loss[:, :1])
     return np.where(ok.all(axis=1), -1, np.argmin(ok, axis=1))
@@ -330,8 +366,10 @@ def seed_shardings():
   if len(devices) == 1:
     return None
   mesh = jax.sharding.Mesh(np.array(devices), ('seeds',))
-  return (jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec('seeds')),
-          jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
+  return (
+      jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec('seeds')),
+      jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()),
+  )
 
 
 def seed_padding(num_seeds: int) -> int:
@@ -349,8 +387,13 @@ def pad_seeds(x, padding: int):
   return np.concatenate([x, np.repeat(x[-1:], padding, axis=0)])
 
 
-def start(cfg: TrainConfig, data: TrainData, keys: Optional[jax.Array] = None,
-          weights: Optional[np.ndarray] = None, log: Callable[[str], None] = lambda _: None):
+def start(
+    cfg: TrainConfig,
+    data: TrainData,
+    keys: Optional[jax.Array] = None,
+    weights: Optional[np.ndarray] = None,
+    log: Callable[[str], None] = lambda _: None,
+):
   """The initial `RunState` of every run (leading seed axis) and the data to train it on, as
   `fit` trains: one standardiser per distinct training set, the inputs that no run uses left
   out (`TrainData.without_constant_inputs`), with bfloat16 products the inputs stored in
@@ -365,12 +408,15 @@ def start(cfg: TrainConfig, data: TrainData, keys: Optional[jax.Array] = None,
     raise UserError('every run needs at least one training example of positive weight.')
   padding = seed_padding(len(keys))
   if padding:
-    log(f'note: {len(keys)} seeds padded to {len(keys) + padding} to split evenly over '
-        f'{jax.device_count()} devices; the {padding} extra runs are dropped.')
-  keys = pad_seeds(jax.random.key_data(keys) if jnp.issubdtype(keys.dtype, jax.dtypes.prng_key)
-                   else keys, padding)
-  weights = jnp.asarray(weights if weights.ndim == 1 else pad_seeds(weights, padding),
-                        jnp.float32)
+    log(
+        f'note: {len(keys)} seeds padded to {len(keys) + padding} to split evenly over '
+        f'{jax.device_count()} devices; the {padding} extra runs are dropped.'
+    )
+  keys = pad_seeds(
+      jax.random.key_data(keys) if jnp.issubdtype(keys.dtype, jax.dtypes.prng_key) else keys,
+      padding,
+  )
+  weights = jnp.asarray(weights if weights.ndim == 1 else pad_seeds(weights, padding), jnp.float32)
   if weights.ndim == 1:  # shared by every run: one standardiser, broadcast by vmap
     stats = jax.jit(weighted_standardiser)(data.x_train, weights)
     per_run = None
@@ -379,8 +425,9 @@ def start(cfg: TrainConfig, data: TrainData, keys: Optional[jax.Array] = None,
     per_run = 0
   data = data.without_constant_inputs(stats)
   if cfg.matmul_precision == 'bfloat16':  # every product rounds x to bfloat16: do it once here
-    data = data.replace(x_train=data.x_train.astype(jnp.bfloat16),
-                        x_test=data.x_test.astype(jnp.bfloat16))
+    data = data.replace(
+        x_train=data.x_train.astype(jnp.bfloat16), x_test=data.x_test.astype(jnp.bfloat16)
+    )
   shardings = seed_shardings()
   if shardings is not None:
     by_seed, replicated = shardings
@@ -433,9 +480,15 @@ class MemoryStore:
     return History.from_records(records, self.num_examples)
 
 
-def fit(cfg: TrainConfig, data: TrainData, log: Optional[Callable[[str], None]] = print,
-        keys: Optional[jax.Array] = None, weights: Optional[np.ndarray] = None,
-        return_state: bool = False, store=None):
+def fit(
+    cfg: TrainConfig,
+    data: TrainData,
+    log: Optional[Callable[[str], None]] = print,
+    keys: Optional[jax.Array] = None,
+    weights: Optional[np.ndarray] = None,
+    return_state: bool = False,
+    store=None,
+):
   """Trains cfg.seeds initialisations in parallel for cfg.epochs full-batch updates.
 
   `weights` is None (every run trains on all of T), (P,) shared by every run, or (seeds, P),
@@ -470,8 +523,7 @@ def fit(cfg: TrainConfig, data: TrainData, log: Optional[Callable[[str], None]] 
       return _returned(store, state, cfg.seeds, return_state)
     log(f'resuming at epoch {done} of {cfg.epochs} from the checkpoint')
   trainer = make_train(cfg)
-  run_v = jax.jit(jax.vmap(trainer.run_epochs, in_axes=(0, None, None, None)),
-                  static_argnums=2)
+  run_v = jax.jit(jax.vmap(trainer.run_epochs, in_axes=(0, None, None, None)), static_argnums=2)
   observe_v = jax.jit(jax.vmap(trainer.observe, in_axes=(0, None)))
   compiled = {}  # chunk length -> executable, compiled ahead of time so rates exclude it
   stop = stopping.InversionStop(cfg.seeds) if cfg.stop_after_inversion else None
@@ -504,18 +556,23 @@ def fit(cfg: TrainConfig, data: TrainData, log: Optional[Callable[[str], None]] 
           chunk = min(chunk, STOP_CHUNK_EPOCHS)
         sized = True
       store.checkpoint(_real_seeds(distributed.gather(state), cfg.seeds), done, chunk)
-      log(f'epoch {done:>{len(str(cfg.epochs))}}/{cfg.epochs}  '
+      log(
+          f'epoch {done:>{len(str(cfg.epochs))}}/{cfg.epochs}  '
           f'{rate * cfg.seeds:,.0f} seed-epochs/s  '
           f'elapsed {_format_seconds(time.perf_counter() - began)}  '
-          f'ETA {_format_seconds((cfg.epochs - done) / rate)}')
+          f'ETA {_format_seconds((cfg.epochs - done) / rate)}'
+      )
       if stop is not None and stop.update(records):
-        log(f'inversion confirmed on R+, R- and D in all {cfg.seeds} seeds: stopping at epoch '
-            f'{done} of {cfg.epochs}')
+        log(
+            f'inversion confirmed on R+, R- and D in all {cfg.seeds} seeds: stopping at epoch '
+            f'{done} of {cfg.epochs}'
+        )
       if distributed.any_process(signals.received is not None) and not finished():
         raise preemption.Interrupted(
             f'{signals.received or "a signal"} received: stopped at epoch {done} of '
             f'{cfg.epochs} with everything up to it saved; run the same command again to '
-            f'resume.')
+            f'resume.'
+        )
   final = _real_seeds(distributed.gather(observe_v(state, data)), cfg.seeds)
   store.finish(final, _real_seeds(distributed.gather(state), cfg.seeds), done)
   return _returned(store, state, cfg.seeds, return_state)
@@ -533,7 +590,8 @@ def _real_seeds(tree, num_seeds: int):
 def _put_like(like, host):
   """Host arrays `host` placed on the devices as the arrays of `like` are."""
   return jax.tree.map(
-      lambda ref, x: distributed.put(np.asarray(x, ref.dtype), ref.sharding), like, host)
+      lambda ref, x: distributed.put(np.asarray(x, ref.dtype), ref.sharding), like, host
+  )
 
 
 def _returned(store, state, num_seeds: int, return_state: bool):
@@ -549,21 +607,31 @@ def _returned(store, state, num_seeds: int, return_state: bool):
 
 def _resume(store, state, num_seeds: int) -> Optional[Resumed]:
   """`store.resume` read on process 0 and broadcast to every process."""
-  like = jax.tree.map(lambda x: jax.ShapeDtypeStruct((num_seeds,) + x.shape[1:], x.dtype),
-                      state)
+  like = jax.tree.map(lambda x: jax.ShapeDtypeStruct((num_seeds,) + x.shape[1:], x.dtype), state)
   resumed = store.resume(like) if distributed.is_writer() else None
   if not distributed.multi_process():
     return resumed
-  found, epochs, chunk, complete = distributed.broadcast(np.array(
-      [resumed is not None, resumed.epochs, resumed.chunk or 0, resumed.complete]
-      if resumed is not None else [0, 0, 0, 0], np.int64))
+  found, epochs, chunk, complete = distributed.broadcast(
+      np.array(
+          [resumed is not None, resumed.epochs, resumed.chunk or 0, resumed.complete]
+          if resumed is not None
+          else [0, 0, 0, 0],
+          np.int64,
+      )
+  )
   if not found:
     return None
   if resumed is None:  # shapes for the broadcast
     resumed = Resumed(
-        jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), like), int(epochs), None,
-        {k: np.zeros((num_seeds, int(epochs)), np.float32)
-         for k in ('R_plus', 'R_minus', 'D', 'loss')}, bool(complete))
+        jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), like),
+        int(epochs),
+        None,
+        {
+            k: np.zeros((num_seeds, int(epochs)), np.float32)
+            for k in ('R_plus', 'R_minus', 'D', 'loss')
+        },
+        bool(complete),
+    )
   state_host, observables = distributed.broadcast((resumed.state, resumed.observables))
   return Resumed(state_host, int(epochs), int(chunk) or None, observables, bool(complete))
 
@@ -578,8 +646,9 @@ def _raise_if_diverged(cfg: TrainConfig, loss: np.ndarray, initial_loss: np.ndar
   store.diverged()
   history = store.history()
   if history is None:  # a process that keeps no history (store.NullStore)
-    raise DivergenceError(f'training diverged with --lr={cfg.lr:g}; lower --lr (process 0 '
-                          f'reports where).', None)
+    raise DivergenceError(
+        f'training diverged with --lr={cfg.lr:g}; lower --lr (process 0 ' f'reports where).', None
+    )
   first = history.diverged_epochs(cfg.divergence_factor)
   seeds_bad = np.flatnonzero(first >= 0)
   s, t = seeds_bad[0], first[seeds_bad[0]]
@@ -587,4 +656,6 @@ def _raise_if_diverged(cfg: TrainConfig, loss: np.ndarray, initial_loss: np.ndar
       f'training diverged with --lr={cfg.lr:g}: {len(seeds_bad)} of {cfg.seeds} seeds have a '
       f'non-finite loss or one above {cfg.divergence_factor:g}x its initial value (seed {s}: '
       f'loss {history.loss[s, 0]:.3g} at epoch 0, {history.loss[s, t]:.3g} at epoch {t}); '
-      f'lower --lr.', history)
+      f'lower --lr.',
+      history,
+  )

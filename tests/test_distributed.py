@@ -31,14 +31,25 @@ def test_two_processes_equal_one(mnist_dir, tmp_path):
   process 0 alone writes the run directory, which equals the one-process run's."""
   workdir = str(tmp_path / 'two')
   args = [f'--{k}={v}' for k, v in FLAGS.items()] + [
-      f'--data_dir={mnist_dir}', f'--workdir={workdir}',
-      f'--coordinator_address=127.0.0.1:{free_port()}', '--num_processes=2']
+      f'--data_dir={mnist_dir}',
+      f'--workdir={workdir}',
+      f'--coordinator_address=127.0.0.1:{free_port()}',
+      '--num_processes=2',
+  ]
   env = dict(os.environ, JAX_PLATFORMS='cpu')
   env.pop('XLA_FLAGS', None)
   script = os.path.join(ROOT, 'experiments', 'inversion.py')
-  processes = [subprocess.Popen([sys.executable, script, *args, f'--process_id={i}'], env=env,
-                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True) for i in range(2)]
+  processes = [
+      subprocess.Popen(
+          [sys.executable, script, *args, f'--process_id={i}'],
+          env=env,
+          cwd=ROOT,
+          stdout=subprocess.PIPE,
+          stderr=subprocess.PIPE,
+          text=True,
+      )
+      for i in range(2)
+  ]
   outputs = [p.communicate(timeout=300) for p in processes]
   for p, (out, err) in zip(processes, outputs):
     assert p.returncode == 0, err[-3000:]
@@ -53,8 +64,9 @@ def test_two_processes_equal_one(mnist_dir, tmp_path):
     inversion_main.main(['inversion.py'])
   two, one = io.load_run(workdir), io.load_run(single)
   for name in ('R_plus', 'R_minus', 'D', 'loss', 'train_error', 'test_error'):
-    np.testing.assert_allclose(getattr(two.history, name), getattr(one.history, name),
-                               rtol=1e-5, atol=1e-6, err_msg=name)
+    np.testing.assert_allclose(
+        getattr(two.history, name), getattr(one.history, name), rtol=1e-5, atol=1e-6, err_msg=name
+    )
   assert np.mean(two.history.mistakes() == one.history.mistakes()) > 0.999
   assert two.summary['t_star']['R_plus'] == one.summary['t_star']['R_plus']
 
@@ -72,11 +84,22 @@ def test_two_processes_stop_together_and_resume(mnist_dir, tmp_path):
 
   def launch_and_stop(after: int):
     args = [f'--{k}={v}' for k, v in flags_.items()] + [
-        f'--data_dir={mnist_dir}', f'--workdir={workdir}',
-        f'--coordinator_address=127.0.0.1:{free_port()}', '--num_processes=2']
-    processes = [subprocess.Popen([sys.executable, script, *args, f'--process_id={i}'],
-                                  env=env, cwd=ROOT, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True) for i in range(2)]
+        f'--data_dir={mnist_dir}',
+        f'--workdir={workdir}',
+        f'--coordinator_address=127.0.0.1:{free_port()}',
+        '--num_processes=2',
+    ]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, script, *args, f'--process_id={i}'],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
     deadline = time.time() + 240
     while time.time() < deadline and epochs_trained() < after:
       time.sleep(0.2)
@@ -105,8 +128,12 @@ def test_two_processes_stop_together_and_resume(mnist_dir, tmp_path):
 
   task = load_task(DataConfig(train_size=64, data_dir=mnist_dir), log=lambda _: None)
   cfg = TrainConfig(**{k: v for k, v in FLAGS.items() if k != 'train_size'})
-  single = train.fit(dataclasses.replace(cfg, epochs=done, chunk_epochs=50),
-                     train.TrainData.from_task(task), log=None)
+  single = train.fit(
+      dataclasses.replace(cfg, epochs=done, chunk_epochs=50),
+      train.TrainData.from_task(task),
+      log=None,
+  )
   for name in ('R_plus', 'R_minus', 'D', 'loss', 'train_error'):
-    np.testing.assert_allclose(getattr(history, name), getattr(single, name)[:, :done],
-                               rtol=1e-5, atol=1e-6, err_msg=name)
+    np.testing.assert_allclose(
+        getattr(history, name), getattr(single, name)[:, :done], rtol=1e-5, atol=1e-6, err_msg=name
+    )

@@ -18,8 +18,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def load_experiment(name):
-  spec = importlib.util.spec_from_file_location(f'experiments_{name}',
-                                                os.path.join(ROOT, 'experiments', f'{name}.py'))
+  spec = importlib.util.spec_from_file_location(
+      f'experiments_{name}', os.path.join(ROOT, 'experiments', f'{name}.py')
+  )
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module
@@ -37,10 +38,18 @@ def test_inversion_writes_a_complete_run_directory(mnist_dir, tmp_path):
   with flagsaver.flagsaver(data_dir=mnist_dir, workdir=workdir, lr=0.5, **TINY):
     inversion_main.main(['inversion.py'])
   files = set(os.listdir(workdir))
-  assert {'config.json', 'history', 'stragglers.npz', 'summary.json',
-          'inversion_vs_epoch.png', 'inversion_vs_epoch.pdf',
-          'observables_vs_train_error.png', 'observables_vs_train_error.pdf',
-          'R_plus_per_run.png', 'R_plus_per_run.pdf'} <= files
+  assert {
+      'config.json',
+      'history',
+      'stragglers.npz',
+      'summary.json',
+      'inversion_vs_epoch.png',
+      'inversion_vs_epoch.pdf',
+      'observables_vs_train_error.png',
+      'observables_vs_train_error.pdf',
+      'R_plus_per_run.png',
+      'R_plus_per_run.pdf',
+  } <= files
   config = io.read_json(os.path.join(workdir, 'config.json'))
   assert config['train']['seeds'] == 2 and config['data']['train_size'] == 64
   assert config['environment']['backend'] == 'cpu' and config['environment']['devices']
@@ -64,8 +73,16 @@ def test_inversion_writes_a_complete_run_directory(mnist_dir, tmp_path):
 def test_quick_flag_applies_only_to_unset_flags(mnist_dir, tmp_path, capsys):
   workdir = str(tmp_path / 'quick')
   with flagsaver.flagsaver():
-    flags.FLAGS(['inversion.py', '--quick', f'--data_dir={mnist_dir}', f'--workdir={workdir}',
-                 '--train_size=48', '--epochs=5'])
+    flags.FLAGS(
+        [
+            'inversion.py',
+            '--quick',
+            f'--data_dir={mnist_dir}',
+            f'--workdir={workdir}',
+            '--train_size=48',
+            '--epochs=5',
+        ]
+    )
     inversion_main.main(['inversion.py'])
   config = io.read_json(os.path.join(workdir, 'config.json'))
   assert config['train']['seeds'] == inversion_main.QUICK['seeds']
@@ -92,13 +109,16 @@ def test_existing_run_directory_is_refused(mnist_dir, tmp_path, capsys):
   assert json.loads((workdir / 'summary.json').read_text()) == {'keep': True}
 
 
-@pytest.mark.parametrize('flag, value, message', [
-    ('seeds', 0, '--seeds must be positive'),
-    ('epochs', -3, '--epochs must be positive'),
-    ('lr', 0.0, '--lr must be positive'),
-    ('train_size', 1000, 'exceeds the 96 training examples'),
-    ('depth', 1, '--depth must be >= 2'),
-])
+@pytest.mark.parametrize(
+    'flag, value, message',
+    [
+        ('seeds', 0, '--seeds must be positive'),
+        ('epochs', -3, '--epochs must be positive'),
+        ('lr', 0.0, '--lr must be positive'),
+        ('train_size', 1000, 'exceeds the 96 training examples'),
+        ('depth', 1, '--depth must be >= 2'),
+    ],
+)
 def test_bad_inputs_fail_in_one_line(mnist_dir, tmp_path, capsys, flag, value, message):
   overrides = dict(TINY, data_dir=mnist_dir, workdir=str(tmp_path / 'run'))
   overrides[flag] = value
@@ -107,8 +127,12 @@ def test_bad_inputs_fail_in_one_line(mnist_dir, tmp_path, capsys, flag, value, m
 
 
 def test_divergence_keeps_the_partial_history(mnist_dir, tmp_path, capsys):
-  err = run_expect_error(capsys, data_dir=mnist_dir, workdir=str(tmp_path / 'run'),
-                         **dict(TINY, lr=1e12, activation='relu', init_scale=5.0))
+  err = run_expect_error(
+      capsys,
+      data_dir=mnist_dir,
+      workdir=str(tmp_path / 'run'),
+      **dict(TINY, lr=1e12, activation='relu', init_scale=5.0),
+  )
   assert 'training diverged' in err and 'lower --lr' in err and 'Partial history kept' in err
   partial = [p for p in os.listdir(tmp_path) if 'partial' in p]
   assert len(partial) == 1
@@ -124,11 +148,17 @@ def test_missing_data_dir_files(tmp_path, capsys):
 
 def test_command_line_rejects_unknown_dataset_and_stray_arguments():
   script = os.path.join(ROOT, 'experiments', 'inversion.py')
-  bad = subprocess.run([sys.executable, script, '--dataset=imagenet'], capture_output=True,
-                       text=True, cwd=ROOT, check=False)
+  bad = subprocess.run(
+      [sys.executable, script, '--dataset=imagenet'],
+      capture_output=True,
+      text=True,
+      cwd=ROOT,
+      check=False,
+  )
   assert bad.returncode != 0 and 'mnist' in bad.stderr and 'imagenet' in bad.stderr
-  stray = subprocess.run([sys.executable, script, 'extra'], capture_output=True, text=True,
-                         cwd=ROOT, check=False)
+  stray = subprocess.run(
+      [sys.executable, script, 'extra'], capture_output=True, text=True, cwd=ROOT, check=False
+  )
   assert stray.returncode != 0 and 'unexpected arguments: extra' in stray.stderr
 
 
@@ -140,13 +170,25 @@ def test_stragglers_from_a_run_and_by_training(mnist_dir, tmp_path):
   with flagsaver.flagsaver(data_dir=mnist_dir, workdir=base, lr=0.5, **dict(TINY, seeds=4)):
     inversion_main.main(['inversion.py'])
   out = str(tmp_path / 'stragglers')
-  with flagsaver.flagsaver(from_run=base, architectures=['2x6', '3x6'], workdir=out,
-                           eps=['0.3', '0.1'], data_dir=mnist_dir):
+  with flagsaver.flagsaver(
+      from_run=base,
+      architectures=['2x6', '3x6'],
+      workdir=out,
+      eps=['0.3', '0.1'],
+      data_dir=mnist_dir,
+  ):
     stragglers_main.main(['stragglers.py'])
   files = set(os.listdir(out))
-  assert {'config.json', 'summary.json', 'stragglers.npz', 'history_L3xH6',
-          'stragglers_seed0.png', 'stragglers_seed0.pdf', 'z_vs_eps.png',
-          'overlap_by_architecture.png'} <= files
+  assert {
+      'config.json',
+      'summary.json',
+      'stragglers.npz',
+      'history_L3xH6',
+      'stragglers_seed0.png',
+      'stragglers_seed0.pdf',
+      'z_vs_eps.png',
+      'overlap_by_architecture.png',
+  } <= files
   assert 'history_L2xH6' not in files  # the base run is read, not retrained
   summary = io.read_json(os.path.join(out, 'summary.json'))
   base_summary = io.read_json(os.path.join(base, 'summary.json'))
@@ -155,22 +197,27 @@ def test_stragglers_from_a_run_and_by_training(mnist_dir, tmp_path):
     assert key in summary
   assert [r['eps'] for r in summary['z_vs_eps']] == [0.3, 0.1]
   assert [(r['run_0'], r['run_1']) for r in summary['architectures']] == [
-      ('2x6', '2x6'), ('2x6', '3x6'), ('3x6', '3x6')]
+      ('2x6', '2x6'),
+      ('2x6', '3x6'),
+      ('3x6', '3x6'),
+  ]
   sets = io.load_stragglers(os.path.join(out, 'stragglers.npz'), split=True)
   assert all(np.all(s < 64) for s in sets)  # indices into the split: slice 0 of size 64
 
 
 def test_stragglers_needs_two_seeds(mnist_dir, tmp_path, capsys):
-  with flagsaver.flagsaver(data_dir=mnist_dir, workdir=str(tmp_path / 's'), architectures=['2x6'],
-                           **dict(TINY, seeds=1)):
+  with flagsaver.flagsaver(
+      data_dir=mnist_dir, workdir=str(tmp_path / 's'), architectures=['2x6'], **dict(TINY, seeds=1)
+  ):
     with pytest.raises(SystemExit):
       stragglers_main.main(['stragglers.py'])
   assert 'needs --seeds >= 2' in capsys.readouterr().err
 
 
 def test_bad_architecture_spec(mnist_dir, tmp_path, capsys):
-  with flagsaver.flagsaver(data_dir=mnist_dir, workdir=str(tmp_path / 's'),
-                           architectures=['2by20'], **TINY):
+  with flagsaver.flagsaver(
+      data_dir=mnist_dir, workdir=str(tmp_path / 's'), architectures=['2by20'], **TINY
+  ):
     with pytest.raises(SystemExit):
       stragglers_main.main(['stragglers.py'])
   assert 'DEPTHxWIDTH' in capsys.readouterr().err
@@ -184,12 +231,25 @@ def test_prune_writes_a_complete_run_directory(mnist_dir, tmp_path):
   with flagsaver.flagsaver(data_dir=mnist_dir, workdir=base, lr=0.5, **TINY):
     inversion_main.main(['inversion.py'])
   out = str(tmp_path / 'prune')
-  with flagsaver.flagsaver(from_run=base, workdir=out, eps=['0.2', '0.05'], sigmas=['0', '1'],
-                           max_base_seeds=2, data_dir=mnist_dir):
+  with flagsaver.flagsaver(
+      from_run=base,
+      workdir=out,
+      eps=['0.2', '0.05'],
+      sigmas=['0', '1'],
+      max_base_seeds=2,
+      data_dir=mnist_dir,
+  ):
     prune_main.main(['prune.py'])
-  assert {'config.json', 'history', 'removals.npz', 'summary.json',
-          'prune_R_plus_vs_epoch.png', 'prune_R_plus_vs_epoch.pdf',
-          'prune_observables_vs_eps.png', 'prune_test_error_vs_eps.png'} <= set(os.listdir(out))
+  assert {
+      'config.json',
+      'history',
+      'removals.npz',
+      'summary.json',
+      'prune_R_plus_vs_epoch.png',
+      'prune_R_plus_vs_epoch.pdf',
+      'prune_observables_vs_eps.png',
+      'prune_test_error_vs_eps.png',
+  } <= set(os.listdir(out))
   summary = io.read_json(os.path.join(out, 'summary.json'))
   base_summary = io.read_json(os.path.join(base, 'summary.json'))
   for kind in ('stragglers', 'random', 'before_t_star', 'after_t_star'):
@@ -205,8 +265,9 @@ def test_prune_writes_a_complete_run_directory(mnist_dir, tmp_path):
 def test_straggler_indices_point_into_the_split_for_any_slice(mnist_dir, tmp_path):
   """With --subset_index=1 the slice is examples [32, 64): no off-by-one between the two."""
   workdir = str(tmp_path / 'run')
-  with flagsaver.flagsaver(data_dir=mnist_dir, workdir=workdir, subset_index=1, lr=0.5,
-                           **dict(TINY, train_size=32)):
+  with flagsaver.flagsaver(
+      data_dir=mnist_dir, workdir=workdir, subset_index=1, lr=0.5, **dict(TINY, train_size=32)
+  ):
     inversion_main.main(['inversion.py'])
   run = io.load_run(workdir)
   np.testing.assert_array_equal(run.train_indices, np.arange(32, 64))
@@ -216,8 +277,9 @@ def test_straggler_indices_point_into_the_split_for_any_slice(mnist_dir, tmp_pat
 
 
 def test_bad_eps_list(mnist_dir, tmp_path, capsys):
-  with flagsaver.flagsaver(data_dir=mnist_dir, workdir=str(tmp_path / 'p'), eps=['0.1', 'x'],
-                           **TINY):
+  with flagsaver.flagsaver(
+      data_dir=mnist_dir, workdir=str(tmp_path / 'p'), eps=['0.1', 'x'], **TINY
+  ):
     with pytest.raises(SystemExit):
       prune_main.main(['prune.py'])
   assert '--eps takes comma-separated numbers' in capsys.readouterr().err
@@ -228,15 +290,20 @@ def test_matmul_precision_is_recorded_and_compared_seed_by_seed(mnist_dir, tmp_p
   """--matmul_precision reaches config.json, and benchmarks/precision.py compares two runs
   that differ in it only (and refuses runs that differ in more)."""
   spec = importlib.util.spec_from_file_location(
-      'benchmarks_precision', os.path.join(ROOT, 'benchmarks', 'precision.py'))
+      'benchmarks_precision', os.path.join(ROOT, 'benchmarks', 'precision.py')
+  )
   precision = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(precision)
   runs = {}
-  for name, overrides in (('float32', {}), ('bfloat16', {'matmul_precision': 'bfloat16'}),
-                          ('other', {'lr': 0.4})):
+  for name, overrides in (
+      ('float32', {}),
+      ('bfloat16', {'matmul_precision': 'bfloat16'}),
+      ('other', {'lr': 0.4}),
+  ):
     workdir = str(tmp_path / name)
-    with flagsaver.flagsaver(data_dir=mnist_dir, workdir=workdir,
-                             **{**TINY, 'lr': 0.5, **overrides}):
+    with flagsaver.flagsaver(
+        data_dir=mnist_dir, workdir=workdir, **{**TINY, 'lr': 0.5, **overrides}
+    ):
       inversion_main.main(['inversion.py'])
     runs[name] = io.load_run(workdir)
   assert runs['bfloat16'].config['train']['matmul_precision'] == 'bfloat16'

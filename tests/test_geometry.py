@@ -19,7 +19,7 @@ def reference(h, y, w=None):
   for sign in (1, -1):
     m = hat[(np.asarray(y) == sign) & keep]
     diff = m[:, None, :] - m[None, :, :]
-    out.append(np.sqrt(np.sum(diff ** 2) / (2 * len(m) ** 2)))
+    out.append(np.sqrt(np.sum(diff**2) / (2 * len(m) ** 2)))
     centroids.append(m.mean(axis=0))
   return out[0], out[1], np.linalg.norm(centroids[0] - centroids[1])
 
@@ -78,7 +78,7 @@ def test_closed_forms():
   assert float(r_minus) == pytest.approx(1.0, abs=1e-6)
   assert float(d) == pytest.approx(0.0, abs=1e-6)
   # Two opposite single-point classes: D = 2, the diameter of the sphere.
-  _, _, d = geometry.class_geometry(np.array([[0, 3.], [0, -1.]], np.float32), np.array([1, -1]))
+  _, _, d = geometry.class_geometry(np.array([[0, 3.0], [0, -1.0]], np.float32), np.array([1, -1]))
   assert float(d) == pytest.approx(2.0, abs=1e-6)
 
 

@@ -12,12 +12,16 @@ def make_history(R_plus, R_minus=None, D=None, train_error=None, masks=None):
   S, T = R_plus.shape
   R_minus = R_plus if R_minus is None else np.atleast_2d(R_minus)
   D = 2 - R_plus if D is None else np.atleast_2d(D)
-  train_error = (np.linspace(0.5, 0.0, T)[None].repeat(S, 0) if train_error is None
-                 else np.atleast_2d(train_error))
+  train_error = (
+      np.linspace(0.5, 0.0, T)[None].repeat(S, 0)
+      if train_error is None
+      else np.atleast_2d(train_error)
+  )
   masks = np.zeros((S, T, 10), bool) if masks is None else masks
   zeros = np.zeros((S, T), np.float32)
-  return History(R_plus, R_minus, D, zeros, train_error, zeros, np.packbits(masks, axis=-1),
-                 masks.shape[-1])
+  return History(
+      R_plus, R_minus, D, zeros, train_error, zeros, np.packbits(masks, axis=-1), masks.shape[-1]
+  )
 
 
 def test_inversion_detected_with_its_rise():

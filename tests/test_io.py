@@ -43,7 +43,9 @@ def test_history_and_stragglers_round_trip(tmp_path):
   io.save_stragglers(str(tmp_path / 's.npz'), sets, train_indices, np.array([2, 3]))
   assert [s.tolist() for s in io.load_stragglers(str(tmp_path / 's.npz'))] == [[1, 4], []]
   assert [s.tolist() for s in io.load_stragglers(str(tmp_path / 's.npz'), split=True)] == [
-      [101, 104], []]
+      [101, 104],
+      [],
+  ]
 
 
 def test_json_is_standard_non_finite_floats_become_null(tmp_path):

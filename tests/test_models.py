@@ -31,7 +31,7 @@ def test_init_is_fan_in_uniform(key, scale):
       assert np.all(np.abs(leaf) <= bound)
       if leaf.size > 1000:  # fills the interval, uniformly: variance bound^2 / 3
         assert np.abs(leaf).max() > 0.95 * bound
-        assert leaf.var() == pytest.approx(bound ** 2 / 3, rel=0.1)
+        assert leaf.var() == pytest.approx(bound**2 / 3, rel=0.1)
 
 
 def test_activations():

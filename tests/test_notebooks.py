@@ -24,7 +24,8 @@ def code_cells(path):
   for cell in nb['cells']:
     if cell['cell_type'] == 'code':
       source = ''.join(cell['source'])
-      lines = [l for l in source.splitlines() if not l.lstrip().startswith(('%', '!'))]
+      lines = [line for line in source.splitlines()
+               if not line.lstrip().startswith(('%', '!'))]
       yield '\n'.join(lines), 'parameters' in cell['metadata'].get('tags', [])
 
 

@@ -1,10 +1,7 @@
 """Removal plans and the noisy test errors of retrained nets."""
 
-import dataclasses
-
 import jax
 import numpy as np
-import pytest
 
 from manifold_dynamics import pruning, train
 from manifold_dynamics.config import TrainConfig
@@ -18,15 +15,23 @@ def test_plan_removals_sets_and_sizes():
   R_plus = np.tile(np.array([1.0, 0.9, 0.8, 0.7, 0.6, 0.65, 0.7, 0.75, 0.8]), (3, 1))  # t* = 4
   history = make_history(R_plus, train_error=masks.mean(-1), masks=masks)
   plan = pruning.plan_removals(history, eps_grid=[0.2], t_before=0.5, t_after=1.5, seed=0)
-  assert plan.kinds() == ['stragglers', 'before_t_star', 'after_t_star', 'random', 'eps=0.2',
-                          'random_eps=0.2']
+  assert plan.kinds() == [
+      'stragglers',
+      'before_t_star',
+      'after_t_star',
+      'random',
+      'eps=0.2',
+      'random_eps=0.2',
+  ]
   for s in range(3):
     straggle = plan.removed[plan.rows('stragglers')[s]]
     np.testing.assert_array_equal(straggle, np.flatnonzero(masks[s, 4]))
-    np.testing.assert_array_equal(plan.removed[plan.rows('before_t_star')[s]],
-                                  np.flatnonzero(masks[s, 2]))
-    np.testing.assert_array_equal(plan.removed[plan.rows('after_t_star')[s]],
-                                  np.flatnonzero(masks[s, 6]))
+    np.testing.assert_array_equal(
+        plan.removed[plan.rows('before_t_star')[s]], np.flatnonzero(masks[s, 2])
+    )
+    np.testing.assert_array_equal(
+        plan.removed[plan.rows('after_t_star')[s]], np.flatnonzero(masks[s, 6])
+    )
     random = plan.removed[plan.rows('random')[s]]
     assert len(random) == len(straggle) and len(np.unique(random)) == len(random)
   weights = plan.weights(40)

@@ -17,7 +17,6 @@ from manifold_dynamics.config import TrainConfig
 from manifold_dynamics.data import task as task_lib
 from manifold_dynamics.errors import UserError
 from tests.conftest import make_image_splits
-from tests.test_stopping import noisy_data  # pylint: disable=unused-import
 
 CFG = TrainConfig(depth=3, width=8, epochs=20, seeds=3, lr=0.1, chunk_epochs=4)
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -56,9 +55,11 @@ def assert_states_equal(a, b):
 
 def interrupt_after(epoch: int):
   """A `fit` log that sends this process SIGTERM once the chunk ending at `epoch` is done."""
+
   def log(line):
     if line.startswith('epoch') and int(line.split()[1].split('/')[0]) == epoch:
       os.kill(os.getpid(), signal.SIGTERM)
+
   return log
 
 
@@ -73,25 +74,26 @@ def test_streamed_history_equals_the_in_memory_one(data, tmp_path, layers):
   # the files are plain .npy, epoch-major, readable without this package
   r_plus = np.load(tmp_path / 'history' / 'R_plus.npy')
   np.testing.assert_array_equal(r_plus, in_memory.R_plus.T)
-  np.testing.assert_array_equal(np.load(tmp_path / 'history' / 'train_indices.npy'),
-                                np.arange(64) + 1000)
+  np.testing.assert_array_equal(
+      np.load(tmp_path / 'history' / 'train_indices.npy'), np.arange(64) + 1000
+  )
   progress = json.loads((tmp_path / 'history' / 'progress.json').read_text())
   assert progress['status'] == 'complete' and progress['epochs_written'] == 11
 
 
 def test_sigterm_then_resume_is_bit_identical(data, tmp_path, uninterrupted):
   path = tmp_path / 'history'
-  with pytest.raises(preemption.Interrupted, match='SIGTERM received: stopped at epoch 8 of '
-                     '20 .* run the same command again to resume'):
+  with pytest.raises(
+      preemption.Interrupted,
+      match='SIGTERM received: stopped at epoch 8 of ' '20 .* run the same command again to resume',
+  ):
     train.fit(CFG, data, log=interrupt_after(8), store=new_store(path))
   assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # handler restored
   partial = io.load_history(str(path))  # readable while unfinished: epochs 0..7
   for name in train.History.ARRAYS + ('mistakes_packed',):
-    np.testing.assert_array_equal(getattr(partial, name),
-                                  getattr(uninterrupted[0], name)[:, :8])
+    np.testing.assert_array_equal(getattr(partial, name), getattr(uninterrupted[0], name)[:, :8])
   lines = []
-  history, state = train.fit(CFG, data, log=lines.append, store=new_store(path),
-                             return_state=True)
+  history, state = train.fit(CFG, data, log=lines.append, store=new_store(path), return_state=True)
   assert lines[0] == 'resuming at epoch 8 of 20 from the checkpoint'
   assert_histories_equal(history, uninterrupted[0])
   assert_states_equal(state, uninterrupted[1])
@@ -116,26 +118,30 @@ def test_a_finished_training_is_read_not_trained_again(data, tmp_path, uninterru
   path = tmp_path / 'history'
   train.fit(CFG, data, log=None, store=new_store(path))
   lines = []
-  history, state = train.fit(CFG, data, log=lines.append, store=new_store(path),
-                             return_state=True)
+  history, state = train.fit(CFG, data, log=lines.append, store=new_store(path), return_state=True)
   assert lines == ['3 seeds x 20 epochs already trained; read from the store']
   assert_histories_equal(history, uninterrupted[0])
   assert_states_equal(state, uninterrupted[1])
 
 
-def test_resume_under_a_stop_rule_stops_where_the_uninterrupted_run_stops(noisy_data,
-                                                                          tmp_path):
+def test_resume_under_a_stop_rule_stops_where_the_uninterrupted_run_stops(noisy_data, tmp_path):
   """The stop rule is fed the history on disk again, so it stops at the same chunk."""
-  cfg = TrainConfig(seeds=1, epochs=300, width=20, lr=0.2, chunk_epochs=16,
-                    stop_after_inversion=True)
+  cfg = TrainConfig(
+      seeds=1, epochs=300, width=20, lr=0.2, chunk_epochs=16, stop_after_inversion=True
+  )
   whole = train.fit(cfg, noisy_data, log=None)
   assert 32 < whole.num_epochs < 300
   path = tmp_path / 'history'
   with pytest.raises(preemption.Interrupted):
-    train.fit(cfg, noisy_data, log=interrupt_after(32),
-              store=store.HistoryStore(str(path), np.arange(256)))
-  resumed = train.fit(cfg, noisy_data, log=None,
-                      store=store.HistoryStore(str(path), np.arange(256)))
+    train.fit(
+        cfg,
+        noisy_data,
+        log=interrupt_after(32),
+        store=store.HistoryStore(str(path), np.arange(256)),
+    )
+  resumed = train.fit(
+      cfg, noisy_data, log=None, store=store.HistoryStore(str(path), np.arange(256))
+  )
   assert_histories_equal(resumed, whole)
 
 
@@ -171,22 +177,38 @@ TINY_FLAGS = ['--train_size=64', '--seeds=2', '--width=6', '--lr=0.5']
 
 def run_cli(args, **kwargs):
   env = dict(os.environ, JAX_PLATFORMS='cpu')
-  return subprocess.run([sys.executable, os.path.join(ROOT, 'experiments', 'inversion.py')]
-                        + args, env=env, cwd=ROOT, capture_output=True, text=True, **kwargs)
+  return subprocess.run(
+      [sys.executable, os.path.join(ROOT, 'experiments', 'inversion.py')] + args,
+      env=env,
+      cwd=ROOT,
+      capture_output=True,
+      text=True,
+      **kwargs,
+  )
 
 
 def test_cli_sigterm_leaves_a_run_that_the_same_command_resumes(mnist_dir, tmp_path):
   workdir = str(tmp_path / 'run')
-  args = TINY_FLAGS + [f'--data_dir={mnist_dir}', f'--workdir={workdir}', '--epochs=100000',
-                       '--chunk_epochs=50']
+  args = TINY_FLAGS + [
+      f'--data_dir={mnist_dir}',
+      f'--workdir={workdir}',
+      '--epochs=100000',
+      '--chunk_epochs=50',
+  ]
   env = dict(os.environ, JAX_PLATFORMS='cpu')
-  process = subprocess.Popen([sys.executable, os.path.join(ROOT, 'experiments', 'inversion.py')]
-                             + args, env=env, cwd=ROOT, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+  process = subprocess.Popen(
+      [sys.executable, os.path.join(ROOT, 'experiments', 'inversion.py')] + args,
+      env=env,
+      cwd=ROOT,
+      stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE,
+      text=True,
+  )
   progress = os.path.join(f'{workdir}.partial', 'history', 'progress.json')
   deadline = time.time() + 120
   while time.time() < deadline and not (
-      os.path.exists(progress) and json.load(open(progress))['epochs_trained'] >= 100):
+      os.path.exists(progress) and json.load(open(progress))['epochs_trained'] >= 100
+  ):
     time.sleep(0.2)
   process.send_signal(signal.SIGTERM)
   _, err = process.communicate(timeout=120)
@@ -201,9 +223,14 @@ def test_cli_sigterm_leaves_a_run_that_the_same_command_resumes(mnist_dir, tmp_p
   assert '--overwrite' in refused.stderr
   assert json.load(open(progress))['epochs_trained'] == done
   # the same command resumes it (interrupted again, once it has gone further)
-  resumed = subprocess.Popen([sys.executable, os.path.join(ROOT, 'experiments', 'inversion.py')]
-                             + args, env=env, cwd=ROOT, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+  resumed = subprocess.Popen(
+      [sys.executable, os.path.join(ROOT, 'experiments', 'inversion.py')] + args,
+      env=env,
+      cwd=ROOT,
+      stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE,
+      text=True,
+  )
   deadline = time.time() + 120
   while time.time() < deadline and json.load(open(progress))['epochs_trained'] <= done:
     time.sleep(0.2)

@@ -41,8 +41,9 @@ def run_expect_error(capsys, module, **overrides):
 
 
 def tiny_task(mnist_dir):
-  return load_task(DataConfig(train_size=TINY['train_size'], data_dir=mnist_dir),
-                   log=lambda _: None)
+  return load_task(
+      DataConfig(train_size=TINY['train_size'], data_dir=mnist_dir), log=lambda _: None
+  )
 
 
 def assert_figures(workdir, *names):
@@ -54,8 +55,13 @@ def assert_figures(workdir, *names):
 def test_permuted_labels_keep_class_counts_and_images():
   rng = np.random.default_rng(0)
   y = np.where(rng.random(101) < 0.3, 1, -1).astype(np.int32)
-  task = Task(rng.random((101, 5)).astype(np.float32), y, np.zeros((3, 5), np.float32),
-              np.array([1, -1, 1], np.int32), np.arange(101))
+  task = Task(
+      rng.random((101, 5)).astype(np.float32),
+      y,
+      np.zeros((3, 5), np.float32),
+      np.array([1, -1, 1], np.int32),
+      np.arange(101),
+  )
   shuffled, permutation = permute_labels(task, np.random.default_rng(1))
   assert sorted(permutation.tolist()) == list(range(101))
   np.testing.assert_array_equal(shuffled.y_train, y[permutation])
@@ -67,21 +73,27 @@ def test_permuted_labels_keep_class_counts_and_images():
 
 def test_before_after_groups_match_one_fit(mnist_dir, tmp_path):
   workdir = str(tmp_path / 'run')
-  run_main(before_after_main, data_dir=mnist_dir, workdir=workdir, seeds_per_group=3,
-           **dict(TINY, seeds=4))
+  run_main(
+      before_after_main,
+      data_dir=mnist_dir,
+      workdir=workdir,
+      seeds_per_group=3,
+      **dict(TINY, seeds=4),
+  )
   assert_figures(workdir, 'before_after')
   assert {'config.json', 'samples.npz', 'summary.json'} <= set(os.listdir(workdir))
   with np.load(os.path.join(workdir, 'samples.npz')) as f:
     samples = dict(f)
   # Groups of 3 + 1 seeds are the same runs as one vmapped fit of 4 seeds.
   cfg = TrainConfig(**{k: v for k, v in TINY.items() if k != 'train_size'})
-  history = fit(dataclasses.replace(cfg, seeds=4), TrainData.from_task(tiny_task(mnist_dir)),
-                log=None)
+  history = fit(
+      dataclasses.replace(cfg, seeds=4), TrainData.from_task(tiny_task(mnist_dir)), log=None
+  )
   for name in ('R_plus', 'R_minus', 'D', 'train_error'):
-    np.testing.assert_allclose(samples[f'before_{name}'], getattr(history, name)[:, 0],
-                               rtol=1e-5)
-    np.testing.assert_allclose(samples[f'after_{name}'], getattr(history, name)[:, -1],
-                               rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(samples[f'before_{name}'], getattr(history, name)[:, 0], rtol=1e-5)
+    np.testing.assert_allclose(
+        samples[f'after_{name}'], getattr(history, name)[:, -1], rtol=1e-4, atol=1e-6
+    )
   summary = io.read_json(os.path.join(workdir, 'summary.json'))
   assert summary['seeds'] == 4
   assert summary['before']['R_plus']['mean'] == pytest.approx(samples['before_R_plus'].mean())
@@ -89,9 +101,13 @@ def test_before_after_groups_match_one_fit(mnist_dir, tmp_path):
 
 
 def test_before_after_divergence_is_one_line(mnist_dir, tmp_path, capsys):
-  err = run_expect_error(capsys, before_after_main, data_dir=mnist_dir,
-                         workdir=str(tmp_path / 'run'),
-                         **dict(TINY, lr=1e12, activation='relu', init_scale=5.0))
+  err = run_expect_error(
+      capsys,
+      before_after_main,
+      data_dir=mnist_dir,
+      workdir=str(tmp_path / 'run'),
+      **dict(TINY, lr=1e12, activation='relu', init_scale=5.0),
+  )
   assert 'training diverged' in err and 'lower --lr' in err
   assert not (tmp_path / 'run').exists()
 
@@ -103,7 +119,8 @@ def test_subsampling_trains_each_slice(mnist_dir, tmp_path):
   for k in range(3):
     np.testing.assert_array_equal(
         io.load_train_indices(os.path.join(workdir, f'history_subset{k}')),
-        np.arange(32 * k, 32 * (k + 1)))
+        np.arange(32 * k, 32 * (k + 1)),
+    )
   summary = io.read_json(os.path.join(workdir, 'summary.json'))
   assert list(summary['subsets']) == ['subset0', 'subset1', 'subset2']
   phis = [s['phi_mean'] for s in summary['subsets'].values()]
@@ -111,8 +128,14 @@ def test_subsampling_trains_each_slice(mnist_dir, tmp_path):
 
 
 def test_subsampling_refuses_too_many_slices_before_training(mnist_dir, tmp_path, capsys):
-  err = run_expect_error(capsys, subsampling_main, data_dir=mnist_dir,
-                         workdir=str(tmp_path / 'run'), num_subsets=4, **TINY)
+  err = run_expect_error(
+      capsys,
+      subsampling_main,
+      data_dir=mnist_dir,
+      workdir=str(tmp_path / 'run'),
+      num_subsets=4,
+      **TINY,
+  )
   assert '--num_subsets <= 3' in err  # 96 examples: 3 slices of 32
   assert not (tmp_path / 'run').exists()
 
@@ -120,8 +143,13 @@ def test_subsampling_refuses_too_many_slices_before_training(mnist_dir, tmp_path
 def test_optimizers_summary_has_one_key_per_setting(mnist_dir, tmp_path):
   workdir = str(tmp_path / 'run')
   settings = ['sgd_lr0.2', 'adam_lr0.005', 'sgd_wd0.05', 'momentum0.9_lr0.2']
-  run_main(optimizers_main, data_dir=mnist_dir, workdir=workdir, settings=settings,
-           **{k: v for k, v in TINY.items() if k != 'lr'})
+  run_main(
+      optimizers_main,
+      data_dir=mnist_dir,
+      workdir=workdir,
+      settings=settings,
+      **{k: v for k, v in TINY.items() if k != 'lr'},
+  )
   assert_figures(workdir, 'observables_vs_train_error')
   summary = io.read_json(os.path.join(workdir, 'summary.json'))
   for name in settings:
@@ -131,8 +159,7 @@ def test_optimizers_summary_has_one_key_per_setting(mnist_dir, tmp_path):
     assert row['phi_mean'] == pytest.approx(np.mean(row['phi']))
     assert row['t_star_mean'] == pytest.approx(np.mean(row['t_star']['R_plus']))
   config = io.read_json(os.path.join(workdir, 'config.json'))
-  assert config['settings']['momentum0.9_lr0.2'] == dict(optimizer='momentum', momentum=0.9,
-                                                         lr=0.2)
+  assert config['settings']['momentum0.9_lr0.2'] == dict(optimizer='momentum', momentum=0.9, lr=0.2)
   # The settings really differ: different optimisers give different trajectories.
   a = io.load_history(os.path.join(workdir, 'history_sgd_lr0.2'))
   b = io.load_history(os.path.join(workdir, 'history_adam_lr0.005'))
@@ -140,16 +167,21 @@ def test_optimizers_summary_has_one_key_per_setting(mnist_dir, tmp_path):
   assert not np.allclose(a.R_plus[:, -1], b.R_plus[:, -1])
 
 
-@pytest.mark.parametrize('overrides, message', [
-    (dict(lr=0.1), '--lr cannot be set here'),
-    (dict(settings=['adam_lr0.3']), 'unknown optimiser setting(s) adam_lr0.3'),
-])
+@pytest.mark.parametrize(
+    'overrides, message',
+    [
+        (dict(lr=0.1), '--lr cannot be set here'),
+        (dict(settings=['adam_lr0.3']), 'unknown optimiser setting(s) adam_lr0.3'),
+    ],
+)
 def test_optimizers_bad_settings(mnist_dir, tmp_path, capsys, overrides, message):
   base = {k: v for k, v in TINY.items() if k != 'lr'}
   with flagsaver.flagsaver():
     argv = ['optimizers.py', f'--data_dir={mnist_dir}', f'--workdir={tmp_path / "run"}']
-    argv += [f'--{k}={",".join(v) if isinstance(v, list) else v}'
-             for k, v in {**base, **overrides}.items()]
+    argv += [
+        f'--{k}={",".join(v) if isinstance(v, list) else v}'
+        for k, v in {**base, **overrides}.items()
+    ]
     flags.FLAGS(argv)
     with pytest.raises(SystemExit):
       optimizers_main.main(['optimizers.py'])
@@ -178,21 +210,22 @@ def test_random_labels_reports_inversion_per_seed(mnist_dir, tmp_path):
 
 def test_before_after_figure_draws_density_contours():
   from manifold_dynamics import plotting
+
   rng = np.random.default_rng(0)
-  before = {k: rng.normal(m, 0.01, 60) for k, m in (('R_plus', 0.99), ('R_minus', 0.98),
-                                                    ('D', 0.3))}
-  after = {k: rng.normal(m, 0.01, 60) for k, m in (('R_plus', 0.92), ('R_minus', 0.9),
-                                                   ('D', 0.8))}
+  before = {
+      k: rng.normal(m, 0.01, 60) for k, m in (('R_plus', 0.99), ('R_minus', 0.98), ('D', 0.3))
+  }
+  after = {k: rng.normal(m, 0.01, 60) for k, m in (('R_plus', 0.92), ('R_minus', 0.9), ('D', 0.8))}
   fig = plotting.before_after(before, after, 'test')
   left, right = fig.axes
   assert len(left.collections) >= 4  # two scatters and at least one contour set each
   assert [t.get_text() for t in right.get_legend().get_texts()] == [
       f'initialisation: {before["D"].mean():.3f} $\\pm$ {before["D"].std():.3f}',
-      f'after training: {after["D"].mean():.3f} $\\pm$ {after["D"].std():.3f}']
+      f'after training: {after["D"].mean():.3f} $\\pm$ {after["D"].std():.3f}',
+  ]
   plotting.plt.close(fig)
   # Points on a line (no 2-D density) still plot, without contours.
-  line = {'R_plus': np.linspace(0.9, 1, 20), 'R_minus': np.linspace(0.9, 1, 20),
-          'D': np.ones(20)}
+  line = {'R_plus': np.linspace(0.9, 1, 20), 'R_minus': np.linspace(0.9, 1, 20), 'D': np.ones(20)}
   fig = plotting.before_after(line, line)
   assert len(fig.axes[0].collections) == 2
   plotting.plt.close(fig)

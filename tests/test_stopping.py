@@ -4,12 +4,9 @@ import dataclasses
 import types
 
 import numpy as np
-import pytest
 
 from manifold_dynamics import inversion, stopping, train
 from manifold_dynamics.config import TrainConfig
-from manifold_dynamics.data import task as task_lib
-from tests.conftest import make_image_splits
 
 
 def records(R_plus, R_minus=None, D=None):
@@ -19,15 +16,17 @@ def records(R_plus, R_minus=None, D=None):
   pad = lambda c: np.pad(c, (0, R_plus.shape[1] - len(c)), mode='edge')
   default = np.tile(pad(early), (len(R_plus), 1))
   return types.SimpleNamespace(
-      R_plus=R_plus, R_minus=default if R_minus is None else np.atleast_2d(R_minus),
-      D=-default if D is None else np.atleast_2d(D))
+      R_plus=R_plus,
+      R_minus=default if R_minus is None else np.atleast_2d(R_minus),
+      D=-default if D is None else np.atleast_2d(D),
+  )
 
 
 def feed(rule, chunk, sizes):
   """Feeds `chunk` to `rule` in pieces of the given sizes."""
   start = 0
   for n in sizes:
-    piece = types.SimpleNamespace(**{k: v[:, start:start + n] for k, v in vars(chunk).items()})
+    piece = types.SimpleNamespace(**{k: v[:, start : start + n] for k, v in vars(chunk).items()})
     rule.update(piece)
     start += n
   return rule
@@ -47,7 +46,8 @@ def test_chunking_does_not_change_the_decision():
   for sizes in ([1] * 60, [7] * 8 + [4], [30, 30]):
     np.testing.assert_array_equal(
         feed(stopping.InversionStop(5), records(curves), sizes).confirmed_epoch,
-        whole.confirmed_epoch)
+        whole.confirmed_epoch,
+    )
 
 
 def test_wiggles_before_the_minimum_and_boundary_minima_do_not_confirm():
@@ -61,26 +61,19 @@ def test_wiggles_before_the_minimum_and_boundary_minima_do_not_confirm():
 def test_D_inverts_through_a_maximum_and_every_observable_is_needed():
   D = [0.1, 0.5, 0.9, 1.0, 0.99, 0.97]  # max at 3, falls 0.03 > 0.02 at epoch 5
   flat = [1.0, 0.9, 0.8, 0.8, 0.8, 0.8]  # R- never moves back
-  rule = feed(stopping.InversionStop(1), records([1, .5, .6, .7, .7, .7], flat, D), [6])
+  rule = feed(stopping.InversionStop(1), records([1, 0.5, 0.6, 0.7, 0.7, 0.7], flat, D), [6])
   assert rule.confirmed_epoch[0].tolist() == [2, -1, 5] and not rule.done
 
 
 def test_stop_after_a_tolerance_follows_delta_and_margin():
   curve = [1.0, 0.8, 0.815, 0.83]
-  assert feed(stopping.InversionStop(1, delta=0.01, margin=0.0), records(curve),
-              [4]).confirmed_epoch[0, 0] == 2
+  assert (
+      feed(stopping.InversionStop(1, delta=0.01, margin=0.0), records(curve), [4]).confirmed_epoch[
+          0, 0
+      ]
+      == 2
+  )
   assert feed(stopping.InversionStop(1), records(curve), [4]).confirmed_epoch[0, 0] == 3
-
-
-@pytest.fixture(scope='module')
-def noisy_data():
-  """A task with 15% flipped labels: the nets separate the classes first, then memorise the
-  flipped examples, so R+, R- and D invert (a small stand-in for the MNIST inversion)."""
-  x_train, y_train, x_test, y_test = make_image_splits(256, 30, shape=(10, 10))
-  flipped = np.random.default_rng(1).random(256) < 0.15
-  y_train = np.where(flipped, (y_train + 1) % 10, y_train).astype(np.uint8)
-  raw = task_lib.sources.RawSplits(x_train, y_train, x_test, y_test)
-  return train.TrainData.from_task(task_lib.make_task(raw, 256))
 
 
 def test_early_stopped_run_gives_the_full_runs_t_star_phi_and_stragglers(noisy_data):
@@ -89,13 +82,15 @@ def test_early_stopped_run_gives_the_full_runs_t_star_phi_and_stragglers(noisy_d
   cfg = TrainConfig(seeds=1, epochs=300, width=20, lr=0.2, chunk_epochs=16)
   full = train.fit(cfg, noisy_data, log=None)
   lines = []
-  stopped = train.fit(dataclasses.replace(cfg, stop_after_inversion=True), noisy_data,
-                      log=lines.append)
+  stopped = train.fit(
+      dataclasses.replace(cfg, stop_after_inversion=True), noisy_data, log=lines.append
+  )
   assert stopped.num_epochs < cfg.epochs and stopped.num_epochs % 16 == 0
   assert 'stopping at epoch' in lines[-1]
   for name in train.History.ARRAYS:  # the stopped run is the full run's first epochs
-    np.testing.assert_array_equal(getattr(stopped, name)[:, :-1],
-                                  getattr(full, name)[:, :stopped.num_epochs])
+    np.testing.assert_array_equal(
+        getattr(stopped, name)[:, :-1], getattr(full, name)[:, : stopped.num_epochs]
+    )
   a, b = inversion.analyse(full), inversion.analyse(stopped)
   for name in inversion.OBSERVABLES:
     assert np.all(b.curves[name].inverted)
@@ -106,8 +101,9 @@ def test_early_stopped_run_gives_the_full_runs_t_star_phi_and_stragglers(noisy_d
 
 
 def test_seeds_that_never_invert_run_to_the_end(noisy_data):
-  cfg = TrainConfig(seeds=1, epochs=40, width=20, lr=0.2, chunk_epochs=16,
-                    stop_after_inversion=True)  # 40 epochs: R- has no time to invert
+  cfg = TrainConfig(
+      seeds=1, epochs=40, width=20, lr=0.2, chunk_epochs=16, stop_after_inversion=True
+  )  # 40 epochs: R- has no time to invert
   assert train.fit(cfg, noisy_data, log=None).num_epochs == 40
 
 

@@ -18,18 +18,22 @@ TRAIN = TrainConfig(seeds=2, epochs=8, width=6, lr=0.5, chunk_epochs=4, test_eve
 
 
 def grid(data_dir, sizes=(32, 48, 64, 80)):
-  return [sweeps.Point(f'P{P}', DataConfig(train_size=P, data_dir=data_dir), TRAIN,
-                       {'train_size': P}) for P in sizes]
+  return [
+      sweeps.Point(f'P{P}', DataConfig(train_size=P, data_dir=data_dir), TRAIN, {'train_size': P})
+      for P in sizes
+  ]
 
 
 def counting(calls, fail_on=None):
   """A train_point that records its calls and trains for real, or dies on `fail_on`."""
+
   def train_point(point, directory, log):
     calls.append(point.name)
     if point.name == fail_on:
       os.makedirs(f'{directory}.partial-killed')  # what a killed run leaves behind
       raise KeyboardInterrupt
     sweeps._train_point(point, directory, log)
+
   return train_point
 
 
@@ -57,8 +61,9 @@ def test_a_different_grid_is_refused(mnist_dir, tmp_path):
   sweeps.SweepDir(path, 'test', grid(mnist_dir))
   with pytest.raises(UserError, match='holds a different grid .*4 points, not 3'):
     sweeps.SweepDir(path, 'test', grid(mnist_dir, (32, 48, 64)))
-  other = [dataclasses.replace(p, train=dataclasses.replace(TRAIN, lr=0.1))
-           for p in grid(mnist_dir)]
+  other = [
+      dataclasses.replace(p, train=dataclasses.replace(TRAIN, lr=0.1)) for p in grid(mnist_dir)
+  ]
   with pytest.raises(UserError, match='point P32 has other settings'):
     sweeps.SweepDir(path, 'test', other)
   with pytest.raises(UserError, match="experiment 'test', not 'other'"):
@@ -82,10 +87,14 @@ def test_workers_split_the_points_and_read_the_cluster_environment():
   shares = [sweeps.assign(points, 3, i) for i in range(3)]
   assert sorted(sum(shares, [])) == points and shares[1] == [1, 4]
   assert sweeps.worker_from_env(None, None, {}) == (1, 0)
-  assert sweeps.worker_from_env(None, None, {'SLURM_ARRAY_TASK_ID': '3',
-                                             'SLURM_ARRAY_TASK_COUNT': '4'}) == (4, 3)
-  assert sweeps.worker_from_env(None, None, {'SLURM_ARRAY_TASK_ID': '6', 'SLURM_ARRAY_TASK_MIN':
-                                             '5', 'SLURM_ARRAY_TASK_COUNT': '2'}) == (2, 1)
+  assert sweeps.worker_from_env(
+      None, None, {'SLURM_ARRAY_TASK_ID': '3', 'SLURM_ARRAY_TASK_COUNT': '4'}
+  ) == (4, 3)
+  assert sweeps.worker_from_env(
+      None,
+      None,
+      {'SLURM_ARRAY_TASK_ID': '6', 'SLURM_ARRAY_TASK_MIN': '5', 'SLURM_ARRAY_TASK_COUNT': '2'},
+  ) == (2, 1)
   assert sweeps.worker_from_env(3, None, {'JOB_COMPLETION_INDEX': '2'}) == (3, 2)
   assert sweeps.worker_from_env(2, 1, {'SLURM_ARRAY_TASK_ID': '0'}) == (2, 1)  # flags win
   for tasks, index in ((2, 2), (2, -1), (0, 0)):
@@ -93,26 +102,35 @@ def test_workers_split_the_points_and_read_the_cluster_environment():
       sweeps.worker_from_env(tasks, index, {})
 
 
-WORKER = r'''
+WORKER = r"""
 import sys
 sys.path.insert(0, %(root)r)
 from manifold_dynamics import sweeps
 from tests.test_sweeps import grid
 sweep = sweeps.SweepDir(%(path)r, 'test', grid(%(data)r))
 sweeps.run(sweep, num_tasks=2, task_index=int(sys.argv[1]))
-'''
+"""
 
 
 def test_two_workers_at_once_train_every_point_once_and_match_one_worker(mnist_dir, tmp_path):
   path = str(tmp_path / 'two')
   script = WORKER % dict(root=ROOT, path=path, data=mnist_dir)
   env = dict(os.environ, JAX_PLATFORMS='cpu')
-  workers = [subprocess.Popen([sys.executable, '-c', script, str(i)], stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True, env=env) for i in (0, 1)]
+  workers = [
+      subprocess.Popen(
+          [sys.executable, '-c', script, str(i)],
+          stdout=subprocess.PIPE,
+          stderr=subprocess.STDOUT,
+          text=True,
+          env=env,
+      )
+      for i in (0, 1)
+  ]
   logs = [w.communicate(timeout=300)[0] for w in workers]
   assert all(w.returncode == 0 for w in workers), logs
-  trained = [line.split()[2] for log in logs for line in log.splitlines()
-             if line.startswith('--- point')]
+  trained = [
+      line.split()[2] for log in logs for line in log.splitlines() if line.startswith('--- point')
+  ]
   assert sorted(trained) == ['P32', 'P48', 'P64', 'P80']
   one = sweeps.SweepDir(str(tmp_path / 'one'), 'test', grid(mnist_dir))
   sweeps.run(one, log=lambda _: None)
@@ -133,27 +151,41 @@ def test_a_sweep_written_before_a_new_config_field_still_resumes(mnist_dir, tmp_
     del point['train']['layers']  # as written by a version without the field
   io.write_json(os.path.join(path, 'config.json'), config)
   sweeps.SweepDir(path, 'test', grid(mnist_dir))  # the default keeps the old behaviour
-  changed = [dataclasses.replace(p, train=dataclasses.replace(TRAIN, layers='all'))
-             for p in grid(mnist_dir)]
+  changed = [
+      dataclasses.replace(p, train=dataclasses.replace(TRAIN, layers='all'))
+      for p in grid(mnist_dir)
+  ]
   with pytest.raises(UserError, match='has other settings'):
     sweeps.SweepDir(path, 'test', changed)
 
 
-def test_a_failing_point_does_not_stop_the_others_and_fails_at_the_end(mnist_dir, tmp_path,
-                                                                       capsys):
+def test_a_failing_point_does_not_stop_the_others_and_fails_at_the_end(mnist_dir, tmp_path, capsys):
   from tests.test_fig3 import init_scale_main, run_error  # pylint: disable=g-import-not-at-top
+
   workdir = str(tmp_path / 'init')
-  err = run_error(init_scale_main.main, capsys, data_dir=mnist_dir, workdir=workdir,
-                  train_size=64, init_scales=['0.5', '1'], seeds=2, epochs=20, width=6,
-                  depth=2, lr=1e4, chunk_epochs=10)  # the loss explodes at both scales
+  err = run_error(
+      init_scale_main.main,
+      capsys,
+      data_dir=mnist_dir,
+      workdir=workdir,
+      train_size=64,
+      init_scales=['0.5', '1'],
+      seeds=2,
+      epochs=20,
+      width=6,
+      depth=2,
+      lr=1e4,
+      chunk_epochs=10,
+  )  # the loss explodes at both scales
   assert '2 point(s) of the sweep failed' in err and err.count('lower --lr') == 2
   assert 's0.5 (' in err and 's1 (' in err  # both were tried: the first did not stop the run
   summary = io.read_json(os.path.join(workdir, 'summary.json'))  # written all the same
   assert summary['points_total'] == 2 and summary['points_complete'] == 0
 
 
-def test_collecting_a_missing_sweep_and_bad_cluster_variables_are_one_line_errors(mnist_dir,
-                                                                                  tmp_path):
+def test_collecting_a_missing_sweep_and_bad_cluster_variables_are_one_line_errors(
+    mnist_dir, tmp_path
+):
   with pytest.raises(UserError, match='no sweep in .* to collect'):
     sweeps.SweepDir(str(tmp_path / 'typo'), 'test', grid(mnist_dir), create=False)
   assert not os.path.exists(tmp_path / 'typo')

@@ -1,6 +1,9 @@
 """The training engine: scan vs explicit steps, vmap vs loop, chunks, masks, divergence."""
 
 import dataclasses
+import os
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -10,8 +13,8 @@ import pytest
 
 from manifold_dynamics import geometry, train
 from manifold_dynamics.config import TrainConfig
-from manifold_dynamics.errors import UserError
 from manifold_dynamics.data import task as task_lib
+from manifold_dynamics.errors import UserError
 from tests.conftest import make_image_splits
 
 CFG = TrainConfig(depth=3, width=8, epochs=6, seeds=3, lr=0.1)
@@ -51,8 +54,9 @@ def test_scan_of_k_epochs_equals_k_explicit_steps(key, data):
     np.testing.assert_allclose(records.R_plus[t], expected_geo.R_plus, rtol=1e-5)
     np.testing.assert_allclose(records.D[t], expected_geo.D, rtol=1e-5)
     wrong = np.asarray(jnp.argmax(logits, -1) != labels)
-    np.testing.assert_array_equal(np.unpackbits(np.asarray(records.mistakes_packed[t]),
-                                                count=len(wrong)).astype(bool), wrong)
+    np.testing.assert_array_equal(
+        np.unpackbits(np.asarray(records.mistakes_packed[t]), count=len(wrong)).astype(bool), wrong
+    )
     assert float(records.train_error[t]) == pytest.approx(wrong.mean())
 
     test_logits, _ = model.apply({'params': params}, x_test_std)
@@ -83,12 +87,18 @@ def test_fit_in_chunks_equals_one_scan(data):
   history = train.fit(cfg, data, log=None)
   trainer = train.make_train(cfg)
   _, records = jax.jit(jax.vmap(trainer.train, in_axes=(0, None)))(
-      train.seed_keys(cfg.seed, cfg.seeds), data)
+      train.seed_keys(cfg.seed, cfg.seeds), data
+  )
   assert history.R_plus.shape == (cfg.seeds, cfg.epochs + 1)
   assert history.mistakes_packed.shape == (cfg.seeds, cfg.epochs + 1, 8)
   for name in train.History.ARRAYS + ('mistakes_packed',):
-    np.testing.assert_allclose(getattr(history, name), np.asarray(getattr(records, name)),
-                               rtol=1e-5, atol=1e-6, err_msg=name)
+    np.testing.assert_allclose(
+        getattr(history, name),
+        np.asarray(getattr(records, name)),
+        rtol=1e-5,
+        atol=1e-6,
+        err_msg=name,
+    )
 
 
 def test_epoch_zero_is_the_initialisation(key, data):
@@ -130,8 +140,9 @@ def test_no_retrace_within_a_fit(data, monkeypatch):
 
 @pytest.mark.parametrize('optimizer', ['sgd', 'momentum', 'sgd_wd', 'adam'])
 def test_every_optimizer_trains(data, optimizer):
-  cfg = dataclasses.replace(CFG, optimizer=optimizer, lr=0.01 if optimizer == 'adam' else 0.1,
-                            epochs=30)
+  cfg = dataclasses.replace(
+      CFG, optimizer=optimizer, lr=0.01 if optimizer == 'adam' else 0.1, epochs=30
+  )
   history = train.fit(cfg, data, log=None)
   assert np.all(np.isfinite(history.loss))
   assert history.loss[:, -1].mean() < history.loss[:, 0].mean()
@@ -164,8 +175,9 @@ def test_weight_decay_and_momentum_follow_pytorch(key, data):
 
 
 def test_divergence_raises_with_partial_history(data):
-  cfg = dataclasses.replace(CFG, activation='relu', lr=1e12, epochs=40, chunk_epochs=10,
-                            init_scale=5.0)
+  cfg = dataclasses.replace(
+      CFG, activation='relu', lr=1e12, epochs=40, chunk_epochs=10, init_scale=5.0
+  )
   with pytest.raises(train.DivergenceError, match='lower --lr') as err:
     train.fit(cfg, data, log=None)
   history = err.value.history
@@ -189,7 +201,7 @@ def test_progress_lines(data):
   assert lines[-1].startswith('epoch 10/10') and 'seed-epochs/s' in lines[-1] and 'ETA' in lines[-1]
 
 
-SHARDED = r'''
+SHARDED = r"""
 import dataclasses, sys
 import jax, numpy as np
 assert jax.device_count() == 2, jax.devices()
@@ -211,24 +223,24 @@ assert odd.R_plus.shape == (3, 6) and odd_state.weights.shape == (3, 64), odd.R_
 assert any('padded to 4' in line for line in lines), lines
 np.save(sys.argv[1], np.stack([history.R_plus, pruned.R_plus]))
 np.save(sys.argv[2], odd.R_plus)
-'''
+"""
 
 
 def test_seeds_shard_over_devices(data, tmp_path):
   """Two forced host devices: the sharded run equals the single-device run, and 3 seeds
   (padded to 4, then dropped) equal the first 3 of the single-device run."""
-  import os, subprocess, sys  # pylint: disable=g-import-not-at-top,multiple-imports
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=2',
-             JAX_PLATFORMS='cpu')
+  env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=2', JAX_PLATFORMS='cpu')
   out, odd = str(tmp_path / 'r.npy'), str(tmp_path / 'odd.npy')
-  subprocess.run([sys.executable, '-c', SHARDED % {'root': root}, out, odd], check=True,
-                 env=env, cwd=root)
+  subprocess.run(
+      [sys.executable, '-c', SHARDED % {'root': root}, out, odd], check=True, env=env, cwd=root
+  )
   cfg = dataclasses.replace(CFG, seeds=4, epochs=5)
   single = train.fit(cfg, data, log=None)
   pruned = train.fit(cfg, data, log=None, weights=(np.arange(4 * 64).reshape(4, 64) % 3 > 0))
-  np.testing.assert_allclose(np.load(out), np.stack([single.R_plus, pruned.R_plus]), rtol=1e-5,
-                             atol=1e-6)
+  np.testing.assert_allclose(
+      np.load(out), np.stack([single.R_plus, pruned.R_plus]), rtol=1e-5, atol=1e-6
+  )
   np.testing.assert_allclose(np.load(odd), single.R_plus[:3], rtol=1e-5, atol=1e-6)
 
 
@@ -243,8 +255,9 @@ def test_weights_equal_training_on_the_subset(data):
   subset = train.TrainData(data.x_train[kept], data.y_train[kept], data.x_test, data.y_test)
   alone = train.fit(cfg, subset, log=None)
   for name in ('R_plus', 'R_minus', 'D', 'loss', 'train_error', 'test_error'):
-    np.testing.assert_allclose(getattr(weighted, name), getattr(alone, name), rtol=1e-4,
-                               atol=1e-5, err_msg=name)
+    np.testing.assert_allclose(
+        getattr(weighted, name), getattr(alone, name), rtol=1e-4, atol=1e-5, err_msg=name
+    )
   np.testing.assert_array_equal(weighted.mistakes()[..., kept], alone.mistakes())
 
 
@@ -255,8 +268,9 @@ def test_per_run_weights_under_vmap_equal_separate_runs(data):
   together = train.fit(cfg, data, log=None, weights=weights)
   keys = train.seed_keys(cfg.seed, cfg.seeds)
   for s in range(3):
-    alone = train.fit(dataclasses.replace(cfg, seeds=1), data, log=None, keys=keys[s:s + 1],
-                      weights=weights[s])
+    alone = train.fit(
+        dataclasses.replace(cfg, seeds=1), data, log=None, keys=keys[s : s + 1], weights=weights[s]
+    )
     np.testing.assert_allclose(together.R_plus[s], alone.R_plus[0], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(together.loss[s], alone.loss[0], rtol=1e-5, atol=1e-6)
 
@@ -284,8 +298,7 @@ def test_every_layer_observables_match_the_first_and_a_direct_computation(key, d
   plain = train.fit(dataclasses.replace(cfg, layers='first'), data, log=None)
   assert history.layer_R_plus.shape == (CFG.seeds, 6, 3)
   for name in ('R_plus', 'R_minus', 'D'):  # layer 1 is the paper's representation
-    np.testing.assert_array_equal(getattr(history, f'layer_{name}')[..., 0],
-                                  getattr(history, name))
+    np.testing.assert_array_equal(getattr(history, f'layer_{name}')[..., 0], getattr(history, name))
     # the same numbers up to float32 rounding (the vmapped kernel fuses differently)
     np.testing.assert_allclose(getattr(history, name), getattr(plain, name), rtol=1e-6)
   for name in ('loss', 'train_error', 'mistakes_packed'):  # the training itself is untouched
@@ -298,9 +311,12 @@ def test_every_layer_observables_match_the_first_and_a_direct_computation(key, d
     kernel, bias = params[f'hidden_{layer}']['kernel'], params[f'hidden_{layer}']['bias']
     z = jnp.tanh(z @ kernel + bias[None, :])
     geo = geometry.class_geometry(z, data.y_train)
-    np.testing.assert_allclose([history.layer_R_plus[0, -1, layer],
-                                history.layer_D[0, -1, layer]], [geo.R_plus, geo.D],
-                               rtol=2e-4, atol=2e-5)
+    np.testing.assert_allclose(
+        [history.layer_R_plus[0, -1, layer], history.layer_D[0, -1, layer]],
+        [geo.R_plus, geo.D],
+        rtol=2e-4,
+        atol=2e-5,
+    )
 
 
 def test_constant_inputs_are_left_out_exactly(data):
@@ -311,8 +327,7 @@ def test_constant_inputs_are_left_out_exactly(data):
   state, prepared = train.start(cfg, data)
   constant = np.flatnonzero(np.ptp(np.asarray(data.x_train), axis=0) == 0)
   assert len(constant) == 6  # the constant top row of the 6 x 6 test images
-  np.testing.assert_array_equal(np.asarray(prepared.columns),
-                                np.setdiff1d(np.arange(36), constant))
+  np.testing.assert_array_equal(np.asarray(prepared.columns), np.setdiff1d(np.arange(36), constant))
   assert prepared.x_train.shape == (64, 30) and prepared.x_test.shape == (30, 30)
 
   history, final = train.fit(cfg, data, log=None, return_state=True)
@@ -320,8 +335,13 @@ def test_constant_inputs_are_left_out_exactly(data):
   keys = train.seed_keys(cfg.seed, cfg.seeds)
   expected_state, records = jax.jit(jax.vmap(trainer.train, in_axes=(0, None)))(keys, data)
   for name in train.History.ARRAYS + ('mistakes_packed',):
-    np.testing.assert_allclose(getattr(history, name), np.asarray(getattr(records, name)),
-                               rtol=1e-5, atol=1e-6, err_msg=name)
+    np.testing.assert_allclose(
+        getattr(history, name),
+        np.asarray(getattr(records, name)),
+        rtol=1e-5,
+        atol=1e-6,
+        err_msg=name,
+    )
   tree_close(final.train.params, expected_state.train.params)
   kernel = np.asarray(final.train.params['hidden_0']['kernel'])
   initial = np.asarray(state.train.params['hidden_0']['kernel'])
@@ -336,8 +356,7 @@ def test_an_input_used_by_any_run_is_kept(data):
   scale[1, 7] = 0
   stats = train.Standardiser(np.zeros_like(scale), scale)
   prepared = data.without_constant_inputs(stats)
-  np.testing.assert_array_equal(np.asarray(prepared.columns),
-                                np.delete(np.arange(x.shape[1]), 7))
+  np.testing.assert_array_equal(np.asarray(prepared.columns), np.delete(np.arange(x.shape[1]), 7))
   np.testing.assert_array_equal(np.asarray(prepared.x_train), np.delete(x, 7, axis=1))
 
 
@@ -353,13 +372,13 @@ def test_bfloat16_products_train_close_to_float32(data):
   state, inputs32 = train.start(cfg, data)
   _, inputs16 = train.start(low_cfg, data)
   assert inputs16.x_train.dtype == jnp.bfloat16 and inputs16.x_test.dtype == jnp.bfloat16
-  run = jax.jit(jax.vmap(train.make_train(low_cfg).run_epochs, in_axes=(0, None, None)),
-                static_argnums=2)
+  run = jax.jit(
+      jax.vmap(train.make_train(low_cfg).run_epochs, in_axes=(0, None, None)), static_argnums=2
+  )
   _, records32 = run(state, inputs32, 4)
   _, records16 = run(state, inputs16, 4)
   for name in train.History.ARRAYS:
-    np.testing.assert_array_equal(getattr(records16, name), getattr(records32, name),
-                                  err_msg=name)
+    np.testing.assert_array_equal(getattr(records16, name), getattr(records32, name), err_msg=name)
 
 
 def test_unknown_matmul_precision_is_refused():

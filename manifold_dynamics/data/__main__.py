@@ -1,7 +1,7 @@
 """Command line of the data layer.
 
-  python -m manifold_dynamics.data fetch mnist fashion_mnist   # fill the cache, verified
-  python -m manifold_dynamics.data list                        # datasets and cache status
+python -m manifold_dynamics.data fetch mnist fashion_mnist   # fill the cache, verified
+python -m manifold_dynamics.data list                        # datasets and cache status
 """
 
 import argparse
@@ -18,8 +18,9 @@ def main(argv=None) -> int:
   sub = parser.add_subparsers(dest='command', required=True)
   fetch_p = sub.add_parser('fetch', help='fetch datasets into the cache and verify them')
   fetch_p.add_argument('names', nargs='+', metavar='DATASET')
-  fetch_p.add_argument('--cache_dir', default=None, help='default: ' +
-                       cache_lib.default_cache_root())
+  fetch_p.add_argument(
+      '--cache_dir', default=None, help='default: ' + cache_lib.default_cache_root()
+  )
   list_p = sub.add_parser('list', help='list datasets and whether they are cached')
   list_p.add_argument('--cache_dir', default=None)
   args = parser.parse_args(argv)
@@ -27,8 +28,10 @@ def main(argv=None) -> int:
     if args.command == 'fetch':
       for name in args.names:
         paths = cache_lib.fetch(name, args.cache_dir)
-        print(f'{name}: {len(get_info(name).sha256)} original files verified (sha256 and known '
-              f'statistics); cached in {os.path.dirname(paths[0])}')
+        print(
+            f'{name}: {len(get_info(name).sha256)} original files verified (sha256 and known '
+            f'statistics); cached in {os.path.dirname(paths[0])}'
+        )
     else:
       for name, info in DATASETS.items():
         cached = not cache_lib.missing_files(info, args.cache_dir)

