@@ -55,6 +55,40 @@ def measure_one(mode: str) -> dict:
   }
 
 
+def make_report(rows) -> dict:
+  """Slopes of the peak against epochs, per way of keeping the history, extrapolated to 20000
+  epochs; a slope at or below zero (no growth: what is left is the noise of a peak-RSS
+  measurement, some 20 MB) extrapolates as flat."""
+  report = {'rows': rows, 'slope_mb_per_1000_epochs': {}, 'extrapolated_20000_epochs_mb': {}}
+  last = max(rows, key=lambda r: r['epochs'])
+  # what an in-memory history holds per epoch: the packed masks and six float32 observables
+  held = last['seeds'] * (-(-last['train_size'] // 8) + 6 * 4) / 1e6 * 1000
+  report['history_mb_per_1000_epochs'] = held
+  print(
+      f'an in-memory history holds {held:.1f} MB per 1000 epochs ({last["seeds"]} seeds, '
+      f'P={last["train_size"]})'
+  )
+  for mode in ('memory', 'streamed'):
+    mine = sorted((r for r in rows if r['mode'] == mode), key=lambda r: r['epochs'])
+    first, last = mine[0], mine[-1]
+    slope = (last['peak_mb'] - first['peak_mb']) / (last['epochs'] - first['epochs']) * 1000
+    growth = max(slope, 0.0)
+    scale = 60000 / last['train_size']  # the per-epoch records grow with P
+    here = f'P={last["train_size"]}'
+    extrapolated = {
+        here: last['peak_mb'] + growth * (20000 - last['epochs']) / 1000,
+        'P=60000': last['peak_mb'] + growth * scale * (20000 - last['epochs']) / 1000,
+    }
+    report['slope_mb_per_1000_epochs'][mode] = slope
+    report['extrapolated_20000_epochs_mb'][mode] = extrapolated
+    print(
+        f'{mode:>9s}: {slope:+.1f} MB per 1000 epochs{" (no growth)" if slope <= 0 else ""}; '
+        f'20000 epochs -> {extrapolated[here]:,.0f} MB at this P, '
+        f'{extrapolated["P=60000"]:,.0f} MB at P=60000'
+    )
+  return report
+
+
 def main(argv):
   cli.reject_arguments(argv)
   if FLAGS.child:
@@ -72,23 +106,7 @@ def main(argv):
       )
       rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
       print(f'{mode:>9s}  {epochs:6d} epochs  peak {rows[-1]["peak_mb"]:8.1f} MB', flush=True)
-  report = {'rows': rows, 'slope_mb_per_1000_epochs': {}, 'extrapolated_20000_epochs_mb': {}}
-  for mode in ('memory', 'streamed'):
-    mine = sorted((r for r in rows if r['mode'] == mode), key=lambda r: r['epochs'])
-    first, last = mine[0], mine[-1]
-    slope = (last['peak_mb'] - first['peak_mb']) / (last['epochs'] - first['epochs']) * 1000
-    at_20000 = last['peak_mb'] + slope * (20000 - last['epochs']) / 1000
-    scale = 60000 / last['train_size']  # the per-epoch records grow with P
-    report['slope_mb_per_1000_epochs'][mode] = slope
-    report['extrapolated_20000_epochs_mb'][mode] = {
-        f'P={last["train_size"]}': at_20000,
-        'P=60000': last['peak_mb'] + slope * scale * (20000 - last['epochs']) / 1000,
-    }
-    print(
-        f'{mode:>9s}: {slope:+.1f} MB per 1000 epochs ({last["seeds"]} seeds, '
-        f'P={last["train_size"]}); 20000 epochs -> {at_20000:,.0f} MB at this P, '
-        f'{report["extrapolated_20000_epochs_mb"][mode]["P=60000"]:,.0f} MB at P=60000'
-    )
+  report = make_report(rows)
   if FLAGS.output:
     with open(FLAGS.output, 'w') as f:
       json.dump(report, f, indent=2)
