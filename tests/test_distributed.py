@@ -10,6 +10,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 from absl.testing import flagsaver
 
 from manifold_dynamics import io, train
@@ -71,6 +72,7 @@ def test_two_processes_equal_one(mnist_dir, tmp_path):
   assert two.summary['t_star']['R_plus'] == one.summary['t_star']['R_plus']
 
 
+@pytest.mark.slow
 def test_two_processes_stop_together_and_resume(mnist_dir, tmp_path):
   """SIGTERM to both processes: they stop at the same chunk boundary; the same two commands
   resume (process 0 reads the checkpoint and broadcasts it), and the records equal a
