@@ -27,12 +27,10 @@ def free_port() -> int:
     return s.getsockname()[1]
 
 
-def test_two_processes_equal_one(mnist_dir, tmp_path):
-  """3 seeds over 2 processes of one CPU device each: padded to 4, sharded 2 + 2, gathered;
-  process 0 alone writes the run directory, which equals the one-process run's."""
-  workdir = str(tmp_path / 'two')
-  args = [f'--{k}={v}' for k, v in FLAGS.items()] + [
-      f'--data_dir={mnist_dir}',
+def launch_two(flag_values: dict, data_dir: str, workdir: str):
+  """experiments/inversion.py as processes 0 and 1 of one run, one CPU device each."""
+  args = [f'--{k}={v}' for k, v in flag_values.items()] + [
+      f'--data_dir={data_dir}',
       f'--workdir={workdir}',
       f'--coordinator_address=127.0.0.1:{free_port()}',
       '--num_processes=2',
@@ -40,7 +38,7 @@ def test_two_processes_equal_one(mnist_dir, tmp_path):
   env = dict(os.environ, JAX_PLATFORMS='cpu')
   env.pop('XLA_FLAGS', None)
   script = os.path.join(ROOT, 'experiments', 'inversion.py')
-  processes = [
+  return [
       subprocess.Popen(
           [sys.executable, script, *args, f'--process_id={i}'],
           env=env,
@@ -51,6 +49,13 @@ def test_two_processes_equal_one(mnist_dir, tmp_path):
       )
       for i in range(2)
   ]
+
+
+def test_two_processes_equal_one(mnist_dir, tmp_path):
+  """3 seeds over 2 processes of one CPU device each: padded to 4, sharded 2 + 2, gathered;
+  process 0 alone writes the run directory, which equals the one-process run's."""
+  workdir = str(tmp_path / 'two')
+  processes = launch_two(FLAGS, mnist_dir, workdir)
   outputs = [p.communicate(timeout=300) for p in processes]
   for p, (out, err) in zip(processes, outputs):
     assert p.returncode == 0, err[-3000:]
@@ -80,28 +85,9 @@ def test_two_processes_stop_together_and_resume(mnist_dir, tmp_path):
   workdir = str(tmp_path / 'two')
   progress = os.path.join(f'{workdir}.partial', 'history', 'progress.json')
   flags_ = dict(FLAGS, epochs=100000, chunk_epochs=50)
-  env = dict(os.environ, JAX_PLATFORMS='cpu')
-  env.pop('XLA_FLAGS', None)
-  script = os.path.join(ROOT, 'experiments', 'inversion.py')
 
   def launch_and_stop(after: int):
-    args = [f'--{k}={v}' for k, v in flags_.items()] + [
-        f'--data_dir={mnist_dir}',
-        f'--workdir={workdir}',
-        f'--coordinator_address=127.0.0.1:{free_port()}',
-        '--num_processes=2',
-    ]
-    processes = [
-        subprocess.Popen(
-            [sys.executable, script, *args, f'--process_id={i}'],
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for i in range(2)
-    ]
+    processes = launch_two(flags_, mnist_dir, workdir)
     deadline = time.time() + 240
     while time.time() < deadline and epochs_trained() < after:
       time.sleep(0.2)

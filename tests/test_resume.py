@@ -175,6 +175,18 @@ def test_a_diverged_store_is_not_resumed(data, tmp_path):
 TINY_FLAGS = ['--train_size=64', '--seeds=2', '--width=6', '--lr=0.5']
 
 
+def launch_cli(args) -> subprocess.Popen:
+  """experiments/inversion.py with `args`, started in the background."""
+  return subprocess.Popen(
+      [sys.executable, os.path.join(ROOT, 'experiments', 'inversion.py')] + args,
+      env=dict(os.environ, JAX_PLATFORMS='cpu'),
+      cwd=ROOT,
+      stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE,
+      text=True,
+  )
+
+
 def run_cli(args, **kwargs):
   env = dict(os.environ, JAX_PLATFORMS='cpu')
   return subprocess.run(
@@ -195,15 +207,7 @@ def test_cli_sigterm_leaves_a_run_that_the_same_command_resumes(mnist_dir, tmp_p
       '--epochs=100000',
       '--chunk_epochs=50',
   ]
-  env = dict(os.environ, JAX_PLATFORMS='cpu')
-  process = subprocess.Popen(
-      [sys.executable, os.path.join(ROOT, 'experiments', 'inversion.py')] + args,
-      env=env,
-      cwd=ROOT,
-      stdout=subprocess.PIPE,
-      stderr=subprocess.PIPE,
-      text=True,
-  )
+  process = launch_cli(args)
   progress = os.path.join(f'{workdir}.partial', 'history', 'progress.json')
   deadline = time.time() + 120
   while time.time() < deadline and not (
@@ -223,14 +227,7 @@ def test_cli_sigterm_leaves_a_run_that_the_same_command_resumes(mnist_dir, tmp_p
   assert '--overwrite' in refused.stderr
   assert json.load(open(progress))['epochs_trained'] == done
   # the same command resumes it (interrupted again, once it has gone further)
-  resumed = subprocess.Popen(
-      [sys.executable, os.path.join(ROOT, 'experiments', 'inversion.py')] + args,
-      env=env,
-      cwd=ROOT,
-      stdout=subprocess.PIPE,
-      stderr=subprocess.PIPE,
-      text=True,
-  )
+  resumed = launch_cli(args)
   deadline = time.time() + 120
   while time.time() < deadline and json.load(open(progress))['epochs_trained'] <= done:
     time.sleep(0.2)
