@@ -8,8 +8,9 @@ variants are made with `dataclasses.replace`.
 
 import dataclasses
 import math
-from typing import Optional
+from typing import Optional, Tuple
 
+from manifold_dynamics.difficulty import GROUPS as SCORE_GROUPS
 from manifold_dynamics.errors import UserError
 from manifold_dynamics.models import ACTIVATIONS, MATMUL_PRECISIONS
 from manifold_dynamics.optimizers import OPTIMIZERS
@@ -31,10 +32,14 @@ class DataConfig:
   subset_index: int = 0  # k: T = train split examples [k*P, (k+1)*P)
   data_dir: Optional[str] = None  # local directory of original files; None = cache
   data_source: str = 'auto'  # 'auto', 'local', 'cache' or 'tfds' (see data.sources)
+  # Fraction f of T whose binary label is flipped (round(f P) examples, the same ones for every
+  # run of this slice: data.task.flipped_indices); the test set keeps its true labels.
+  label_noise: float = 0.0
 
   def __post_init__(self):
     _require(self.train_size > 0, f'--train_size must be positive, got {self.train_size}.')
     _require(self.subset_index >= 0, f'--subset_index must be >= 0, got {self.subset_index}.')
+    _require(0 <= self.label_noise < 1, f'--label_noise must be in [0, 1), got {self.label_noise}.')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,8 +74,31 @@ class TrainConfig:
   # float32 on every backend, so a TPU or GPU gives the CPU's numbers; 'bfloat16' (opt-in,
   # faster on TPUs, GPUs and AMX CPUs) rounds their operands to bfloat16.
   matmul_precision: str = 'float32'
+  # Per-example difficulty scores accumulated during training (difficulty.GROUPS; 'all' = every
+  # one), saved as scores.npz: an O(P) carry per seed, no per-epoch history.
+  scores: Tuple[str, ...] = ()
+  # Epochs (in [0, epochs)) at which the el2n and grand scores are taken.
+  score_epochs: Tuple[int, ...] = ()
 
   def __post_init__(self):
+    scores = (self.scores,) if isinstance(self.scores, str) else tuple(self.scores)
+    scores = SCORE_GROUPS if 'all' in scores else scores
+    unknown = [s for s in scores if s not in SCORE_GROUPS]
+    _require(
+        not unknown,
+        f'unknown score {unknown[0]!r} in --scores; choose among {", ".join(SCORE_GROUPS)} '
+        f'(or all).'
+        if unknown
+        else '',
+    )
+    object.__setattr__(self, 'scores', tuple(g for g in SCORE_GROUPS if g in scores))
+    try:
+      epochs = sorted({int(e) for e in self.score_epochs})
+    except ValueError:
+      raise UserError(
+          f'--score_epochs takes comma-separated integers, got {self.score_epochs}.'
+      ) from None
+    object.__setattr__(self, 'score_epochs', tuple(epochs))
     _require(
         self.depth >= 2,
         f'--depth must be >= 2 (the representation is the first '
@@ -93,6 +121,12 @@ class TrainConfig:
     _require(0 <= self.momentum < 1, f'--momentum must be in [0, 1), got {self.momentum}.')
     _require(self.weight_decay >= 0, f'--weight_decay must be >= 0, got {self.weight_decay}.')
     _require(self.epochs > 0, f'--epochs must be positive, got {self.epochs}.')
+    beyond = [e for e in self.score_epochs if not 0 <= e < self.epochs]
+    _require(
+        not beyond,
+        f'--score_epochs={beyond[0] if beyond else 0} is beyond the run: scores are taken at '
+        f'the epochs trained, 0 to {self.epochs - 1} (--epochs={self.epochs}).',
+    )
     _require(self.seeds > 0, f'--seeds must be positive, got {self.seeds}.')
     _require(
         self.divergence_factor > 1,

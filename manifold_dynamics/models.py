@@ -121,7 +121,10 @@ class MLP(nn.Module):
   input columns x holds (see `Dense`). Every
   hidden layer's activation is also sown into the 'intermediates' collection ('hidden', in
   order), read when the observables of every layer are asked for (apply with
-  mutable=['intermediates']); otherwise sowing costs nothing.
+  mutable=['intermediates']); otherwise sowing costs nothing. Every layer's pre-activation
+  goes through `perturb` (see `perturbation_names`): the gradient of a loss with respect to
+  zero perturbations is the back-propagated error of each layer, per example (GraNd,
+  `difficulty.py`); without the collection it changes nothing.
   """
 
   depth: int = 2
@@ -142,10 +145,22 @@ class MLP(nn.Module):
     dense = lambda features, name: Dense(
         features, self.init_scale, self.feature_major, self.precision, name=name
     )
-    h = act(dense(self.width, 'hidden_0')(x_BxN, standardiser, columns, x_feature_major=False))
+    # perturb: a no-op unless a 'perturbations' collection is passed (per-example gradients)
+    pre = lambda name, z: self.perturb(PERTURBATION + name, z)
+    first = dense(self.width, 'hidden_0')(x_BxN, standardiser, columns, x_feature_major=False)
+    h = act(pre('hidden_0', first))
     self.sow('intermediates', 'hidden', h)
     z = h
     for layer in range(1, self.depth - 1):
-      z = act(dense(self.width, f'hidden_{layer}')(z))
+      z = act(pre(f'hidden_{layer}', dense(self.width, f'hidden_{layer}')(z)))
       self.sow('intermediates', 'hidden', z)
-    return dense(2, 'readout')(z), h
+    return pre('readout', dense(2, 'readout')(z)), h
+
+
+PERTURBATION = 'dz_'  # prefix of the perturbation of each layer's pre-activation
+
+
+def perturbation_names(depth: int):
+  """Layer names of an `MLP` of `depth` weight layers, input side first; its 'perturbations'
+  collection holds PERTURBATION + name for each, shaped like that layer's pre-activation."""
+  return [f'hidden_{layer}' for layer in range(depth - 1)] + ['readout']

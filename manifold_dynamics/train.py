@@ -34,10 +34,10 @@ import numpy as np
 import optax
 from flax.training import train_state
 
-from manifold_dynamics import distributed, geometry, preemption, stopping
+from manifold_dynamics import difficulty, distributed, geometry, preemption, stopping
 from manifold_dynamics.config import TrainConfig
 from manifold_dynamics.errors import UserError
-from manifold_dynamics.models import MLP, Standardiser
+from manifold_dynamics.models import MLP, PERTURBATION, Standardiser, perturbation_names
 from manifold_dynamics.optimizers import make_optimizer
 
 
@@ -87,6 +87,8 @@ class RunState:
   train: train_state.TrainState  # parameters, optimiser state, step
   weights: jax.Array  # (P,) float32, 1 = in the training set, 0 = pruned
   standardiser: Standardiser  # statistics of the weighted training set
+  # Per-example difficulty scores of the run so far (cfg.scores), or None.
+  scores: Optional[difficulty.Accumulators] = None
 
 
 def standardisers(x_PxN: jax.Array, w_SxP: jax.Array) -> Standardiser:
@@ -129,6 +131,7 @@ class Trainer(NamedTuple):
   run_epochs: Callable
   observe: Callable
   train: Callable
+  example_scores: Callable
 
 
 def class_index(y: jax.Array) -> jax.Array:
@@ -168,10 +171,16 @@ def make_train(cfg: TrainConfig) -> Trainer:
       standardiser = weighted_standardiser(data.x_train, weights)
     num_inputs = standardiser.shift_N.shape[-1]  # N, whatever columns data.x_train holds
     params = model.init(key, jnp.zeros((1, num_inputs), jnp.float32))['params']
+    scores = None
+    if difficulty.groups_of(cfg.scores):
+      scores = difficulty.init(
+          num_examples, difficulty.groups_of(cfg.scores), len(cfg.score_epochs)
+      )
     return RunState(
         train=train_state.TrainState.create(apply_fn=model.apply, params=params, tx=tx),
         weights=weights,
         standardiser=standardiser,
+        scores=scores,
     )
 
   def apply(params, state: RunState, data: TrainData, x, **kwargs):
@@ -226,21 +235,73 @@ def make_train(cfg: TrainConfig) -> Trainer:
         layers=layers,
     )
 
-  def epoch_step(state: RunState, data: TrainData, with_test=True):
+  def example_scores(state: RunState, data: TrainData, names=difficulty.CAPTURED):
+    """The scores of every training example at the current parameters, {name: (P,)} for
+    `names` among 'el2n' and 'grand'. GraNd is exact: the back-propagated errors of every
+    layer are the gradients of the summed per-example losses with respect to zero
+    perturbations of the pre-activations (`models.MLP`), and each layer's input norms are
+    those of its sown input (the first layer's: the standardised x, from matrix-vector
+    products, never an (P, N) temporary per seed)."""
+    params = state.train.params
+    num_examples = data.x_train.shape[0]
+    labels = class_index(data.y_train)
+
+    def summed_loss(perturbations):
+      (logits, _), sown = model.apply(
+          {'params': params, 'perturbations': perturbations},
+          data.x_train,
+          state.standardiser,
+          data.columns,
+          mutable=['intermediates'],
+      )
+      ce = optax.softmax_cross_entropy_with_integer_labels(logits, labels, axis=0)
+      return jnp.sum(ce), (logits, sown['intermediates']['hidden'])
+
+    names = tuple(names)
+    layers = perturbation_names(cfg.depth)
+    zeros = {
+        PERTURBATION + name: jnp.zeros((cfg.width if name != 'readout' else 2, num_examples))
+        for name in layers
+    }
+    if 'grand' not in names:
+      _, (logits, _) = summed_loss(zeros)
+      return {'el2n': difficulty.true_class_stats(logits, labels)[3]}
+    deltas, (logits, hidden) = jax.grad(summed_loss, has_aux=True)(zeros)
+    out = {
+        'grand': difficulty.grad_norms(
+            [deltas[PERTURBATION + name] for name in layers],
+            [standardised_sq_norms(state.standardiser, data)]
+            + [jnp.sum(jnp.square(h_HxP), axis=0) for h_HxP in hidden],
+        )
+    }
+    if 'el2n' in names:
+      out['el2n'] = difficulty.true_class_stats(logits, labels)[3]
+    return out
+
+  def epoch_step(state: RunState, data: TrainData, epoch, with_test=True):
     params = state.train.params
     (loss, (logits, h)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, state, data)
     rec = record(params, state, data, loss, logits, h, with_test)
-    return state.replace(train=state.train.apply_gradients(grads=grads)), rec
+    new = state.replace(train=state.train.apply_gradients(grads=grads))
+    if state.scores is not None:
+      scores = difficulty.accumulate(
+          state.scores,
+          epoch,
+          logits,
+          class_index(data.y_train),
+          cfg.score_epochs,
+          lambda names: example_scores(state, data, names),
+      )
+      new = new.replace(scores=scores)
+    return new, rec
 
   def run_epochs(state: RunState, data: TrainData, num_epochs: int, first_epoch=0):
     """`num_epochs` updates from epoch `first_epoch` (keep it unbatched under vmap: it decides
-    which epochs evaluate the test set, cfg.test_every)."""
-    if cfg.test_every == 1:
-      return jax.lax.scan(lambda s, _: epoch_step(s, data), state, None, length=num_epochs)
+    which epochs evaluate the test set, cfg.test_every, and take scores, cfg.score_epochs)."""
     epochs = first_epoch + jnp.arange(num_epochs)
     every = max(cfg.test_every, 1)
-    with_test = (cfg.test_every > 0) & (epochs % every == 0)
-    return jax.lax.scan(lambda s, t: epoch_step(s, data, t), state, with_test)
+    with_test = lambda t: True if cfg.test_every == 1 else (cfg.test_every > 0) & (t % every == 0)
+    return jax.lax.scan(lambda s, t: epoch_step(s, data, t, with_test(t)), state, epochs)
 
   def observe(state: RunState, data: TrainData) -> EpochRecord:
     loss, (logits, h) = loss_fn(state.train.params, state, data)
@@ -253,7 +314,19 @@ def make_train(cfg: TrainConfig) -> Trainer:
     records = jax.tree.map(lambda r, f: jnp.concatenate([r, f[None]]), records, final)
     return state, records
 
-  return Trainer(init, run_epochs, observe, train)
+  return Trainer(init, run_epochs, observe, train, example_scores)
+
+
+def standardised_sq_norms(standardiser: Standardiser, data: TrainData) -> jax.Array:
+  """(P,) squared norm of every standardised training input, sum_n ((x_n - shift_n) scale_n)^2,
+  expanded into matrix-vector products of the raw inputs (float32, full precision)."""
+  shift, scale = standardiser
+  if data.columns is not None:
+    shift, scale = shift[data.columns], scale[data.columns]
+  x = data.x_train.astype(jnp.float32)
+  s2 = jnp.square(scale)
+  dot = lambda a, b: jnp.dot(a, b, precision=jax.lax.Precision.HIGHEST)
+  return dot(jnp.square(x), s2) - 2.0 * dot(x, s2 * shift) + jnp.sum(s2 * jnp.square(shift))
 
 
 @dataclasses.dataclass
