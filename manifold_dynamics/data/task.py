@@ -9,7 +9,7 @@ statistics; `standardise` here is the float64 host reference, for checks and for
 want the standardised arrays.
 """
 
-from typing import Callable, NamedTuple
+from typing import Callable, NamedTuple, Optional
 
 import numpy as np
 
@@ -27,6 +27,7 @@ class Task(NamedTuple):
   x_test: np.ndarray  # (n_test, N) float32 on [0, 1]
   y_test: np.ndarray  # (n_test,) int32, +1 / -1
   train_indices: np.ndarray  # (P,) int64, index of each example of T in the train split
+  classes_train: Optional[np.ndarray] = None  # (P,) original class of each example of T
 
 
 def to_grey_inputs(images: np.ndarray) -> np.ndarray:
@@ -59,6 +60,26 @@ def permute_labels(task: Task, rng: np.random.Generator):
   return task._replace(y_train=task.y_train[permutation]), permutation
 
 
+LABEL_NOISE_SEED = 0  # the flipped examples depend on P and f only
+
+
+def flipped_indices(num_examples: int, fraction: float) -> np.ndarray:
+  """Sorted indices into T of the round(fraction * P) examples whose label --label_noise
+  flips: a fixed draw, so every run (and every seed) of one slice shares the noisy task."""
+  count = int(round(fraction * num_examples))
+  rng = np.random.default_rng(LABEL_NOISE_SEED)
+  return np.sort(rng.choice(num_examples, count, replace=False))
+
+
+def flip_labels(task: Task, fraction: float):
+  """The task with the binary labels of `flipped_indices` negated (the test set untouched),
+  and those indices."""
+  flipped = flipped_indices(len(task.y_train), fraction)
+  y = task.y_train.copy()
+  y[flipped] = -y[flipped]
+  return task._replace(y_train=y), flipped
+
+
 def slice_indices(n_available: int, train_size: int, subset_index: int, name: str):
   """Indices [k*P, (k+1)*P) of the k-th non-overlapping slice, or a one-line error."""
   start, stop = subset_index * train_size, (subset_index + 1) * train_size
@@ -87,6 +108,7 @@ def make_task(
       to_grey_inputs(raw.x_test),
       parity_labels(raw.y_test),
       idx,
+      np.asarray(raw.y_train[idx]),
   )
 
 
@@ -100,4 +122,8 @@ def load_task(cfg: DataConfig, cache_root: str = None, log: Callable[[str], None
         f'{info.train_examples}.'
     )
   raw = sources.load_raw(cfg.dataset, cfg.data_dir, cfg.data_source, cache_root, log)
-  return make_task(raw, cfg.train_size, cfg.subset_index, cfg.dataset)
+  task = make_task(raw, cfg.train_size, cfg.subset_index, cfg.dataset)
+  if cfg.label_noise:
+    task, flipped = flip_labels(task, cfg.label_noise)
+    log(f'label noise: {len(flipped)} of {len(task.y_train)} training labels flipped')
+  return task
