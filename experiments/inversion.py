@@ -31,6 +31,10 @@ training, with a checkpoint), stragglers.npz, summary.json, inversion_vs_epoch.{
 R-, D and errors against epoch, inversion region shaded), observables_vs_train_error.{png,pdf}
 and R_plus_per_run.{png,pdf} (Fig. 3c-d: R+ of every run against training error and epoch).
 
+--scores=all (or a list of forgetting, el2n, grand, cartography, aum, input_norm) with
+--score_epochs=5,10,20 also records per-example difficulty scores during training, without
+changing it, into scores.npz; experiments/scores.py --from_run compares them with S(t*).
+
 Long runs: SIGTERM or Ctrl-C stops after the chunk in flight with everything saved, and the
 same command resumes the run from there (bit for bit); --distributed (or
 --coordinator_address, --num_processes, --process_id) spreads the seeds over the processes

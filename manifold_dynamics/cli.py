@@ -14,7 +14,7 @@ from typing import Dict, Optional
 from absl import app, flags, logging
 
 from manifold_dynamics import distributed, pipeline, sweeps
-from manifold_dynamics.config import LAYERS, DataConfig, TrainConfig
+from manifold_dynamics.config import LAYERS, SCORE_GROUPS, DataConfig, TrainConfig
 from manifold_dynamics.data.registry import DATASETS
 from manifold_dynamics.data.sources import SOURCES
 from manifold_dynamics.errors import UserError
@@ -53,6 +53,12 @@ def define_run_flags(epochs: int = _TRAIN.epochs, seeds: int = _TRAIN.seeds):
       _DATA.data_source,
       list(SOURCES),
       'Where the data comes from (auto: --data_dir, else cache, else tfds).',
+  )
+  flags.DEFINE_float(
+      'label_noise',
+      _DATA.label_noise,
+      'Fraction of the training labels flipped (the same examples in every run of the slice; '
+      'the test set keeps true labels).',
   )
   flags.DEFINE_integer('depth', _TRAIN.depth, 'L, weight layers (2 = one hidden layer).')
   flags.DEFINE_integer('width', _TRAIN.width, 'H, units per hidden layer.')
@@ -103,6 +109,17 @@ def define_run_flags(epochs: int = _TRAIN.epochs, seeds: int = _TRAIN.seeds):
       "Precision of the network's matrix products: float32 (full, as on a CPU, "
       'on every backend) or bfloat16 (operands rounded to bfloat16, float32 '
       'accumulation: faster on TPUs, GPUs and AMX CPUs; see README).',
+  )
+  flags.DEFINE_list(
+      'scores',
+      list(_TRAIN.scores),
+      'Per-example difficulty scores to record during training (scores.npz), of '
+      f'{", ".join(SCORE_GROUPS)}, or all (experiments/scores.py compares them).',
+  )
+  flags.DEFINE_list(
+      'score_epochs',
+      list(_TRAIN.score_epochs),
+      'Epochs at which the el2n and grand scores are taken (each in [0, --epochs)).',
   )
   flags.DEFINE_string('workdir', None, 'Run directory to write (default: runs/<name>).')
   flags.DEFINE_bool(

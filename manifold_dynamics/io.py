@@ -26,11 +26,12 @@ an unfinished NAME.partial resumes it from its last checkpoint (`RunDir`); `load
 NAME.partial too, e.g. to plot a run while it trains.
 """
 
+import csv
 import json
 import os
 import shutil
 import tempfile
-from typing import List, NamedTuple, Optional
+from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence
 
 import numpy as np
 
@@ -82,6 +83,19 @@ def write_npz(path: str, **arrays) -> str:
   def write(tmp):
     with open(tmp, 'wb') as f:
       np.savez_compressed(f, **arrays)
+
+  _atomic(path, write)
+  return path
+
+
+def write_csv(path: str, header: Sequence[str], rows: Iterable[Sequence]) -> str:
+  """A plain CSV file (a header line, then one line per row), written atomically."""
+
+  def write(tmp):
+    with open(tmp, 'w', newline='') as f:
+      out = csv.writer(f)
+      out.writerow(header)
+      out.writerows(rows)
 
   _atomic(path, write)
   return path
@@ -249,6 +263,24 @@ def load_stragglers(path: str, split: bool = False) -> List[np.ndarray]:
   with np.load(path) as f:
     values, offsets = f['split_indices' if split else 'indices'], f['offsets']
   return [values[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
+
+
+def save_scores(
+    path: str, columns: Dict[str, np.ndarray], train_indices: np.ndarray, score_epochs
+) -> str:
+  """Per-example scores, each (seeds, P) in the order of the training slice (difficulty.py)."""
+  return write_npz(
+      path,
+      **columns,
+      train_indices=np.asarray(train_indices, np.int64),
+      score_epochs=np.asarray(score_epochs, np.int64),
+  )
+
+
+def load_scores(path: str) -> Dict[str, np.ndarray]:
+  """The score columns of a scores.npz (without its train_indices and score_epochs)."""
+  with np.load(path) as f:
+    return {k: f[k] for k in f.files if k not in ('train_indices', 'score_epochs')}
 
 
 class Run(NamedTuple):

@@ -13,8 +13,8 @@ import jax
 import numpy as np
 
 import manifold_dynamics
+from manifold_dynamics import difficulty, io, plotting, pruning
 from manifold_dynamics import inversion as inversion_lib
-from manifold_dynamics import io, plotting, pruning
 from manifold_dynamics import stragglers as stragglers_lib
 from manifold_dynamics.config import DataConfig, TrainConfig
 from manifold_dynamics.data import get_info, load_task
@@ -41,6 +41,7 @@ def default_workdir(
 ) -> str:
   """runs/<experiment>-<dataset>-P..-L..xH..-<activation>[-<optimizer>-lr..]-S..-T.."""
   subset = f'-k{data_cfg.subset_index}' if data_cfg.subset_index else ''
+  subset += f'-noise{data_cfg.label_noise:g}' if data_cfg.label_noise else ''
   optimizer = f'-{train_cfg.optimizer}-lr{train_cfg.lr:g}' if with_optimizer else ''
   return (
       f'runs/{experiment}-{data_cfg.dataset}-P{data_cfg.train_size}{subset}-'
@@ -123,7 +124,7 @@ def run_inversion(
   run = io.RunDir(workdir, overwrite)  # refuses an existing run before any work
   task = load_task(data_cfg, log=log)
   write_config(run, 'inversion', data_cfg, train_cfg, task)
-  history, _ = train_and_save(run, 'history', data_cfg, train_cfg, task, log)
+  history, states = train_and_save(run, 'history', data_cfg, train_cfg, task, log)
   if not run.writer:  # another process of a multi-host run: process 0 writes the results
     run.commit()
     return None
@@ -131,6 +132,8 @@ def run_inversion(
   inv = inversion_lib.analyse(history)
   sets = inversion_lib.stragglers(history, inv.t_star)
   io.save_stragglers(run.file('stragglers.npz'), sets, task.train_indices, inv.t_star)
+  if states.scores is not None:
+    save_recorded_scores(run, states, train_cfg, task)
   summary = inversion_lib.summary(history, inv)
   summary['dataset'] = data_cfg.dataset
   if history.layer_R_plus is not None:
@@ -149,6 +152,14 @@ def run_inversion(
   log(format_summary(summary))
   log(f'results in {path}')
   return summary
+
+
+def save_recorded_scores(run: io.RunDir, states, train_cfg: TrainConfig, task) -> dict:
+  """scores.npz: the per-example scores accumulated during training (cfg.scores), each
+  (seeds, P); returns them."""
+  columns = difficulty.finalize(states.scores, train_cfg.score_epochs)
+  io.save_scores(run.file('scores.npz'), columns, task.train_indices, train_cfg.score_epochs)
+  return columns
 
 
 def _inversion_figures(run: io.RunDir, history, inv, summary: dict, title: str):
