@@ -1,0 +1,595 @@
+"""Stragglers beside the other example-difficulty scores, on the same training runs (issue 12).
+
+The scores are recorded during training (`difficulty.py`, TrainConfig.scores) and completed
+here: EL2N and GraNd at each seed's own t* by replaying its training to t* (`replay_at`), the
+input norm, and straggler membership S(t*). Every score is a column of (seeds, P) values;
+`difficulty.HARDER` orients each so that its top-k are the k hardest examples, ties broken at
+random. With k = |S(t*)| of each seed, the comparison asks:
+
+  spearman            rank correlation of every pair of columns, per seed, mean and spread;
+  topk_vs_stragglers  overlap, Jaccard index and hypergeometric z (stragglers.overlap, pairing
+                      seed s's top-k with seed s's S(t*)) of each score's top-k with S(t*);
+  stability           the same statistics for one score's top-k sets of disjoint seed pairs:
+                      is S(t*) more or less stable than the EL2N or forgetting top-k?
+  last_to_leave       are the stragglers the examples that leave the misclassified set last?
+  label_noise         with --label_noise, precision and recall of each top-k at finding the
+                      flipped examples, and how many flipped examples are stragglers.
+
+Pruning by score (`plan_removals`) removes each score's top-k, its bottom-k, or a random set
+of the same size, retrains (pruning.py's one-program retraining) and tests on the sigma grid.
+"""
+
+import dataclasses
+import os
+from typing import Callable, Dict, List, Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from scipy import stats
+
+from manifold_dynamics import difficulty, distributed, io, pipeline, plotting, pruning, train
+from manifold_dynamics import inversion as inversion_lib
+from manifold_dynamics import stragglers as stragglers_lib
+from manifold_dynamics.config import DataConfig, TrainConfig
+from manifold_dynamics.data import get_info, load_task
+from manifold_dynamics.data.task import flipped_indices, standardise
+from manifold_dynamics.errors import UserError
+from manifold_dynamics.models import MLP
+
+DEFAULT_SCORE_EPOCHS = (5, 10, 20)  # early epochs, before t* (30-50 on the MNIST defaults)
+# Columns compared (in this order when present); ever_learned, nearly constant, is exported only.
+COMPARED = (
+    'straggler',
+    'forgetting_events',
+    'learned_epoch',
+    'el2n_tstar',
+    'grand_tstar',
+    'confidence',
+    'variability',
+    'correctness',
+    'aum',
+    'input_norm',
+)
+DEFAULT_PRUNE = (
+    'straggler',
+    'forgetting_events',
+    'el2n_tstar',
+    'grand_tstar',
+    'confidence',
+    'variability',
+    'aum',
+    'input_norm',
+)
+
+
+def compared_columns(columns: Dict[str, np.ndarray]) -> List[str]:
+  """The columns to compare: COMPARED order, the captured el2n/grand epochs after t*'s."""
+  fixed = [c for c in COMPARED if c in columns]
+  early = sorted(
+      (c for c in columns if difficulty.column_kind(c) in difficulty.CAPTURED and c not in fixed),
+      key=lambda c: (difficulty.column_kind(c), int(c.rsplit('_t', 1)[1])),
+  )
+  return fixed + early
+
+
+def hardness(columns: Dict[str, np.ndarray], name: str) -> np.ndarray:
+  """(seeds, P) values of column `name`, oriented so that larger = harder."""
+  return difficulty.HARDER[difficulty.column_kind(name)] * np.asarray(columns[name], np.float64)
+
+
+def top_k(hard_P: np.ndarray, k: int, rng: np.random.Generator, bottom: bool = False):
+  """Sorted indices of the k largest values of `hard_P` (smallest with `bottom`), ties broken
+  at random by `rng`."""
+  key = -hard_P if not bottom else hard_P
+  order = np.lexsort((rng.random(len(hard_P)), key))
+  return np.sort(order[:k])
+
+
+def top_k_sets(hard_SxP: np.ndarray, ks: Sequence[int], seed: int = 0, bottom: bool = False):
+  """Per seed s, the top-ks[s] examples of row s (a fixed tie-breaking draw per seed)."""
+  return [
+      top_k(h, k, np.random.default_rng([seed, s]), bottom)
+      for s, (h, k) in enumerate(zip(hard_SxP, ks))
+  ]
+
+
+def spearman(columns: Dict[str, np.ndarray], names: Sequence[str]) -> dict:
+  """name -> name -> {'mean', 'std'} over seeds of the Spearman correlation (average ranks for
+  ties; a column constant on a seed gives no value for it, and None if on every seed)."""
+  seeds = len(next(iter(columns.values())))
+  per_seed = np.empty((seeds, len(names), len(names)))
+  for s in range(seeds):
+    ranks = np.stack([stats.rankdata(columns[n][s]) for n in names])
+    with np.errstate(invalid='ignore', divide='ignore'):
+      per_seed[s] = np.corrcoef(ranks)
+  out = {}
+  for i, a in enumerate(names):
+    out[a] = {}
+    for j, b in enumerate(names):
+      values = per_seed[:, i, j]
+      values = values[np.isfinite(values)]
+      out[a][b] = (
+          {'mean': float(values.mean()), 'std': float(values.std())} if len(values) else None
+      )
+  return out
+
+
+def jaccard(sets_0, sets_1) -> np.ndarray:
+  """(pairs,) |A ∩ B| / |A ∪ B| (1 for two empty sets)."""
+  out = []
+  for a, b in zip(sets_0, sets_1):
+    union = len(np.union1d(a, b))
+    out.append(len(np.intersect1d(a, b)) / union if union else 1.0)
+  return np.array(out)
+
+
+def compare_with(sets, reference, num_examples: int) -> dict:
+  """Overlap statistics of paired sets (per seed) with the reference sets: stragglers.overlap
+  summary plus the mean Jaccard index."""
+  ov = stragglers_lib.overlap(sets, reference, num_examples)
+  return {**ov.summary(), 'jaccard': float(jaccard(sets, reference).mean())}
+
+
+def stability(sets, num_examples: int) -> dict:
+  """Seed-to-seed overlap of one score's sets (disjoint seed pairs), as for S(t*)."""
+  return stragglers_lib.within_run_overlap(sets, num_examples).summary()
+
+
+def last_to_leave(learned_epoch_SxP: np.ndarray, stragglers: Sequence[np.ndarray], t_star):
+  """Are the stragglers the examples that leave the misclassified set last? Per seed, the
+  examples learned for good after t* (learned_epoch > t*) contain S(t*) by definition; how
+  many more are there, and do the k latest-learned examples (k = |S(t*)|) equal S(t*)?"""
+  later = [np.flatnonzero(le > t) for le, t in zip(learned_epoch_SxP, t_star)]
+  n_s = np.array([len(s) for s in stragglers])
+  n_later = np.array([len(x) for x in later])
+  strag_learned = [le[s] for le, s in zip(learned_epoch_SxP, stragglers)]
+  others = [np.delete(le, s) for le, s in zip(learned_epoch_SxP, stragglers)]
+  return {
+      'learned_after_t_star': float(n_later.mean()),
+      'stragglers': float(n_s.mean()),
+      # fraction of the examples learned for good after t* that are stragglers
+      'straggler_fraction_of_later': float(np.mean(n_s / np.maximum(n_later, 1))),
+      'median_learned_epoch_stragglers': _median(strag_learned),
+      'median_learned_epoch_others': _median(others),
+  }
+
+
+def _median(arrays) -> Optional[float]:
+  values = np.concatenate(arrays)
+  return float(np.median(values)) if len(values) else None
+
+
+def label_noise_hits(sets, flipped: np.ndarray) -> dict:
+  """Precision (|set ∩ flipped| / |set|) and recall (/ |flipped|), mean over seeds."""
+  hits = np.array([len(np.intersect1d(s, flipped)) for s in sets])
+  sizes = np.array([len(s) for s in sets])
+  return {
+      'precision': float(np.mean(hits / np.maximum(sizes, 1))),
+      'recall': float(np.mean(hits / max(len(flipped), 1))),
+      'found': float(hits.mean()),
+  }
+
+
+def replay_at(
+    cfg: TrainConfig,
+    data: train.TrainData,
+    epochs_S: np.ndarray,
+    names: Sequence[str],
+    keys=None,
+    weights=None,
+) -> Dict[str, np.ndarray]:
+  """{name: (seeds, P)} for `names` of 'el2n', 'grand' at epoch epochs_S[s] of each seed s,
+  replaying the training of `cfg` (same keys, same data) from initialisation to there: the
+  scan runs max(epochs_S) + 1 epochs, each seed keeping its own epoch's values."""
+  cfg = dataclasses.replace(cfg, scores=(), score_epochs=(), test_every=0)
+  state, data = train.start(cfg, data, keys, weights)
+  target = jnp.asarray(train.pad_seeds(np.asarray(epochs_S), train.seed_padding(cfg.seeds)))
+  trainer = train.make_train(cfg)
+  names = tuple(names)
+  num_epochs = int(np.max(epochs_S)) + 1
+
+  def one_run(state, target):
+    def epoch(carry, t):
+      state, found = carry
+      now = trainer.example_scores(state, data, names)
+      found = {k: jnp.where(t == target, now[k], found[k]) for k in names}
+      state, _ = trainer.run_epochs(state, data, 1, t)
+      return (state, found), None
+
+    zeros = {k: jnp.zeros(data.x_train.shape[0], jnp.float32) for k in names}
+    (_, found), _ = jax.lax.scan(epoch, (state, zeros), jnp.arange(num_epochs))
+    return found
+
+  found = jax.jit(jax.vmap(one_run))(state, target)
+  return {k: np.asarray(v)[: cfg.seeds] for k, v in distributed.gather(found).items()}
+
+
+def straggler_columns(sets: Sequence[np.ndarray], num_examples: int) -> np.ndarray:
+  """(seeds, P) 0/1 membership of S(t*)."""
+  out = np.zeros((len(sets), num_examples), np.int32)
+  for s, idx in enumerate(sets):
+    out[s, idx] = 1
+  return out
+
+
+def plan_removals(
+    columns: Dict[str, np.ndarray],
+    names: Sequence[str],
+    ks: Sequence[int],
+    max_base_seeds: int,
+    seed: int,
+) -> pruning.Removals:
+  """For each of the first `max_base_seeds` seeds: each score's top-k ('top:NAME') and
+  bottom-k ('bottom:NAME'), and a random set ('random'), k = |S(t*)| of that seed."""
+  seeds = min(max_base_seeds, len(ks))
+  ks = list(ks[:seeds])
+  kind, base, removed = [], [], []
+  for name in names:
+    hard = hardness(columns, name)[:seeds]
+    for end in ('top', 'bottom'):
+      kind += [f'{end}:{name}'] * seeds
+      base += list(range(seeds))
+      removed += top_k_sets(hard, ks, seed, bottom=end == 'bottom')
+  rng = np.random.default_rng(seed)
+  P = len(next(iter(columns.values()))[0])
+  kind += ['random'] * seeds
+  base += list(range(seeds))
+  removed += [np.sort(rng.choice(P, k, replace=False)) for k in ks]
+  return pruning.Removals(kind, np.array(base), removed)
+
+
+def write_examples_csv(
+    path: str,
+    columns: Dict[str, np.ndarray],
+    task,
+    flipped: Optional[np.ndarray] = None,
+) -> str:
+  """examples.csv: one row per training example in the order of the train split: its index
+  there, original class, binary label as trained (and with label noise the true one and a
+  flipped flag), every score's mean and std over seeds, and the straggler frequency."""
+  order = np.argsort(task.train_indices, kind='stable')
+  header = ['index', 'class', 'label']
+  cols = [task.train_indices, task.classes_train, task.y_train]
+  if flipped is not None:
+    is_flipped = np.zeros(len(task.y_train), np.int32)
+    is_flipped[flipped] = 1
+    header += ['true_label', 'flipped']
+    cols += [np.where(is_flipped == 1, -task.y_train, task.y_train), is_flipped]
+  for name, values in columns.items():
+    if name == 'straggler':
+      continue
+    values = np.asarray(values, np.float64)
+    header += [f'{name}_mean', f'{name}_std']
+    cols += [values.mean(axis=0), values.std(axis=0)]
+  if 'straggler' in columns:
+    header.append('straggler_frequency')
+    cols.append(np.asarray(columns['straggler'], np.float64).mean(axis=0))
+  return io.write_csv(path, header, ([_cell(c[i]) for c in cols] for i in order))
+
+
+def _cell(value):
+  if isinstance(value, (np.integer, int)):
+    return int(value)
+  return f'{float(value):.6g}'
+
+
+def check_recorded(from_run: str, recorded: TrainConfig, scores, score_epochs):
+  """A one-line error unless the run `from_run` recorded `scores` at `score_epochs`."""
+  missing = [g for g in difficulty.groups_of(scores) if g not in recorded.scores]
+  beyond = [e for e in score_epochs if e >= recorded.epochs]
+  if beyond:
+    raise UserError(
+        f'--score_epochs={beyond[0]} is beyond the run {from_run}, which trained '
+        f'{recorded.epochs} epochs; use epochs in [0, {recorded.epochs - 1}].'
+    )
+  captured = [g for g in difficulty.CAPTURED if g in scores]
+  absent = [e for e in score_epochs if captured and e not in recorded.score_epochs]
+  if missing or absent:
+    what = (
+        f'the scores {", ".join(missing)}'
+        if missing
+        else f'the score epochs {",".join(map(str, absent))}'
+    )
+    raise UserError(
+        f'{from_run} was recorded without {what}; record them with python '
+        f'experiments/inversion.py --scores={",".join(scores)} '
+        f'--score_epochs={",".join(map(str, score_epochs))} (and that run\'s settings), or run '
+        f'experiments/scores.py without --from_run to train here.'
+    )
+
+
+def run_scores(
+    data_cfg: Optional[DataConfig],
+    train_cfg: TrainConfig,
+    workdir: str,
+    from_run: Optional[str] = None,
+    prune_columns: Sequence[str] = DEFAULT_PRUNE,
+    sigmas: Sequence[float] = pruning.SIGMAS,
+    max_base_seeds: int = 10,
+    overwrite: bool = False,
+    log: Callable[[str], None] = print,
+) -> dict:
+  """Records the scores `train_cfg.scores` (at `train_cfg.score_epochs`) while training, or
+  reads them from `from_run` (an inversion run recorded with them; its settings replace
+  `train_cfg`, and `data_cfg`, None to take the run's, must name its dataset), then compares
+  them with the stragglers, prunes by each score in `prune_columns` (the top-k, bottom-k and
+  random sets of the first `max_base_seeds` seeds, retrained together; 0 = no pruning), and
+  writes the run directory (see experiments/scores.py). Returns the summary."""
+  if distributed.multi_process():
+    raise UserError(
+        'experiments/scores.py runs on one host: record the scores with '
+        'experiments/inversion.py --distributed --scores=..., then analyse with --from_run.'
+    )
+  if max_base_seeds < 0:
+    raise UserError(f'--max_base_seeds must be >= 0, got {max_base_seeds}.')
+  requested, score_epochs = train_cfg.scores, train_cfg.score_epochs
+  run = io.RunDir(workdir, overwrite)
+  source = None
+  if from_run:
+    source = io.load_run(from_run)
+    if source.summary is None:
+      raise UserError(f'{from_run} is not a finished run; finish it (rerun its command) first.')
+    recorded = TrainConfig(**source.config['train'])
+    if data_cfg is not None and data_cfg.dataset != source.config['data']['dataset']:
+      raise UserError(
+          f'--from_run={from_run} is a {source.config["data"]["dataset"]} run but '
+          f'--dataset={data_cfg.dataset}; drop --dataset or pass a {data_cfg.dataset} run.'
+      )
+    check_recorded(from_run, recorded, requested, score_epochs)
+    data_cfg, train_cfg = DataConfig(**source.config['data']), recorded
+  if train_cfg.seeds < 2:
+    raise UserError('comparing scores across seeds needs --seeds >= 2.')
+  unknown = [c for c in prune_columns if c not in COMPARED]
+  if unknown:
+    raise UserError(
+        f'unknown score {unknown[0]!r} in --prune_scores; choose among {", ".join(COMPARED)}.'
+    )
+  task = load_task(data_cfg, log=log)
+  pipeline.write_config(
+      run,
+      'scores',
+      data_cfg,
+      train_cfg,
+      task,
+      from_run=from_run,
+      scores=list(requested),
+      prune_scores=list(prune_columns),
+      sigmas=list(sigmas),
+      max_base_seeds=max_base_seeds,
+  )
+  data = train.TrainData.from_task(task)
+  if source is not None:
+    history = source.history
+    recorded = io.load_scores(os.path.join(from_run, 'scores.npz'))
+    columns = {k: v for k, v in recorded.items() if _requested(k, requested, score_epochs)}
+  else:
+    history, states = pipeline.train_and_save(run, 'history', data_cfg, train_cfg, task, log)
+    columns = difficulty.finalize(states.scores, score_epochs) if states.scores else {}
+  P, S = history.num_examples, history.num_seeds
+  inv = inversion_lib.analyse(history)
+  t_star = inv.t_star
+  sets = inversion_lib.stragglers(history, t_star)
+  io.save_stragglers(run.file('stragglers.npz'), sets, task.train_indices, t_star)
+  captured = [g for g in difficulty.CAPTURED if g in requested]
+  if captured:
+    log(f"replaying training to each seed's t* ({t_star.min()}-{t_star.max()}) for {captured}")
+    for k, v in replay_at(train_cfg, data, t_star, captured).items():
+      columns[f'{k}_tstar'] = v
+  if 'input_norm' in requested:
+    (x_std,), _, _ = standardise(task.x_train)
+    columns['input_norm'] = np.broadcast_to(np.linalg.norm(x_std, axis=1), (S, P))
+  columns['straggler'] = straggler_columns(sets, P)
+  io.save_scores(run.file('scores.npz'), columns, task.train_indices, score_epochs)
+  flipped = flipped_indices(P, data_cfg.label_noise) if data_cfg.label_noise else None
+  if flipped is not None:
+    io.write_npz(
+        run.file('label_noise.npz'),
+        flipped=flipped.astype(np.int64),
+        split_indices=task.train_indices[flipped],
+        fraction=np.float64(data_cfg.label_noise),
+    )
+  write_examples_csv(run.file('examples.csv'), columns, task, flipped)
+
+  names = compared_columns(columns)
+  ks = [len(s) for s in sets]
+  tops = {n: top_k_sets(hardness(columns, n), ks, train_cfg.seed) for n in names}
+  summary = {
+      'dataset': data_cfg.dataset,
+      'seeds': S,
+      'epochs': history.num_epochs,
+      'train_size': P,
+      'label_noise': None,
+      'scores': names,
+      'k_mean': float(np.mean(ks)),
+      't_star_mean': float(np.mean(t_star)),
+      'phi_mean': float(np.mean(inv.phi)),
+      'inversion_fraction': float(np.mean(inv.curves['R_plus'].inverted)),
+      'spearman': spearman(columns, names),
+      'topk_vs_stragglers': {n: compare_with(tops[n], sets, P) for n in names},
+      'stability': {n: stability(tops[n], P) for n in names},
+  }
+  if 'learned_epoch' in columns:
+    summary['last_to_leave'] = last_to_leave(columns['learned_epoch'], sets, t_star)
+  if flipped is not None:
+    summary['label_noise'] = {n: label_noise_hits(tops[n], flipped) for n in names}
+    summary['label_noise']['fraction'] = data_cfg.label_noise
+    summary['label_noise']['flipped'] = len(flipped)
+    summary['label_noise']['flipped_stragglers'] = float(
+        np.mean([len(np.intersect1d(s, flipped)) for s in sets])
+    )
+  title = (
+      f'{data_cfg.dataset}, P={P}, {train_cfg.depth}x{train_cfg.width} {train_cfg.activation}'
+      + (f', label noise {data_cfg.label_noise:g}' if flipped is not None else '')
+  )
+  if max_base_seeds and prune_columns:
+    summary['prune'] = _prune(
+        run,
+        data_cfg,
+        train_cfg,
+        task,
+        data,
+        columns,
+        prune_columns,
+        ks,
+        sigmas,
+        max_base_seeds,
+        history,
+        title,
+        log,
+    )
+  io.write_json(run.file('summary.json'), summary)
+  _figures(run, columns, names, task, data_cfg, title)
+  path = run.commit()
+  log(format_summary(summary))
+  log(f'results in {path}')
+  return summary
+
+
+def _requested(column: str, requested, score_epochs) -> bool:
+  kind = difficulty.column_kind(column)
+  group = {
+      'forgetting_events': 'forgetting',
+      'learned_epoch': 'forgetting',
+      'ever_learned': 'forgetting',
+      'confidence': 'cartography',
+      'variability': 'cartography',
+      'correctness': 'cartography',
+  }.get(kind, kind)
+  if kind in difficulty.CAPTURED:
+    return group in requested and int(column.rsplit('_t', 1)[1]) in score_epochs
+  return group in requested
+
+
+def _prune(
+    run,
+    data_cfg,
+    train_cfg,
+    task,
+    data,
+    columns,
+    names,
+    ks,
+    sigmas,
+    max_base_seeds,
+    base,
+    title,
+    log,
+) -> dict:
+  names = [n for n in names if n in columns]
+  plan = plan_removals(columns, names, ks, max_base_seeds, train_cfg.seed)
+  base_seeds = min(max_base_seeds, len(ks))
+  retrain_cfg = dataclasses.replace(
+      train_cfg, seeds=len(plan.kind), seed=train_cfg.seed + 1, scores=(), score_epochs=()
+  )
+  log(
+      f'pruning by score: retraining {len(plan.kind)} runs ({len(plan.kinds())} removals x '
+      f'{base_seeds} base seeds)'
+  )
+  history, states = pipeline.train_and_save(
+      run,
+      'history_prune',
+      data_cfg,
+      retrain_cfg,
+      task,
+      log,
+      weights=plan.weights(base.num_examples),
+      data=data,
+  )
+  model = MLP(train_cfg.depth, train_cfg.width, train_cfg.activation, train_cfg.init_scale)
+  noisy = pruning.noisy_test_errors(
+      model, states, data, sigmas, jax.random.PRNGKey(train_cfg.seed + 2)
+  )
+  offsets = np.concatenate([[0], np.cumsum([len(r) for r in plan.removed])])
+  io.write_npz(
+      run.file('removals.npz'),
+      kind=np.array(plan.kind),
+      base_seed=plan.base_seed,
+      removed=np.concatenate(plan.removed).astype(np.int64),
+      offsets=offsets,
+      noisy_test_error=noisy,
+      sigmas=np.asarray(sigmas, np.float32),
+  )
+  curves = inversion_lib.curve_inversion(history.R_plus, 'R_plus')
+  out = {}
+  for kind in plan.kinds():
+    rows = plan.rows(kind)
+    out[kind] = {
+        'removed': [len(plan.removed[r]) for r in rows],
+        'inversion': curves.inverted[rows].tolist(),
+        'test_error': {f'{s:g}': float(noisy[rows, i].mean()) for i, s in enumerate(sigmas)},
+        'test_error_runs': {f'{s:g}': noisy[rows, i].tolist() for i, s in enumerate(sigmas)},
+    }
+  # the base runs themselves, clean test set only
+  out['none'] = {'test_error': {'0': float(np.nanmean(base.test_error[:base_seeds, -1]))}}
+  plotting.save(
+      plotting.test_error_vs_sigma(
+          np.asarray(sigmas, float),
+          {k: noisy[plan.rows(k)] for k in plan.kinds()},
+          title,
+      ),
+      run.staging,
+      'prune_test_error_vs_sigma',
+  )
+  return out
+
+
+def _figures(run, columns, names, task, data_cfg, title):
+  mean = {k: np.asarray(v, np.float64).mean(axis=0) for k, v in columns.items()}
+  if 'confidence' in mean and 'variability' in mean:
+    plotting.save(
+        plotting.data_map(mean['confidence'], mean['variability'], mean['straggler'], title),
+        run.staging,
+        'data_map',
+    )
+  image_shape = get_info(data_cfg.dataset).image_shape[:2]
+  hardest = {}
+  for n in names:
+    hard = difficulty.HARDER[difficulty.column_kind(n)] * mean[n]
+    hardest[n] = top_k(hard, 10, np.random.default_rng(0))
+    hardest[n] = hardest[n][np.argsort(-hard[hardest[n]], kind='stable')]
+  plotting.save(
+      plotting.hardest_grid(
+          {n: task.x_train[i].reshape((-1,) + image_shape) for n, i in hardest.items()},
+          {n: task.y_train[i] for n, i in hardest.items()},
+          {n: task.train_indices[i] for n, i in hardest.items()},
+          title,
+      ),
+      run.staging,
+      'hardest_examples',
+  )
+
+
+def format_summary(summary: dict) -> str:
+  """The comparison as a few lines: per score, its top-k against S(t*) and its stability."""
+  lines = [
+      f'k = |S(t*)| = {summary["k_mean"]:.1f} of {summary["train_size"]}, t* = '
+      f'{summary["t_star_mean"]:.1f}; score: Spearman with straggler, top-k overlap with S(t*) '
+      f'(Jaccard, z), seed-to-seed z and shared fraction'
+  ]
+  num = lambda v: 'n/a' if v is None else f'{v:.2f}'
+  for n in summary['scores']:
+    rho = summary['spearman'].get('straggler', {}).get(n)
+    top, stab = summary['topk_vs_stragglers'][n], summary['stability'][n]
+    lines.append(
+        f'  {n:>18s}: rho {num(rho and rho["mean"])}, overlap {top["overlap_mean"]:.1f} '
+        f'(J {top["jaccard"]:.2f}, z {num(top["z"])}), stability z {num(stab["z"])}, shared '
+        f'{num(stab["shared_fraction"])}'
+    )
+  if summary.get('label_noise'):
+    ln = summary['label_noise']
+    lines.append(
+        f'label noise {ln["fraction"]:g} ({ln["flipped"]} flipped, '
+        f'{ln["flipped_stragglers"]:.1f} of them stragglers): precision / recall of each top-k: '
+        + ', '.join(
+            f'{n} {ln[n]["precision"]:.2f}/{ln[n]["recall"]:.2f}' for n in summary['scores']
+        )
+    )
+  for kind, row in summary.get('prune', {}).items():
+    if 'inversion' in row:
+      errors = ' '.join(f'{v:.4f}' for v in row['test_error'].values())
+      lines.append(
+          f'  prune {kind:>24s}: inversion {int(np.sum(row["inversion"]))}/'
+          f'{len(row["inversion"])}, test error by sigma {errors}'
+      )
+  return '\n'.join(lines)
