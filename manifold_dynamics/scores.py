@@ -160,15 +160,21 @@ def _median(arrays) -> Optional[float]:
   return float(np.median(values)) if len(values) else None
 
 
-def label_noise_hits(sets, flipped: np.ndarray) -> dict:
-  """Precision (|set ∩ flipped| / |set|) and recall (/ |flipped|), mean over seeds."""
+def label_noise_hits(sets, flipped: np.ndarray, sets_of_flipped_size=None) -> dict:
+  """Precision (|set ∩ flipped| / |set|) and recall (/ |flipped|), mean over seeds; with
+  `sets_of_flipped_size` (each score's top-|flipped| sets) also their precision, which is
+  their recall too (the usual figure of merit of label-noise detection)."""
   hits = np.array([len(np.intersect1d(s, flipped)) for s in sets])
   sizes = np.array([len(s) for s in sets])
-  return {
+  out = {
       'precision': float(np.mean(hits / np.maximum(sizes, 1))),
       'recall': float(np.mean(hits / max(len(flipped), 1))),
       'found': float(hits.mean()),
   }
+  if sets_of_flipped_size is not None:
+    found = [len(np.intersect1d(s, flipped)) for s in sets_of_flipped_size]
+    out['precision_at_flipped'] = float(np.mean(found) / max(len(flipped), 1))
+  return out
 
 
 def replay_at(
@@ -404,7 +410,9 @@ def run_scores(
       'k_mean': float(np.mean(ks)),
       't_star_mean': float(np.mean(t_star)),
       'phi_mean': float(np.mean(inv.phi)),
-      'inversion_fraction': float(np.mean(inv.curves['R_plus'].inverted)),
+      'phi_std': float(np.std(inv.phi)),
+      'inversion_fraction': {k: float(np.mean(c.inverted)) for k, c in inv.curves.items()},
+      'final_test_error': float(np.nanmean(history.test_error[:, -1])),
       'spearman': spearman(columns, names),
       'topk_vs_stragglers': {n: compare_with(tops[n], sets, P) for n in names},
       'stability': {n: stability(tops[n], P) for n in names},
@@ -412,7 +420,14 @@ def run_scores(
   if 'learned_epoch' in columns:
     summary['last_to_leave'] = last_to_leave(columns['learned_epoch'], sets, t_star)
   if flipped is not None:
-    summary['label_noise'] = {n: label_noise_hits(tops[n], flipped) for n in names}
+    summary['label_noise'] = {
+        n: label_noise_hits(
+            tops[n],
+            flipped,
+            top_k_sets(hardness(columns, n), [len(flipped)] * S, train_cfg.seed),
+        )
+        for n in names
+    }
     summary['label_noise']['fraction'] = data_cfg.label_noise
     summary['label_noise']['flipped'] = len(flipped)
     summary['label_noise']['flipped_stragglers'] = float(
@@ -456,6 +471,8 @@ def _requested(column: str, requested, score_epochs) -> bool:
       'variability': 'cartography',
       'correctness': 'cartography',
   }.get(kind, kind)
+  if column.endswith('_tstar'):  # a scores run's own replay: replayed again here
+    return False
   if kind in difficulty.CAPTURED:
     return group in requested and int(column.rsplit('_t', 1)[1]) in score_epochs
   return group in requested
@@ -517,6 +534,7 @@ def _prune(
     out[kind] = {
         'removed': [len(plan.removed[r]) for r in rows],
         'inversion': curves.inverted[rows].tolist(),
+        'rise': curves.rise[rows].tolist(),  # of R+ after its minimum (inversion: > delta)
         'test_error': {f'{s:g}': float(noisy[rows, i].mean()) for i, s in enumerate(sigmas)},
         'test_error_runs': {f'{s:g}': noisy[rows, i].tolist() for i, s in enumerate(sigmas)},
     }
@@ -563,9 +581,11 @@ def _figures(run, columns, names, task, data_cfg, title):
 def format_summary(summary: dict) -> str:
   """The comparison as a few lines: per score, its top-k against S(t*) and its stability."""
   lines = [
-      f'k = |S(t*)| = {summary["k_mean"]:.1f} of {summary["train_size"]}, t* = '
-      f'{summary["t_star_mean"]:.1f}; score: Spearman with straggler, top-k overlap with S(t*) '
-      f'(Jaccard, z), seed-to-seed z and shared fraction'
+      f'phi = {summary["phi_mean"]:.4f} +- {summary["phi_std"]:.4f}, R+ inverts in '
+      f'{summary["inversion_fraction"]["R_plus"]:.0%} of seeds; k = |S(t*)| = '
+      f'{summary["k_mean"]:.1f} of {summary["train_size"]}, t* = {summary["t_star_mean"]:.1f}',
+      'score: Spearman with straggler, top-k overlap with S(t*) (Jaccard, z), seed-to-seed z '
+      'and shared fraction',
   ]
   num = lambda v: 'n/a' if v is None else f'{v:.2f}'
   for n in summary['scores']:
@@ -580,9 +600,12 @@ def format_summary(summary: dict) -> str:
     ln = summary['label_noise']
     lines.append(
         f'label noise {ln["fraction"]:g} ({ln["flipped"]} flipped, '
-        f'{ln["flipped_stragglers"]:.1f} of them stragglers): precision / recall of each top-k: '
+        f'{ln["flipped_stragglers"]:.1f} of them stragglers): precision / recall of each '
+        f'top-k, precision of its top-{ln["flipped"]}: '
         + ', '.join(
-            f'{n} {ln[n]["precision"]:.2f}/{ln[n]["recall"]:.2f}' for n in summary['scores']
+            f'{n} {ln[n]["precision"]:.2f}/{ln[n]["recall"]:.2f}, '
+            f'{ln[n]["precision_at_flipped"]:.2f}'
+            for n in summary['scores']
         )
     )
   for kind, row in summary.get('prune', {}).items():
@@ -590,6 +613,7 @@ def format_summary(summary: dict) -> str:
       errors = ' '.join(f'{v:.4f}' for v in row['test_error'].values())
       lines.append(
           f'  prune {kind:>24s}: inversion {int(np.sum(row["inversion"]))}/'
-          f'{len(row["inversion"])}, test error by sigma {errors}'
+          f'{len(row["inversion"])} (rise of R+ {np.mean(row["rise"]):.3f}), test error by '
+          f'sigma {errors}'
       )
   return '\n'.join(lines)

@@ -180,9 +180,14 @@ def test_top_k_orientation_ties_and_set_statistics():
   assert out['overlap_mean'] == 1.0 and out['jaccard'] == 0.25
   assert out['null_overlap_mean'] == pytest.approx((3 * 3 / 10 + 1 / 10) / 2)
 
-  hits = scores.label_noise_hits([np.array([0, 1, 2, 3]), np.array([2, 9])], np.array([1, 2, 9]))
+  hits = scores.label_noise_hits(
+      [np.array([0, 1, 2, 3]), np.array([2, 9])],
+      np.array([1, 2, 9]),
+      [np.array([1, 2, 3]), np.array([4, 5, 6])],
+  )
   assert hits['precision'] == pytest.approx((2 / 4 + 2 / 2) / 2)
   assert hits['recall'] == pytest.approx((2 / 3 + 2 / 3) / 2)
+  assert hits['precision_at_flipped'] == pytest.approx((2 / 3 + 0) / 2)
 
   learned = np.array([[0, 7, 9, 3, 12], [0, 0, 8, 1, 2]])  # learned for good at these epochs
   out = scores.last_to_leave(learned, [np.array([2, 4]), np.array([2])], t_star=np.array([5, 5]))
@@ -296,7 +301,7 @@ def test_scores_writes_a_complete_run_directory(scores_run):
   for n in names:
     assert {'overlap_mean', 'jaccard', 'z'} <= set(summary['topk_vs_stragglers'][n])
     assert {'z', 'shared_fraction'} <= set(summary['stability'][n])
-    assert {'precision', 'recall'} <= set(summary['label_noise'][n])
+    assert {'precision', 'recall', 'precision_at_flipped'} <= set(summary['label_noise'][n])
   assert set(summary['prune']) == {
       'top:straggler',
       'bottom:straggler',
