@@ -16,7 +16,7 @@ import time
 
 import jax
 import numpy as np
-from absl import app, flags
+from absl import app, flags, logging
 
 from manifold_dynamics.config import DataConfig, TrainConfig
 from manifold_dynamics.data import load_task
@@ -32,6 +32,7 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
+  logging.set_verbosity(logging.WARNING)  # not JAX's INFO line about a missing TPU
   data = TrainData.from_task(load_task(DataConfig(train_size=FLAGS.train_size)))
   base = TrainConfig(seeds=FLAGS.seeds, epochs=FLAGS.epochs)
   variants = {
