@@ -145,8 +145,13 @@ class MLP(nn.Module):
     dense = lambda features, name: Dense(
         features, self.init_scale, self.feature_major, self.precision, name=name
     )
-    # perturb: a no-op unless a 'perturbations' collection is passed (per-example gradients)
-    pre = lambda name, z: self.perturb(PERTURBATION + name, z)
+
+    # Zero perturbations of the pre-activations, only when the caller passes them (per-example
+    # gradients, `perturbation_names`); never created by init, so variables stay {'params'}.
+    def pre(name, z):
+      key = PERTURBATION + name
+      return self.perturb(key, z) if self.has_variable('perturbations', key) else z
+
     first = dense(self.width, 'hidden_0')(x_BxN, standardiser, columns, x_feature_major=False)
     h = act(pre('hidden_0', first))
     self.sow('intermediates', 'hidden', h)

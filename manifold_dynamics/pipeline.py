@@ -351,6 +351,50 @@ def run_stragglers(
   return summary
 
 
+def retrain_removals(
+    run: io.RunDir,
+    name: str,
+    plan: pruning.Removals,
+    data_cfg: DataConfig,
+    train_cfg: TrainConfig,
+    task,
+    sigmas,
+    log: Callable[[str], None],
+    data=None,
+):
+  """Retrains every row of `plan` from a fresh initialisation (root seed train_cfg.seed + 1,
+  all rows in one program, history `name`), tests each net on the noise grid `sigmas`, and
+  writes removals.npz. Returns the History and the (runs, len(sigmas)) noisy test errors."""
+  retrain_cfg = dataclasses.replace(
+      train_cfg, seeds=len(plan.kind), seed=train_cfg.seed + 1, scores=(), score_epochs=()
+  )
+  base_seeds = len(set(plan.base_seed.tolist()))
+  log(
+      f'retraining {len(plan.kind)} runs: {len(plan.kinds())} removal kinds x {base_seeds} '
+      f'base seeds'
+  )
+  data = TrainData.from_task(task) if data is None else data
+  weights = plan.weights(len(task.y_train))
+  history, states = train_and_save(
+      run, name, data_cfg, retrain_cfg, task, log, weights=weights, data=data
+  )
+  model = MLP(train_cfg.depth, train_cfg.width, train_cfg.activation, train_cfg.init_scale)
+  noisy = pruning.noisy_test_errors(
+      model, states, data, sigmas, jax.random.PRNGKey(train_cfg.seed + 2)
+  )
+  offsets = np.concatenate([[0], np.cumsum([len(r) for r in plan.removed])])
+  io.write_npz(
+      run.file('removals.npz'),
+      kind=np.array(plan.kind),
+      base_seed=plan.base_seed,
+      removed=np.concatenate(plan.removed).astype(np.int64),
+      offsets=offsets,
+      noisy_test_error=noisy,
+      sigmas=np.asarray(sigmas, np.float32),
+  )
+  return history, noisy
+
+
 def run_prune(
     data_cfg: DataConfig,
     train_cfg: TrainConfig,
@@ -398,26 +442,7 @@ def run_prune(
   base = base.select(slice(0, keep))
   plan = pruning.plan_removals(base, eps_grid, t_before, t_after, seed=train_cfg.seed)
   P = base.num_examples
-  retrain_cfg = dataclasses.replace(train_cfg, seeds=len(plan.kind), seed=train_cfg.seed + 1)
-  log(f'retraining {len(plan.kind)} runs: {len(plan.kinds())} removal kinds x {keep} base seeds')
-  data = TrainData.from_task(task)
-  history, states = train_and_save(
-      run, 'history', data_cfg, retrain_cfg, task, log, weights=plan.weights(P), data=data
-  )
-  model = MLP(train_cfg.depth, train_cfg.width, train_cfg.activation, train_cfg.init_scale)
-  noisy = pruning.noisy_test_errors(
-      model, states, data, sigmas, jax.random.PRNGKey(train_cfg.seed + 2)
-  )
-  offsets = np.concatenate([[0], np.cumsum([len(r) for r in plan.removed])])
-  io.write_npz(
-      run.file('removals.npz'),
-      kind=np.array(plan.kind),
-      base_seed=plan.base_seed,
-      removed=np.concatenate(plan.removed).astype(np.int64),
-      offsets=offsets,
-      noisy_test_error=noisy,
-      sigmas=np.asarray(sigmas, np.float32),
-  )
+  history, noisy = retrain_removals(run, 'history', plan, data_cfg, train_cfg, task, sigmas, log)
 
   curves = inversion_lib.curve_inversion(history.R_plus, 'R_plus')
   summary = {

@@ -35,7 +35,6 @@ from manifold_dynamics.config import DataConfig, TrainConfig
 from manifold_dynamics.data import get_info, load_task
 from manifold_dynamics.data.task import flipped_indices, standardise
 from manifold_dynamics.errors import UserError
-from manifold_dynamics.models import MLP
 
 DEFAULT_SCORE_EPOCHS = (5, 10, 20)  # early epochs, before t* (30-50 on the MNIST defaults)
 # Columns compared (in this order when present); ever_learned, nearly constant, is exported only.
@@ -496,36 +495,8 @@ def _prune(
   names = [n for n in names if n in columns]
   plan = plan_removals(columns, names, ks, max_base_seeds, train_cfg.seed)
   base_seeds = min(max_base_seeds, len(ks))
-  retrain_cfg = dataclasses.replace(
-      train_cfg, seeds=len(plan.kind), seed=train_cfg.seed + 1, scores=(), score_epochs=()
-  )
-  log(
-      f'pruning by score: retraining {len(plan.kind)} runs ({len(plan.kinds())} removals x '
-      f'{base_seeds} base seeds)'
-  )
-  history, states = pipeline.train_and_save(
-      run,
-      'history_prune',
-      data_cfg,
-      retrain_cfg,
-      task,
-      log,
-      weights=plan.weights(base.num_examples),
-      data=data,
-  )
-  model = MLP(train_cfg.depth, train_cfg.width, train_cfg.activation, train_cfg.init_scale)
-  noisy = pruning.noisy_test_errors(
-      model, states, data, sigmas, jax.random.PRNGKey(train_cfg.seed + 2)
-  )
-  offsets = np.concatenate([[0], np.cumsum([len(r) for r in plan.removed])])
-  io.write_npz(
-      run.file('removals.npz'),
-      kind=np.array(plan.kind),
-      base_seed=plan.base_seed,
-      removed=np.concatenate(plan.removed).astype(np.int64),
-      offsets=offsets,
-      noisy_test_error=noisy,
-      sigmas=np.asarray(sigmas, np.float32),
+  history, noisy = pipeline.retrain_removals(
+      run, 'history_prune', plan, data_cfg, train_cfg, task, sigmas, log, data
   )
   curves = inversion_lib.curve_inversion(history.R_plus, 'R_plus')
   out = {}
