@@ -55,6 +55,23 @@ def groups_of(scores: Sequence[str]):
   return tuple(g for g in GROUPS if g in scores and g != 'input_norm')
 
 
+# Column -> the group (of GROUPS) that records it, where the two differ.
+_GROUP_OF = {
+    'forgetting_events': 'forgetting',
+    'learned_epoch': 'forgetting',
+    'ever_learned': 'forgetting',
+    'confidence': 'cartography',
+    'variability': 'cartography',
+    'correctness': 'cartography',
+}
+
+
+def group_of(column: str) -> str:
+  """The group of GROUPS whose recording gives `column` ('straggler' for that column)."""
+  kind = column_kind(column)
+  return _GROUP_OF.get(kind, kind)
+
+
 def column_kind(column: str) -> str:
   """'el2n' for 'el2n_t10' or 'el2n_tstar', else the column itself (a key of HARDER)."""
   return column.split('_t')[0] if column.startswith(CAPTURED) else column
@@ -112,13 +129,13 @@ def accumulate(
     logits_CxP: jax.Array,
     label_P: jax.Array,
     score_epochs: Sequence[int],
-    captured_fn: Callable[[Sequence[str]], Dict[str, jax.Array]],
+    grand_fn: Callable[[], jax.Array],
 ) -> Accumulators:
-  """`acc` updated with the epoch whose logits are `logits_CxP`. `captured_fn(names)` returns
-  the captured scores named (of 'el2n', 'grand'; each (P,)) of this epoch; it runs only at the
-  epochs in
-  `score_epochs` (keep `epoch` unbatched under vmap so the branch stays a branch)."""
-  p_true, margin, correct, _ = true_class_stats(logits_CxP, label_P)
+  """`acc` updated with the epoch whose logits are `logits_CxP`. At the epochs in
+  `score_epochs` it also takes EL2N, from these logits, and GraNd, `grand_fn()` (P,): that
+  needs a backward pass of its own, so it runs only there (keep `epoch` unbatched under vmap
+  so the branch stays a branch)."""
+  p_true, margin, correct, el2n = true_class_stats(logits_CxP, label_P)
   n = acc.epochs + 1
   new = {'epochs': n}
   if acc.forgetting is not None:
@@ -137,13 +154,14 @@ def accumulate(
     )
   if acc.margin_sum is not None:
     new['margin_sum'] = acc.margin_sum + margin
-  wanted = [name for name in CAPTURED if getattr(acc, name) is not None]
-  if wanted and len(score_epochs):
+  if len(score_epochs):
     hit_E = epoch == jnp.asarray(score_epochs, jnp.int32)
-    skip = lambda: {name: jnp.zeros_like(p_true) for name in wanted}
-    now = jax.lax.cond(jnp.any(hit_E), lambda: captured_fn(wanted), skip)
-    for name in wanted:
-      new[name] = jnp.where(hit_E[:, None], now[name][None, :], getattr(acc, name))
+    now = {'el2n': lambda: el2n}
+    if acc.grand is not None:
+      now['grand'] = lambda: jax.lax.cond(jnp.any(hit_E), grand_fn, lambda: jnp.zeros_like(el2n))
+    for name, value in now.items():
+      if getattr(acc, name) is not None:
+        new[name] = jnp.where(hit_E[:, None], value()[None, :], getattr(acc, name))
   return acc.replace(**new)
 
 

@@ -237,10 +237,10 @@ def plan_removals(
       base += list(range(seeds))
       removed += top_k_sets(hard, ks, seed, bottom=end == 'bottom')
   rng = np.random.default_rng(seed)
-  P = len(next(iter(columns.values()))[0])
+  num_examples = np.shape(next(iter(columns.values())))[1]  # every column is (seeds, P)
   kind += ['random'] * seeds
   base += list(range(seeds))
-  removed += [np.sort(rng.choice(P, k, replace=False)) for k in ks]
+  removed += [np.sort(rng.choice(num_examples, k, replace=False)) for k in ks]
   return pruning.Removals(kind, np.array(base), removed)
 
 
@@ -461,20 +461,13 @@ def run_scores(
 
 
 def _requested(column: str, requested, score_epochs) -> bool:
-  kind = difficulty.column_kind(column)
-  group = {
-      'forgetting_events': 'forgetting',
-      'learned_epoch': 'forgetting',
-      'ever_learned': 'forgetting',
-      'confidence': 'cartography',
-      'variability': 'cartography',
-      'correctness': 'cartography',
-  }.get(kind, kind)
+  """Whether a recorded column is one of the `requested` scores at `score_epochs`."""
   if column.endswith('_tstar'):  # a scores run's own replay: replayed again here
     return False
-  if kind in difficulty.CAPTURED:
-    return group in requested and int(column.rsplit('_t', 1)[1]) in score_epochs
-  return group in requested
+  if difficulty.column_kind(column) in difficulty.CAPTURED:
+    epoch = int(column.rsplit('_t', 1)[1])
+    return difficulty.group_of(column) in requested and epoch in score_epochs
+  return difficulty.group_of(column) in requested
 
 
 def _prune(
@@ -534,7 +527,7 @@ def _figures(run, columns, names, task, data_cfg, title):
   image_shape = get_info(data_cfg.dataset).image_shape[:2]
   hardest = {}
   for n in names:
-    hard = difficulty.HARDER[difficulty.column_kind(n)] * mean[n]
+    hard = hardness(mean, n)
     hardest[n] = top_k(hard, 10, np.random.default_rng(0))
     hardest[n] = hardest[n][np.argsort(-hard[hardest[n]], kind='stable')]
   plotting.save(
