@@ -14,11 +14,11 @@ from typing import Dict, Optional
 from absl import app, flags, logging
 
 from manifold_dynamics import distributed, pipeline, sweeps
-from manifold_dynamics.config import LAYERS, SCORE_GROUPS, DataConfig, TrainConfig
+from manifold_dynamics.config import SCORE_GROUPS, DataConfig, TrainConfig
 from manifold_dynamics.data.registry import DATASETS
 from manifold_dynamics.data.sources import SOURCES
 from manifold_dynamics.errors import UserError
-from manifold_dynamics.models import ACTIVATIONS, MATMUL_PRECISIONS
+from manifold_dynamics.models import ACTIVATIONS, MATMUL_PRECISIONS, MODELS
 from manifold_dynamics.optimizers import OPTIMIZERS
 
 _DATA = DataConfig()
@@ -36,7 +36,19 @@ def define_run_flags(epochs: int = _TRAIN.epochs, seeds: int = _TRAIN.seeds):
   # absl logs INFO by default (e.g. JAX's "Unable to initialize backend 'tpu'" on a CPU
   # machine); our progress lines are printed, so show warnings and errors only.
   logging.set_verbosity(logging.WARNING)
-  flags.DEFINE_enum('dataset', _DATA.dataset, sorted(DATASETS), 'Dataset (SPEC §1).')
+  flags.DEFINE_string(
+      'dataset',
+      _DATA.dataset,
+      f'Dataset: {", ".join(sorted(DATASETS))} (SPEC §1), tfds:NAME (any TFDS image '
+      'classification dataset; the [tfds] extra) or npz:PATH (arrays x_train, y_train, '
+      'x_test, y_test).',
+  )
+  flags.DEFINE_string(
+      'task',
+      _DATA.task,
+      "parity (even vs odd, the paper's), classes (all K classes, K-way softmax) or "
+      'pair:A,B (classes A and B only).',
+  )
   flags.DEFINE_integer('train_size', _DATA.train_size, 'P, training examples in the slice T.')
   flags.DEFINE_integer(
       'subset_index', _DATA.subset_index, 'k: train on examples [k*P, (k+1)*P) of the train split.'
@@ -60,17 +72,35 @@ def define_run_flags(epochs: int = _TRAIN.epochs, seeds: int = _TRAIN.seeds):
       'Fraction of the training labels flipped (the same examples in every run of the slice; '
       'the test set keeps true labels).',
   )
+  flags.DEFINE_enum('model', _TRAIN.model, list(MODELS), 'Network (models.MODELS).')
   flags.DEFINE_integer('depth', _TRAIN.depth, 'L, weight layers (2 = one hidden layer).')
-  flags.DEFINE_integer('width', _TRAIN.width, 'H, units per hidden layer.')
+  flags.DEFINE_integer(
+      'width', _TRAIN.width, 'H, units per hidden layer (--model=cnn: its dense layer).'
+  )
+  flags.DEFINE_list(
+      'cnn_channels',
+      [str(c) for c in _TRAIN.cnn_channels],
+      '--model=cnn: channels of each 3x3 conv block (conv, activation, 2x2 average pool).',
+  )
+  flags.DEFINE_integer(
+      'resnet_width',
+      _TRAIN.resnet_width,
+      '--model=resnet: channels of its first stage (doubled at each of the three).',
+  )
+  flags.DEFINE_integer(
+      'resnet_blocks',
+      _TRAIN.resnet_blocks,
+      '--model=resnet: residual blocks per stage (1 = ResNet-8, 3 = ResNet-20).',
+  )
   flags.DEFINE_enum('activation', _TRAIN.activation, list(ACTIVATIONS), 'Hidden activation.')
   flags.DEFINE_float(
       'init_scale', _TRAIN.init_scale, 's: weights and biases ~ U(-s/sqrt(fan_in), s/sqrt(fan_in)).'
   )
-  flags.DEFINE_enum('optimizer', _TRAIN.optimizer, list(OPTIMIZERS), 'Full-batch optimiser.')
+  flags.DEFINE_enum('optimizer', _TRAIN.optimizer, list(OPTIMIZERS), 'Optimiser.')
   flags.DEFINE_float('lr', _TRAIN.lr, 'Learning rate.')
   flags.DEFINE_float('momentum', _TRAIN.momentum, 'Momentum (--optimizer=momentum).')
   flags.DEFINE_float('weight_decay', _TRAIN.weight_decay, 'L2 weight decay (--optimizer=sgd_wd).')
-  flags.DEFINE_integer('epochs', epochs, 'T_end, number of full-batch updates.')
+  flags.DEFINE_integer('epochs', epochs, 'T_end, number of epochs (full-batch: updates).')
   flags.DEFINE_integer('seeds', seeds, 'Independent initialisations trained in parallel.')
   flags.DEFINE_integer('seed', _TRAIN.seed, 'Root PRNG seed.')
   flags.DEFINE_integer(
@@ -95,12 +125,29 @@ def define_run_flags(epochs: int = _TRAIN.epochs, seeds: int = _TRAIN.seeds):
       'End training once every seed has inverted on R+, R- and D (t*, phi and '
       'S(t*) need nothing more); seeds that never invert run to --epochs.',
   )
-  flags.DEFINE_enum(
+  flags.DEFINE_string(
       'layers',
       _TRAIN.layers,
-      list(LAYERS),
-      "Record R+, R-, D of the first hidden layer ('first') or of every hidden "
-      "layer as well ('all': layers_vs_epoch figure).",
+      "Layers whose geometry is recorded: the first the model sows ('first', the paper's "
+      "first hidden layer), every one ('all': layers_vs_epoch figure), or names "
+      "('conv_0,dense_0').",
+  )
+  flags.DEFINE_bool(
+      'pooled',
+      _TRAIN.pooled,
+      'Average conv representations over space (C values per example) before the geometry, '
+      'rather than flattening them.',
+  )
+  flags.DEFINE_integer(
+      'batch_size',
+      _TRAIN.batch_size,
+      'Mini-batch size B (unset: full-batch GD). An epoch is one pass over a per-seed '
+      'permutation of T.',
+  )
+  flags.DEFINE_integer(
+      'eval_batch_size',
+      _TRAIN.eval_batch_size,
+      'Examples per forward pass when measuring T and the test set (memory only).',
   )
   flags.DEFINE_enum(
       'matmul_precision',

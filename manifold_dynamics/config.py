@@ -10,12 +10,16 @@ import dataclasses
 import math
 from typing import Optional, Tuple
 
+from manifold_dynamics.data.registry import DATASETS, parse_task
 from manifold_dynamics.difficulty import GROUPS as SCORE_GROUPS
 from manifold_dynamics.errors import UserError
-from manifold_dynamics.models import ACTIVATIONS, MATMUL_PRECISIONS
+from manifold_dynamics.models import ACTIVATIONS, MATMUL_PRECISIONS, MODELS
 from manifold_dynamics.optimizers import OPTIMIZERS
 
-LAYERS = ('first', 'all')  # whose observables a run records
+# Whose observables a run records: the first layer the model sows, every one, or named layers
+# (comma-separated names that the model sows, e.g. 'conv_0,conv_1').
+LAYERS = ('first', 'all')
+DATASET_PREFIXES = ('tfds:', 'npz:')  # datasets from anywhere: tfds:NAME, npz:PATH
 
 
 def _require(condition: bool, message: str):
@@ -27,7 +31,9 @@ def _require(condition: bool, message: str):
 class DataConfig:
   """Which examples a run trains and tests on (SPEC §1)."""
 
-  dataset: str = 'mnist'  # registry name: mnist, kmnist, fashion_mnist, cifar10
+  # Registry name (mnist, kmnist, fashion_mnist, cifar10), tfds:NAME (any TFDS image
+  # classification dataset) or npz:PATH (arrays x_train, y_train, x_test, y_test).
+  dataset: str = 'mnist'
   train_size: int = 8192  # P, number of training examples in the slice T
   subset_index: int = 0  # k: T = train split examples [k*P, (k+1)*P)
   data_dir: Optional[str] = None  # local directory of original files; None = cache
@@ -35,8 +41,17 @@ class DataConfig:
   # Fraction f of T whose binary label is flipped (round(f P) examples, the same ones for every
   # run of this slice: data.task.flipped_indices); the test set keeps its true labels.
   label_noise: float = 0.0
+  # 'parity' (even vs odd, the paper's), 'classes' (all K classes, K-way softmax) or
+  # 'pair:A,B' (classes A and B only), SPEC §8.
+  task: str = 'parity'
 
   def __post_init__(self):
+    parse_task(self.task)
+    _require(
+        self.dataset in DATASETS or self.dataset.startswith(DATASET_PREFIXES),
+        f'unknown dataset {self.dataset!r}; choose one of {", ".join(sorted(DATASETS))}, '
+        f'tfds:NAME or npz:PATH.',
+    )
     _require(self.train_size > 0, f'--train_size must be positive, got {self.train_size}.')
     _require(self.subset_index >= 0, f'--subset_index must be >= 0, got {self.subset_index}.')
     _require(0 <= self.label_noise < 1, f'--label_noise must be in [0, 1), got {self.label_noise}.')
@@ -44,11 +59,19 @@ class DataConfig:
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-  """Model, optimiser and schedule of a seed-parallel training run (SPEC §2-3)."""
+  """Model, optimiser and schedule of a seed-parallel training run (SPEC §2-3, §8)."""
 
+  model: str = 'mlp'  # one of models.MODELS: mlp, cnn, resnet
   depth: int = 2  # L, number of weight layers (2 = one hidden layer)
   width: int = 20  # H, units per hidden layer
-  activation: str = 'tanh'  # one of ACTIVATIONS
+  activation: str = 'tanh'  # one of ACTIVATIONS (every model)
+  # model='cnn': channels of each 3x3 conv block (conv, activation, 2x2 average pool), then a
+  # hidden dense layer of `width` units.
+  cnn_channels: Tuple[int, ...] = (16, 32)
+  # model='resnet': channels of the first of its three stages (doubled at each), and residual
+  # blocks per stage (1 = ResNet-8, 3 = ResNet-20); no normalisation couples examples.
+  resnet_width: int = 16
+  resnet_blocks: int = 1
   init_scale: float = 1.0  # s: weights and biases ~ U(-s/sqrt(fan_in), s/sqrt(fan_in))
   optimizer: str = 'sgd'  # one of OPTIMIZERS; all full-batch, one update per epoch
   lr: float = 0.2  # learning rate
@@ -67,9 +90,19 @@ class TrainConfig:
   # End training once every seed's inversion is confirmed on R+, R- and D (stopping.py);
   # t*, phi and S(t*) are then read from the epochs trained. Seeds that never invert run on.
   stop_after_inversion: bool = False
-  # Observables R+, R-, D of the first hidden layer only ('first', the paper's), or of every
-  # hidden layer as well ('all': the history gains layer_R_plus & co., (seeds, epochs+1, L-1)).
+  # Observables of the first layer the model sows only ('first', the paper's first hidden
+  # layer), of every one ('all'), or of named ones ('conv_0,dense_0'): the history then gains
+  # layer_R_plus & co., (seeds, epochs+1, layers), the first one the headline.
   layers: str = 'first'
+  # Representations of conv layers average-pooled over space (C values) rather than
+  # flattened (H W C values) before the geometry (SPEC §8).
+  pooled: bool = False
+  # Mini-batch size B (None = the whole training set: full-batch GD, SPEC §3). An epoch is
+  # one pass over a fresh per-seed permutation of T (the last short batch kept), SPEC §8.
+  batch_size: Optional[int] = None
+  # Examples per forward pass when a mini-batch run measures T (and any run its test set):
+  # bounds memory, never changes a value.
+  eval_batch_size: int = 1024
   # Precision of the network's matrix products (models.MATMUL_PRECISIONS): 'float32' is full
   # float32 on every backend, so a TPU or GPU gives the CPU's numbers; 'bfloat16' (opt-in,
   # faster on TPUs, GPUs and AMX CPUs) rounds their operands to bfloat16.
@@ -99,6 +132,31 @@ class TrainConfig:
           f'--score_epochs takes comma-separated integers, got {self.score_epochs}.'
       ) from None
     object.__setattr__(self, 'score_epochs', tuple(epochs))
+    _require(
+        self.model in MODELS,
+        f'unknown --model={self.model!r}; choose one of {", ".join(MODELS)}.',
+    )
+    try:
+      channels = (self.cnn_channels,) if isinstance(self.cnn_channels, int) else self.cnn_channels
+      object.__setattr__(self, 'cnn_channels', tuple(int(c) for c in channels))
+    except ValueError:
+      raise UserError(
+          f'--cnn_channels takes comma-separated integers, got {self.cnn_channels}.'
+      ) from None
+    _require(
+        len(self.cnn_channels) > 0 and all(c > 0 for c in self.cnn_channels),
+        f'--cnn_channels must be positive integers, got {self.cnn_channels}.',
+    )
+    _require(self.resnet_width > 0, f'--resnet_width must be positive, got {self.resnet_width}.')
+    _require(self.resnet_blocks > 0, f'--resnet_blocks must be positive, got {self.resnet_blocks}.')
+    _require(
+        self.batch_size is None or self.batch_size > 0,
+        f'--batch_size must be positive (or unset for full batch), got {self.batch_size}.',
+    )
+    _require(
+        self.eval_batch_size > 0,
+        f'--eval_batch_size must be positive, got {self.eval_batch_size}.',
+    )
     _require(
         self.depth >= 2,
         f'--depth must be >= 2 (the representation is the first '
@@ -133,8 +191,8 @@ class TrainConfig:
         f'--divergence_factor must be > 1, got {self.divergence_factor}.',
     )
     _require(
-        self.layers in LAYERS,
-        f'--layers must be one of {", ".join(LAYERS)}, got ' f'{self.layers!r}.',
+        bool(self.layers.strip(', ')),
+        f'--layers must be first, all or layer names, got {self.layers!r}.',
     )
     _require(
         self.matmul_precision in MATMUL_PRECISIONS,
@@ -149,3 +207,23 @@ class TrainConfig:
         self.chunk_epochs >= 0,
         f'--chunk_epochs must be >= 0 (0 = automatic), got {self.chunk_epochs}.',
     )
+
+
+def model_label(cfg: TrainConfig) -> str:
+  """Short description of cfg's network, for titles and log lines: '2x20 tanh',
+  'cnn 16-32/20 tanh', 'resnet8 w16 tanh'."""
+  if cfg.model == 'cnn':
+    return f'cnn {"-".join(map(str, cfg.cnn_channels))}/{cfg.width} {cfg.activation}'
+  if cfg.model == 'resnet':
+    return f'resnet{2 + 6 * cfg.resnet_blocks} w{cfg.resnet_width} {cfg.activation}'
+  return f'{cfg.depth}x{cfg.width} {cfg.activation}'
+
+
+def run_label(data_cfg: DataConfig, train_cfg: TrainConfig) -> str:
+  """The settings that tell runs apart, as every figure title shows them."""
+  task = '' if data_cfg.task == 'parity' else f', {data_cfg.task}'
+  batch = '' if train_cfg.batch_size is None else f', B={train_cfg.batch_size}'
+  return (
+      f'{data_cfg.dataset}{task}, P={data_cfg.train_size}, {model_label(train_cfg)}, '
+      f'{train_cfg.optimizer} lr={train_cfg.lr:g}{batch}'
+  )

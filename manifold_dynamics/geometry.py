@@ -15,6 +15,12 @@ the origin instead of NaN, and still counts as a point of its manifold.
 
 Representations are (P, H) rows, or (H, P) columns with `feature_axis=0` (the training engine's
 feature-major layout, `models.MLP(feature_major=True)`).
+
+K classes (SPEC §8): `multiclass_geometry` gives R_k of every class manifold M_k, the distance
+D_kl between every pair of centroids (k < l, in `numpy.triu_indices(K, 1)` order) and the
+summary curves R_mean (mean of R_k) and D_mean (mean of D_kl), in two passes over (P, H)
+whatever K. For K = 2 they are R+, R-, D up to float rounding (`class_geometry` is the exact
+binary kernel).
 """
 
 import functools
@@ -22,6 +28,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 class ClassGeometry(NamedTuple):
@@ -70,3 +77,38 @@ def class_geometry(
   c_plus_H, r_plus = _centroid_and_radius(h_hat, jnp.where(y_P > 0, w_P, 0.0), feature_axis)
   c_minus_H, r_minus = _centroid_and_radius(h_hat, jnp.where(y_P < 0, w_P, 0.0), feature_axis)
   return ClassGeometry(r_plus, r_minus, jnp.linalg.norm(c_plus_H - c_minus_H))
+
+
+class MultiClassGeometry(NamedTuple):
+  """Geometry of K class manifolds (arrays gain leading axes under vmap)."""
+
+  R_class: jax.Array  # (K,) gyration radius of each M_k
+  D_class: jax.Array  # (K (K - 1) / 2,) centroid distances D_kl, k < l (triu_indices order)
+  R_mean: jax.Array  # () mean over k of R_k
+  D_mean: jax.Array  # () mean over pairs k < l of D_kl
+
+
+@functools.partial(jax.jit, static_argnames=('num_classes', 'feature_axis'))
+def multiclass_geometry(
+    h: jax.Array,
+    labels_P: jax.Array,
+    num_classes: int,
+    w_P: jax.Array = None,
+    feature_axis: int = -1,
+) -> MultiClassGeometry:
+  """R_k, D_kl, R_mean, D_mean of the projected representations h of examples of classes
+  labels_P in [0, K), weighted by w_P (default all ones), h (P, H) or (H, P) with
+  feature_axis=0. Every class must have positive total weight."""
+  h_hat = project_to_sphere(h, feature_axis)
+  if feature_axis % 2 == 0:
+    h_hat = h_hat.T  # (P, H)
+  w_P = jnp.ones(labels_P.shape, h_hat.dtype) if w_P is None else w_P.astype(h_hat.dtype)
+  onehot_KxP = jax.nn.one_hot(labels_P, num_classes, dtype=h_hat.dtype, axis=0) * w_P[None]
+  totals_K = jnp.sum(onehot_KxP, axis=1)
+  hi = jax.lax.Precision.HIGHEST
+  centroids_KxH = jnp.dot(onehot_KxP, h_hat, precision=hi) / totals_K[:, None]
+  sq_dist_P = jnp.sum(jnp.square(h_hat - centroids_KxH[labels_P]), axis=1)
+  r_K = jnp.sqrt(jnp.dot(onehot_KxP, sq_dist_P, precision=hi) / totals_K)
+  first, second = np.triu_indices(num_classes, 1)
+  d_pairs = jnp.linalg.norm(centroids_KxH[first] - centroids_KxH[second], axis=-1)
+  return MultiClassGeometry(r_K, d_pairs, jnp.mean(r_K), jnp.mean(d_pairs))

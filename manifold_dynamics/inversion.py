@@ -20,9 +20,24 @@ from typing import Dict, List
 import numpy as np
 
 DEFAULT_DELTA = 0.01  # tolerance of the inversion test, in radius units
-OBSERVABLES = ('R_plus', 'R_minus', 'D')
-# Extremum at the inversion: R+ and R- go through a minimum, D through a maximum.
-SIGN = {'R_plus': 1.0, 'R_minus': 1.0, 'D': -1.0}
+OBSERVABLES = ('R_plus', 'R_minus', 'D')  # a binary task's headline curves
+MULTICLASS_OBSERVABLES = ('R_mean', 'D_mean')  # K > 2 classes (SPEC §8)
+# Extremum at the inversion: radii go through a minimum, centroid distances through a maximum.
+SIGN = {
+    'R_plus': 1.0,
+    'R_minus': 1.0,
+    'D': -1.0,
+    'R_mean': 1.0,
+    'D_mean': -1.0,
+    'R_class': 1.0,
+    'D_class': -1.0,
+}
+
+
+def observables(binary: bool = True):
+  """The headline curves of a run: R+, R-, D for a binary task, R_mean, D_mean for K > 2.
+  phi is the mean training error at their t*; the stragglers are read at the first one's."""
+  return OBSERVABLES if binary else MULTICLASS_OBSERVABLES
 
 
 @dataclasses.dataclass
@@ -59,13 +74,14 @@ class Inversion:
 
   @property
   def t_star(self) -> np.ndarray:
-    """(seeds,) t*(R+), the epoch that defines the stragglers by default."""
-    return self.curves['R_plus'].t_star
+    """(seeds,) t*(R+) (t*(R_mean) for K > 2), the epoch that defines the stragglers."""
+    return next(iter(self.curves.values())).t_star
 
 
 def analyse(history, delta: float = DEFAULT_DELTA) -> Inversion:
-  """t*, rise and inversion flag of R+, R-, D per seed, and phi (SPEC §5)."""
-  curves = {k: curve_inversion(getattr(history, k), k, delta) for k in OBSERVABLES}
+  """t*, rise and inversion flag of R+, R-, D (R_mean, D_mean for K > 2) per seed, and phi
+  (SPEC §5, §8)."""
+  curves = {k: curve_inversion(getattr(history, k), k, delta) for k in history.observables}
   seeds = np.arange(history.num_seeds)
   errors = [history.train_error[seeds, c.t_star] for c in curves.values()]
   return Inversion(curves, np.mean(errors, axis=0))
@@ -92,7 +108,7 @@ def at_train_error(history, eps) -> Dict[str, np.ndarray]:
   t_eps = first_epoch_below(history.train_error, eps)
   seeds = np.arange(history.num_seeds)[:, None]
   out = {}
-  for name in OBSERVABLES + ('train_error', 'test_error', 'loss'):
+  for name in history.observables + ('train_error', 'test_error', 'loss'):
     values = getattr(history, name)[seeds, np.maximum(t_eps, 0)].astype(np.float64)
     out[name] = np.where(t_eps >= 0, values, np.nan)
   out['epoch'] = t_eps
@@ -138,19 +154,40 @@ def summary(history, inv: Inversion) -> dict:
       'n_stragglers_std': float(np.std(sizes)),
       'final': {
           k: stats(getattr(history, k)[:, -1])
-          for k in OBSERVABLES + ('loss', 'train_error', 'test_error')
+          for k in history.observables + ('loss', 'train_error', 'test_error')
       },
-      'initial': {k: stats(getattr(history, k)[:, 0]) for k in OBSERVABLES},
+      'initial': {k: stats(getattr(history, k)[:, 0]) for k in history.observables},
+      **({'per_class': class_summary(history)} if history.R_class is not None else {}),
   }
+
+
+def class_summary(history, delta: float = DEFAULT_DELTA) -> dict:
+  """K > 2 classes: for each R_k, and each D_kl (pairs k < l), t* per seed averaged, the
+  fraction of seeds that invert, and phi_k = the training error at t*(R_k) (SPEC §8)."""
+  seeds = np.arange(history.num_seeds)
+  out = {}
+  for name in ('R_class', 'D_class'):
+    curves = getattr(history, name)  # (seeds, epochs + 1, K or pairs)
+    per = [curve_inversion(curves[..., k], name, delta) for k in range(curves.shape[-1])]
+    out[name] = {
+        't_star_mean': [float(c.t_star.mean()) for c in per],
+        'inversion_fraction': [float(c.inverted.mean()) for c in per],
+        'rise_mean': [float(c.rise.mean()) for c in per],
+    }
+    if name == 'R_class':
+      phi = np.array([history.train_error[seeds, c.t_star] for c in per])  # (K, seeds)
+      out[name]['phi_mean'] = phi.mean(axis=1).tolist()
+      out['phi_class_spread'] = float(np.std(phi.mean(axis=1)))
+  return out
 
 
 def layer_summary(history, delta: float = DEFAULT_DELTA) -> dict:
   """Per hidden layer (first one first), for R+, R- and D: mean t*, the fraction of seeds that
   invert and the mean move back; {} without per-layer observables (cfg.layers == 'first')."""
-  if history.layer_R_plus is None:
+  if all(getattr(history, f'layer_{k}') is None for k in history.observables):
     return {}
   out = {}
-  for name in OBSERVABLES:
+  for name in history.observables:
     curves = getattr(history, f'layer_{name}')  # (seeds, epochs + 1, L - 1)
     per_layer = [curve_inversion(curves[..., k], name, delta) for k in range(curves.shape[-1])]
     out[name] = {

@@ -204,12 +204,9 @@ def _first_difference(new, old, prefix='') -> Optional[str]:
 
 
 def save_history(path: str, history: History, train_indices: np.ndarray) -> str:
-  layers = {k: getattr(history, k) for k in History.LAYER_ARRAYS if getattr(history, k) is not None}
   return write_npz(
       path,
-      **{k: getattr(history, k) for k in History.ARRAYS},
-      **layers,
-      mistakes_packed=history.mistakes_packed,
+      **history.arrays(),
       num_examples=np.int64(history.num_examples),
       train_indices=np.asarray(train_indices, np.int64),
   )
@@ -221,13 +218,10 @@ def load_history(path: str) -> History:
   if os.path.isdir(path):
     return store.read_history(path)
   with np.load(path) as f:
-    layers = {k: f[k] for k in History.LAYER_ARRAYS if k in f}
-    return History(
-        **{k: f[k] for k in History.ARRAYS},
-        mistakes_packed=f['mistakes_packed'],
-        num_examples=int(f['num_examples']),
-        **layers,
-    )
+    names = History.ARRAYS + History.LAYER_ARRAYS + ('mistakes_packed',)
+    arrays = dict(R_plus=None, R_minus=None, D=None)
+    arrays.update({k: f[k] for k in names if k in f})
+    return History(**arrays, num_examples=int(f['num_examples']))
 
 
 def history_path(run_path: str, name: str = 'history') -> str:

@@ -1,4 +1,10 @@
-"""Fully connected networks as pure Flax Linen modules (SPEC §2).
+"""The models, as pure Flax Linen modules: the paper's MLP (SPEC §2), a small ConvNet and a
+narrow ResNet (SPEC §8), chosen by name from MODELS.
+
+The model contract (`contract.py`): a model maps a batch of inputs (B, ...) to K logits (B, K)
+and `sow`s into 'intermediates' the representations it offers to measure, one name per layer.
+Every model here initialises each weight and bias from U(-s/sqrt(fan_in), s/sqrt(fan_in)), the
+paper's (PyTorch's) default, with s = init_scale.
 
 `MLP(depth, width, activation)` maps inputs (..., N) to two logits (..., 2), one per label
 a = +1 (class index 0, even digits) and a = -1 (class index 1, odd digits), and also returns
@@ -16,7 +22,7 @@ every backend (TPUs and GPUs otherwise round float32 products to bfloat16 or TF3
 computes what a TPU's MXU does and AMX, tensor cores and MXUs run it fast.
 """
 
-from typing import Callable, Dict, NamedTuple, Optional, Sequence
+from typing import Callable, Dict, NamedTuple, Optional, Sequence, Tuple
 
 import flax.linen as nn
 import jax
@@ -116,11 +122,13 @@ class MLP(nn.Module):
   """N -> H -> ... -> H -> 2 network with `depth` weight layers.
 
   Returns (logits (..., 2), h (..., H)) where h is the first hidden layer's activation, or
-  (2, B) and (H, B) with `feature_major` (inputs are (B, N) either way). The optional
+  (2, B) and (H, B) with `feature_major` (inputs are (B, N) either way); with `logits_only`
+  (the model contract, `contract.py`) the logits (..., num_outputs) alone. The optional
   `standardiser` standardises the inputs inside the first layer, and `columns` says which
   input columns x holds (see `Dense`). Every
   hidden layer's activation is also sown into the 'intermediates' collection ('hidden', in
-  order), read when the observables of every layer are asked for (apply with
+  order: layers 'hidden' at depth 2, else 'hidden_0', 'hidden_1', ... for `contract.py`),
+  read when the observables of every layer are asked for (apply with
   mutable=['intermediates']); otherwise sowing costs nothing. Every layer's pre-activation
   goes through `perturb` (see `perturbation_names`): the gradient of a loss with respect to
   zero perturbations is the back-propagated error of each layer, per example (GraNd,
@@ -133,6 +141,8 @@ class MLP(nn.Module):
   init_scale: float = 1.0
   feature_major: bool = False
   precision: str = 'float32'
+  num_outputs: int = 2
+  logits_only: bool = False
 
   @nn.compact
   def __call__(
@@ -152,6 +162,8 @@ class MLP(nn.Module):
       key = PERTURBATION + name
       return self.perturb(key, z) if self.has_variable('perturbations', key) else z
 
+    if self.logits_only:  # the model contract: inputs of any shape, flattened per example
+      x_BxN = x_BxN.reshape((x_BxN.shape[0], -1))
     first = dense(self.width, 'hidden_0')(x_BxN, standardiser, columns, x_feature_major=False)
     h = act(pre('hidden_0', first))
     self.sow('intermediates', 'hidden', h)
@@ -159,7 +171,106 @@ class MLP(nn.Module):
     for layer in range(1, self.depth - 1):
       z = act(pre(f'hidden_{layer}', dense(self.width, f'hidden_{layer}')(z)))
       self.sow('intermediates', 'hidden', z)
-    return pre('readout', dense(2, 'readout')(z)), h
+    logits = pre('readout', dense(self.num_outputs, 'readout')(z))
+    return logits if self.logits_only else (logits, h)
+
+
+class Conv(nn.Module):
+  """A 'SAME' k x k convolution of NHWC inputs whose kernel and bias are U(-s/sqrt(fan_in),
+  s/sqrt(fan_in)), fan_in = k^2 x input channels (PyTorch's default), computed with full
+  float32 products on every backend."""
+
+  features: int
+  init_scale: float = 1.0
+  kernel: int = 3
+  strides: int = 1
+
+  @nn.compact
+  def __call__(self, x_BxHxWxC: jax.Array) -> jax.Array:
+    channels = x_BxHxWxC.shape[-1]
+    init = fan_in_uniform(self.init_scale, self.kernel * self.kernel * channels)
+    kernel = self.param('kernel', init, (self.kernel, self.kernel, channels, self.features))
+    bias = self.param('bias', init, (self.features,))
+    y = jax.lax.conv_general_dilated(
+        x_BxHxWxC,
+        kernel,
+        (self.strides, self.strides),
+        'SAME',
+        dimension_numbers=('NHWC', 'HWIO', 'NHWC'),
+        precision=jax.lax.Precision.HIGHEST,
+    )
+    return y + bias.reshape((1,) * (y.ndim - 1) + (-1,))
+
+
+class CNN(nn.Module):
+  """A small ConvNet: blocks of 3x3 conv, activation and 2x2 average pooling, then a hidden
+  dense layer and the readout. Inputs (B, H, W, C), logits (B, num_outputs). Sows 'conv_0',
+  'conv_1', ... (each block's activation, before pooling) and 'dense_0'."""
+
+  channels: Tuple[int, ...] = (16, 32)
+  width: int = 20
+  activation: str = 'tanh'
+  init_scale: float = 1.0
+  num_outputs: int = 2
+
+  @nn.compact
+  def __call__(self, x_BxHxWxC: jax.Array) -> jax.Array:
+    act = ACTIVATIONS[self.activation]
+    x = x_BxHxWxC
+    for i, c in enumerate(self.channels):
+      x = act(Conv(c, self.init_scale, name=f'Conv_{i}')(x))
+      self.sow('intermediates', f'conv_{i}', x)
+      x = nn.avg_pool(x, (2, 2), strides=(2, 2), padding='SAME')
+    x = x.reshape((x.shape[0], -1))
+    x = act(Dense(self.width, self.init_scale, name='Dense_0')(x))
+    self.sow('intermediates', 'dense_0', x)
+    return Dense(self.num_outputs, self.init_scale, name='readout')(x)
+
+
+class ResNet(nn.Module):
+  """A narrow ResNet without batch norm (no statistic couples the examples, so seeds stay
+  independent under vmap): a 3x3 stem, three stages of `blocks` residual blocks (two 3x3
+  convs; widths width, 2 width, 4 width; stride 2 entering stages 2 and 3, with a 1x1
+  projection on the skip), global average pooling and the readout. blocks = 1 is ResNet-8,
+  3 is ResNet-20. Sows 'stem', 'stage{s}_block{b}' (each block's output) and 'pool'."""
+
+  width: int = 16
+  blocks: int = 1
+  activation: str = 'tanh'
+  init_scale: float = 1.0
+  num_outputs: int = 2
+
+  @nn.compact
+  def __call__(self, x_BxHxWxC: jax.Array) -> jax.Array:
+    act = ACTIVATIONS[self.activation]
+    s = self.init_scale
+    x = act(Conv(self.width, s, name='Stem')(x_BxHxWxC))
+    self.sow('intermediates', 'stem', x)
+    for stage in range(3):
+      features = self.width * 2**stage
+      for b in range(self.blocks):
+        name, strides = f'stage{stage}_block{b}', 2 if stage > 0 and b == 0 else 1
+        y = act(Conv(features, s, strides=strides, name=f'{name}_a')(x))
+        y = Conv(features, s, name=f'{name}_b')(y)
+        if strides != 1 or x.shape[-1] != features:
+          x = Conv(features, s, kernel=1, strides=strides, name=f'{name}_skip')(x)
+        x = act(x + y)
+        self.sow('intermediates', name, x)
+    x = jnp.mean(x, axis=(1, 2))
+    self.sow('intermediates', 'pool', x)
+    return Dense(self.num_outputs, s, name='readout')(x)
+
+
+# Models by name: each builds its module from a TrainConfig (its own size fields) and K.
+MODELS: Dict[str, Callable[..., nn.Module]] = {
+    'mlp': lambda cfg, k: MLP(
+        cfg.depth, cfg.width, cfg.activation, cfg.init_scale, num_outputs=k, logits_only=True
+    ),
+    'cnn': lambda cfg, k: CNN(cfg.cnn_channels, cfg.width, cfg.activation, cfg.init_scale, k),
+    'resnet': lambda cfg, k: ResNet(
+        cfg.resnet_width, cfg.resnet_blocks, cfg.activation, cfg.init_scale, k
+    ),
+}
 
 
 PERTURBATION = 'dz_'  # prefix of the perturbation of each layer's pre-activation

@@ -4,6 +4,7 @@ Entry points in experiments/ only parse flags, build the configs and call one fu
 """
 
 import dataclasses
+import os
 import platform
 import sys
 import time
@@ -16,11 +17,11 @@ import manifold_dynamics
 from manifold_dynamics import difficulty, io, plotting, pruning
 from manifold_dynamics import inversion as inversion_lib
 from manifold_dynamics import stragglers as stragglers_lib
-from manifold_dynamics.config import DataConfig, TrainConfig
+from manifold_dynamics.config import DataConfig, TrainConfig, model_label, run_label
 from manifold_dynamics.data import get_info, load_task
 from manifold_dynamics.errors import UserError
 from manifold_dynamics.models import MLP
-from manifold_dynamics.train import DivergenceError, TrainData, fit
+from manifold_dynamics.train import DivergenceError, TrainData, fit, measured_layers
 
 
 def environment() -> dict:
@@ -42,10 +43,21 @@ def default_workdir(
   """runs/<experiment>-<dataset>-P..-L..xH..-<activation>[-<optimizer>-lr..]-S..-T.."""
   subset = f'-k{data_cfg.subset_index}' if data_cfg.subset_index else ''
   subset += f'-noise{data_cfg.label_noise:g}' if data_cfg.label_noise else ''
+  subset += (
+      '' if data_cfg.task == 'parity' else '-' + data_cfg.task.replace(':', '').replace(',', '')
+  )
   optimizer = f'-{train_cfg.optimizer}-lr{train_cfg.lr:g}' if with_optimizer else ''
+  optimizer += '' if train_cfg.batch_size is None else f'-B{train_cfg.batch_size}'
+  model = f'L{train_cfg.depth}xH{train_cfg.width}'
+  if train_cfg.model != 'mlp':
+    model = model_label(train_cfg).rsplit(' ', 1)[0].replace(' ', '').replace('/', 'x')
+  dataset = data_cfg.dataset
+  if ':' in dataset:  # tfds:NAME or npz:PATH
+    kind, _, where = dataset.partition(':')
+    dataset = kind + '_' + os.path.splitext(os.path.basename(where.rstrip('/')))[0]
   return (
-      f'runs/{experiment}-{data_cfg.dataset}-P{data_cfg.train_size}{subset}-'
-      f'L{train_cfg.depth}xH{train_cfg.width}-{train_cfg.activation}{optimizer}-'
+      f'runs/{experiment}-{dataset}-P{data_cfg.train_size}{subset}-'
+      f'{model}-{train_cfg.activation}{optimizer}-'
       f'S{train_cfg.seeds}-T{train_cfg.epochs}'
   )
 
@@ -59,15 +71,26 @@ def write_config(
           'experiment': experiment,
           'data': dataclasses.asdict(data_cfg),
           'train': dataclasses.asdict(train_cfg),
-          'task': {
-              'num_inputs': int(task.x_train.shape[1]),
-              'num_test': int(len(task.y_test)),
-              'fraction_positive': float(np.mean(task.y_train > 0)),
-          },
+          'task': task_info(task),
           **extra,
           'environment': environment(),
       }
   )
+
+
+def task_info(task) -> dict:
+  """What config.json says of a task: its inputs, test set and classes."""
+  info = {
+      'num_inputs': int(task.x_train.shape[1]),
+      'num_test': int(len(task.y_test)),
+  }
+  if task.num_classes == 2:
+    info['fraction_positive'] = float(np.mean(task.y_train > 0))
+  else:
+    info['num_classes'] = int(task.num_classes)
+  if task.input_shape is not None and len(task.input_shape) > 1:
+    info['input_shape'] = [int(d) for d in task.input_shape]
+  return info
 
 
 def train_and_save(
@@ -87,10 +110,8 @@ def train_and_save(
   Returns the History and the final RunState of every run.
   """
   log(
-      f'training {train_cfg.seeds} seeds x {train_cfg.epochs} epochs on {data_cfg.dataset} '
-      f'(P={data_cfg.train_size}, {train_cfg.depth} layers x {train_cfg.width} '
-      f'{train_cfg.activation}, {train_cfg.optimizer} lr={train_cfg.lr:g}) on '
-      f'{jax.default_backend()}'
+      f'training {train_cfg.seeds} seeds x {train_cfg.epochs} epochs on '
+      f'{run_label(data_cfg, train_cfg)} on {jax.default_backend()}'
   )
   data = TrainData.from_task(task) if data is None else data
   try:
@@ -136,18 +157,20 @@ def run_inversion(
     save_recorded_scores(run, states, train_cfg, task)
   summary = inversion_lib.summary(history, inv)
   summary['dataset'] = data_cfg.dataset
-  if history.layer_R_plus is not None:
-    summary['layers'] = inversion_lib.layer_summary(history)
+  layer_names = measured_layers(train_cfg, TrainData.from_task(task))
+  summary['layer_names'] = layer_names
+  per_layer = inversion_lib.layer_summary(history)
+  if per_layer:
+    summary['layers'] = per_layer
   io.write_json(run.file('summary.json'), summary)
 
-  title = (
-      f'{data_cfg.dataset}, P={data_cfg.train_size}, {train_cfg.depth}x{train_cfg.width} '
-      f'{train_cfg.activation}, {train_cfg.optimizer} lr={train_cfg.lr:g}'
-  )
+  title = run_label(data_cfg, train_cfg)
   if figures:
     _inversion_figures(run, history, inv, summary, title)
-  if history.layer_R_plus is not None:
-    plotting.save(plotting.layers_vs_epoch(history, title), run.staging, 'layers_vs_epoch')
+  if per_layer:
+    plotting.save(
+        plotting.layers_vs_epoch(history, title, layer_names), run.staging, 'layers_vs_epoch'
+    )
   path = run.commit()
   log(format_summary(summary))
   log(f'results in {path}')

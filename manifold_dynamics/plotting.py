@@ -18,6 +18,8 @@ STYLE = {
     'R_plus': dict(color='#1f77b4', label=r'$R_+$'),
     'R_minus': dict(color='#d62728', label=r'$R_-$'),
     'D': dict(color='#2ca02c', label=r'$D$'),
+    'R_mean': dict(color='#1f77b4', label=r'$R_{mean}$ (mean of $R_k$)'),
+    'D_mean': dict(color='#2ca02c', label=r'$D_{mean}$ (mean of $D_{kl}$)'),
     'train_error': dict(color='#333333', label='train error'),
     'test_error': dict(color='#ff7f0e', label='test error'),
 }
@@ -96,7 +98,7 @@ def _observables_and_errors(top, bottom, history, inv: inversion_lib.Inversion):
     lo, hi = np.percentile(t_all.min(axis=0), 10), np.percentile(t_all.max(axis=0), 90)
     for ax in (top, bottom):
       ax.axvspan(lo, hi, color='0.85', lw=0, zorder=0)
-  for name in inversion_lib.OBSERVABLES:
+  for name in history.observables:
     _band(top, epochs, getattr(history, name), STYLE[name])
     if inverts[name]:
       top.axvline(np.median(inv.curves[name].t_star), color=STYLE[name]['color'], ls=':', lw=1)
@@ -106,7 +108,7 @@ def _observables_and_errors(top, bottom, history, inv: inversion_lib.Inversion):
     _band(bottom, epochs[evaluated], values[:, evaluated], STYLE[name])
   bottom.set_yscale('log')
   bottom.set_ylim(bottom=0.5 / history.num_examples)  # below one misclassified example
-  bottom.set_xlabel('epoch (full-batch updates)')
+  bottom.set_xlabel('epoch')
 
 
 def inversion_vs_epoch(history, inv: inversion_lib.Inversion, title: str = ''):
@@ -160,16 +162,17 @@ def observables_vs_train_error(
       min(max(np.min(h.train_error), 0.5 / h.num_examples) for h in curves),
       80,
   )
-  fig, axes = plt.subplots(1, 3, figsize=(10.5, 3.2), sharex=True)
+  names = curves[0].observables
+  fig, axes = plt.subplots(1, len(names), figsize=(3.5 * len(names), 3.2), sharex=True)
   for i, (history, label, ls) in enumerate(zip(curves, labels, linestyles)):
     values = inversion_lib.at_train_error(history, grid)
-    for ax, name in zip(axes, inversion_lib.OBSERVABLES):
+    for ax, name in zip(axes, names):
       style = dict(STYLE[name], label=label)
       if colors is not None:
         style['color'] = colors[i]
       kept = np.mean(np.isfinite(values[name]), axis=0) >= 0.5  # reached by most seeds
       _band(ax, grid[kept], values[name][:, kept], dict(style, ls=ls))
-  for ax, name in zip(axes, inversion_lib.OBSERVABLES):
+  for ax, name in zip(axes, names):
     _train_error_axis(ax)
     ax.set_xlabel('training error $\\epsilon_{tr}$')
     ax.set_title(STYLE[name]['label'])
@@ -191,10 +194,11 @@ def R_plus_per_run(history, inv: inversion_lib.Inversion, title: str = ''):
   one thin line per run, its minimum t*(R+) marked (filled: the run inverts; open: not)."""
   fig, (left, right) = plt.subplots(1, 2, figsize=(10.0, 3.6), sharey=True)
   colors = plt.cm.viridis(np.linspace(0.0, 0.9, history.num_seeds))
-  curve = inv.curves['R_plus']
+  name = history.observables[0]  # R_plus, or R_mean for K > 2 classes
+  curve = inv.curves[name]
   epochs = np.arange(history.num_epochs + 1)
   for s, color in enumerate(colors):
-    r_plus = np.asarray(history.R_plus[s])
+    r_plus = np.asarray(getattr(history, name)[s])
     error = np.asarray(history.train_error[s])
     t = int(curve.t_star[s])
     marker = dict(color=color, ms=4, zorder=3, mfc=color if curve.inverted[s] else 'white')
@@ -206,15 +210,15 @@ def R_plus_per_run(history, inv: inversion_lib.Inversion, title: str = ''):
     right.plot(t, r_plus[t], 'o', **marker)
   _train_error_axis(left)
   left.set_xlabel('training error $\\epsilon_{tr}$')
-  left.set_ylabel(STYLE['R_plus']['label'])
+  left.set_ylabel(STYLE[name]['label'])
   _epoch_axis(right, history.num_epochs)
-  right.set_xlabel('epoch (full-batch updates)')
+  right.set_xlabel('epoch')
   inverted = int(np.sum(curve.inverted))
   fig.text(
       0.5,
       -0.02,
-      f'{history.num_seeds} runs, one line each; circles: $t^*(R_+)$, the '
-      f'minimum over the epochs trained, filled where $R_+$ has risen by more than the '
+      f'{history.num_seeds} runs, one line each; circles: $t^*$, the '
+      f'minimum over the epochs trained, filled where the curve has risen by more than the '
       f'tolerance since ({inverted} of {history.num_seeds} runs).',
       ha='center',
       va='top',
@@ -646,17 +650,20 @@ def rise_vs_variance(rows: Sequence[dict], title: str = ''):
   return fig
 
 
-def layers_vs_epoch(history, title: str = ''):
-  """R+, R-, D of every hidden layer against epoch (one panel each, one colour per layer, the
-  first hidden layer darkest): how the inversion changes with depth inside the net."""
-  num_layers = history.layer_R_plus.shape[-1]
+def layers_vs_epoch(history, title: str = '', layer_names: Sequence[str] = None):
+  """R+, R-, D (R_mean, D_mean for K > 2) of every measured layer against epoch (one panel
+  each, one colour per layer, the first darkest): how the inversion changes with depth."""
+  names = history.observables
+  num_layers = getattr(history, f'layer_{names[0]}').shape[-1]
+  if layer_names is None:
+    layer_names = [f'hidden layer {k + 1}' for k in range(num_layers)]
   colors = plt.cm.viridis(np.linspace(0.0, 0.85, num_layers))
-  fig, axes = plt.subplots(1, 3, figsize=(11.0, 3.3), sharex=True)
+  fig, axes = plt.subplots(1, len(names), figsize=(3.7 * len(names), 3.3), sharex=True)
   epochs = np.arange(history.num_epochs + 1)
-  for ax, name in zip(axes, inversion_lib.OBSERVABLES):
+  for ax, name in zip(axes, names):
     curves = getattr(history, f'layer_{name}')
     for k in range(num_layers):
-      _band(ax, epochs, curves[..., k], dict(color=colors[k], label=f'hidden layer {k + 1}'))
+      _band(ax, epochs, curves[..., k], dict(color=colors[k], label=layer_names[k]))
     _epoch_axis(ax, history.num_epochs)
     ax.set_title(STYLE[name]['label'])
     ax.set_xlabel('epoch')
@@ -667,7 +674,7 @@ def layers_vs_epoch(history, title: str = ''):
   fig.text(
       0.5,
       -0.04,
-      f'Mean $\\pm$ 2 std over {history.num_seeds} seeds. Layer 1 is the '
+      f'Mean $\\pm$ 2 std over {history.num_seeds} seeds. The first layer is the '
       f'representation of the paper (SPEC §2).',
       ha='center',
       va='top',

@@ -6,7 +6,9 @@ A streamed history is a directory (`history/` in a run directory):
   R_plus.npy ... test_error.npy   (epochs, seeds) float32, EPOCH-MAJOR: each chunk is
                                   appended to the end of the file;
   mistakes_packed.npy             (epochs, seeds, ceil(P / 8)) uint8;
-  layer_R_plus.npy & co.          (epochs, seeds, L - 1), with --layers=all;
+  layer_R_plus.npy & co.          (epochs, seeds, layers), with --layers other than first;
+  R_mean.npy, D_mean.npy          (epochs, seeds) for K > 2 classes instead of R_plus..D, with
+  R_class.npy, D_class.npy        (epochs, seeds, K) and (epochs, seeds, K (K - 1) / 2);
   train_indices.npy               (P,) int64, each example's index in the train split;
   progress.json                   num_examples, epochs_written (records on disk, epoch 0
                                   first), epochs_trained (updates done), status
@@ -29,7 +31,7 @@ import numpy as np
 
 from manifold_dynamics import checkpoint
 from manifold_dynamics.errors import UserError
-from manifold_dynamics.train import History, Resumed
+from manifold_dynamics.train import History, Resumed, record_arrays
 
 PROGRESS = 'progress.json'
 CHECKPOINT = 'checkpoint.npz'
@@ -93,10 +95,7 @@ class _AppendableArray:
 
 def _array_names(records) -> dict:
   """{file name: (seeds, n, ...) array} of a host EpochRecord chunk (see train.EpochRecord)."""
-  arrays = {k: getattr(records, k) for k in History.ARRAYS + ('mistakes_packed',)}
-  if records.layers is not None:
-    arrays.update({f'layer_{k}': getattr(records.layers, k) for k in ('R_plus', 'R_minus', 'D')})
-  return {k: np.asarray(v) for k, v in arrays.items()}
+  return {k: v for k, v in record_arrays(records).items() if v is not None}
 
 
 def read_progress(path: str) -> Optional[dict]:
@@ -115,6 +114,7 @@ def read_history(path: str) -> History:
     raise UserError(f'{path} is not a streamed history (no {PROGRESS}).')
   n = progress['epochs_written']
   arrays = {}
+  arrays.update(R_plus=None, R_minus=None, D=None)  # absent for K > 2 classes
   for name in History.ARRAYS + ('mistakes_packed',) + History.LAYER_ARRAYS:
     file = os.path.join(path, f'{name}.npy')
     if os.path.exists(file):
@@ -181,7 +181,7 @@ class HistoryStore:
         array.truncate(epochs)
       self._write_progress(epochs_written=epochs, epochs_trained=epochs)
     history = read_history(self.path)
-    observables = {k: np.asarray(getattr(history, k)) for k in ('R_plus', 'R_minus', 'D', 'loss')}
+    observables = {k: np.asarray(getattr(history, k)) for k in history.observables + ('loss',)}
     return Resumed(state, epochs, self.progress['chunk'], observables, self.complete)
 
   def _open(self):

@@ -25,7 +25,7 @@ import functools
 import math
 import time
 import types
-from typing import Callable, NamedTuple, Optional
+from typing import Callable, NamedTuple, Optional, Tuple
 
 import flax
 import jax
@@ -34,10 +34,18 @@ import numpy as np
 import optax
 from flax.training import train_state
 
-from manifold_dynamics import difficulty, distributed, geometry, preemption, stopping
+from manifold_dynamics import (
+    contract,
+    difficulty,
+    distributed,
+    geometry,
+    inversion,
+    preemption,
+    stopping,
+)
 from manifold_dynamics.config import TrainConfig
 from manifold_dynamics.errors import UserError
-from manifold_dynamics.models import MLP, PERTURBATION, Standardiser, perturbation_names
+from manifold_dynamics.models import MLP, MODELS, PERTURBATION, Standardiser, perturbation_names
 from manifold_dynamics.optimizers import make_optimizer
 
 
@@ -52,15 +60,27 @@ class TrainData:
   # None: x holds all N inputs. Else (C,) int32: x holds only these input columns (see
   # `without_constant_inputs`); the network still has N inputs.
   columns: Optional[jax.Array] = None
+  # K: labels are +1 / -1 when 2 (output 0 is +1), else class indices in [0, K).
+  num_classes: int = flax.struct.field(pytree_node=False, default=2)
+  # Shape of one input before flattening, e.g. (28, 28, 1); None = the flat vector (N,).
+  input_shape: Optional[Tuple[int, ...]] = flax.struct.field(pytree_node=False, default=None)
 
   @classmethod
   def from_task(cls, task) -> 'TrainData':
+    shape = getattr(task, 'input_shape', None)
     return cls(
         jnp.asarray(task.x_train),
         jnp.asarray(task.y_train, jnp.int32),
         jnp.asarray(task.x_test),
         jnp.asarray(task.y_test, jnp.int32),
+        num_classes=int(getattr(task, 'num_classes', 2)),
+        input_shape=None if shape is None else tuple(int(d) for d in shape),
     )
+
+  @property
+  def shape_of_input(self) -> Tuple[int, ...]:
+    """One input's shape as a model sees it."""
+    return self.input_shape or (self.x_train.shape[1],)
 
   def without_constant_inputs(self, stats: Standardiser) -> 'TrainData':
     """The same task with the input columns that every run's standardiser scales by 0 left
@@ -89,6 +109,9 @@ class RunState:
   standardiser: Standardiser  # statistics of the weighted training set
   # Per-example difficulty scores of the run so far (cfg.scores), or None.
   scores: Optional[difficulty.Accumulators] = None
+  # Key of the run's mini-batch permutations (folded with the epoch), `contract.py`; None on
+  # the fast path, which draws nothing.
+  key: Optional[jax.Array] = None
 
 
 def standardisers(x_PxN: jax.Array, w_SxP: jax.Array) -> Standardiser:
@@ -113,17 +136,23 @@ def weighted_standardiser(x_PxN: jax.Array, w_P: jax.Array) -> Standardiser:
 
 @flax.struct.dataclass
 class EpochRecord:
-  """Observables of one seed at one epoch (leading axes added by scan and vmap)."""
+  """Observables of one seed at one epoch (leading axes added by scan and vmap). A binary task
+  records R+, R-, D; a K-class one R_mean, D_mean, R_class, D_class (SPEC §8)."""
 
-  R_plus: jax.Array  # gyration radius of M+
-  R_minus: jax.Array  # gyration radius of M-
-  D: jax.Array  # distance between the class centroids
   loss: jax.Array  # mean cross-entropy over the training set
   train_error: jax.Array  # fraction of the training set misclassified
   test_error: jax.Array  # fraction of the test set misclassified
   mistakes_packed: jax.Array  # (ceil(P / 8),) uint8: np.packbits of the misclassified mask
-  # R+, R-, D of every hidden layer, each (L - 1,), with cfg.layers == 'all'; else None.
-  layers: Optional[geometry.ClassGeometry] = None
+  R_plus: Optional[jax.Array] = None  # gyration radius of M+
+  R_minus: Optional[jax.Array] = None  # gyration radius of M-
+  D: Optional[jax.Array] = None  # distance between the class centroids
+  R_mean: Optional[jax.Array] = None  # mean over classes of R_k
+  D_mean: Optional[jax.Array] = None  # mean over class pairs of D_kl
+  R_class: Optional[jax.Array] = None  # (K,) R_k
+  D_class: Optional[jax.Array] = None  # (K (K - 1) / 2,) D_kl, k < l
+  # {observable: (layers,)} of every measured layer (cfg.layers other than 'first'), the
+  # first one the headline; else None.
+  layers: Optional[dict] = None
 
 
 class Trainer(NamedTuple):
@@ -139,11 +168,57 @@ def class_index(y: jax.Array) -> jax.Array:
   return (y < 0).astype(jnp.int32)
 
 
-def make_train(cfg: TrainConfig) -> Trainer:
-  """Pure per-seed training functions for `cfg` (see module docstring).
+def fast_path(cfg: TrainConfig, data: Optional[TrainData] = None, model=None) -> bool:
+  """Whether a run takes the built-in MLP's fast path: no model of the caller's, a binary
+  task, full batch (B >= P) and layers named first or all."""
+  if data is None:
+    return model is None and cfg.model == 'mlp' and cfg.batch_size is None
+  return (
+      model is None
+      and cfg.model == 'mlp'
+      and data.num_classes == 2
+      and (cfg.batch_size is None or cfg.batch_size >= data.x_train.shape[0])
+      and cfg.layers in ('first', 'all')
+  )
+
+
+def build_model(cfg: TrainConfig, data: TrainData, model=None):
+  """(model, measured layers) of a run through the contract (`contract.py`), checked once."""
+  model = MODELS[cfg.model](cfg, data.num_classes) if model is None else model
+  if cfg.matmul_precision != 'float32':
+    raise UserError(
+        f'--matmul_precision={cfg.matmul_precision} applies to the built-in MLP on a binary '
+        f'full-batch task only; drop it for this run.'
+    )
+  if cfg.scores:
+    raise UserError(
+        'difficulty scores (--scores) need the built-in MLP on a binary full-batch task for '
+        'now; drop --scores for this run.'
+    )
+  info = contract.inspect(model, data.shape_of_input, data.num_classes)
+  return model, contract.select_layers(info, cfg.layers)
+
+
+def measured_layers(cfg: TrainConfig, data: TrainData, model=None) -> list:
+  """Names of the layers whose geometry a run records, the headline first."""
+  if fast_path(cfg, data, model):
+    names = ['hidden'] if cfg.depth == 2 else [f'hidden_{k}' for k in range(cfg.depth - 1)]
+    return names if cfg.layers == 'all' else names[:1]
+  return [layer.name for layer in build_model(cfg, data, model)[1]]
+
+
+def make_train(cfg: TrainConfig, data: Optional[TrainData] = None, model=None) -> Trainer:
+  """Pure per-seed training functions for `cfg` (see module docstring) on tasks like `data`
+  (its K and input shape; None = the paper's binary task): the MLP's fast path below, or any
+  model through the contract (`contract.make_train`), `model` if given, else cfg.model.
 
   Activations are kept feature-major, (H, P) per seed (`models.MLP`): under vmap the first
   layer of all seeds is one matrix product whose output needs no transpose."""
+  if not fast_path(cfg, data, model):
+    if data is None:
+      raise ValueError('make_train needs the data (its K and input shape) off the fast path')
+    model, layers = build_model(cfg, data, model)
+    return contract.make_train(cfg, model, layers, data.num_classes, data.shape_of_input)
   model = MLP(
       cfg.depth,
       cfg.width,
@@ -222,6 +297,7 @@ def make_train(cfg: TrainConfig) -> Trainer:
     if cfg.layers == 'all':  # h is (L - 1, H, P): every hidden layer
       layers = jax.vmap(geo_fn, in_axes=(0, None, None))(h, data.y_train, state.weights)
       geo = jax.tree.map(lambda x: x[0], layers)
+      layers = layers._asdict()
     else:
       geo = geo_fn(h, data.y_train, state.weights)
     return EpochRecord(
@@ -333,41 +409,64 @@ def standardised_sq_norms(standardiser: Standardiser, data: TrainData) -> jax.Ar
 class History:
   """Host arrays of a finished (or stopped) run; every array has leading axes (seeds, epochs+1)."""
 
-  R_plus: np.ndarray
-  R_minus: np.ndarray
-  D: np.ndarray
+  R_plus: Optional[np.ndarray]  # binary tasks: R+, R-, D (SPEC §4); None for K > 2
+  R_minus: Optional[np.ndarray]
+  D: Optional[np.ndarray]
   loss: np.ndarray
   train_error: np.ndarray
   test_error: np.ndarray
   mistakes_packed: np.ndarray  # (seeds, epochs + 1, ceil(P / 8)) uint8
   num_examples: int  # P, to unpack the masks
-  # (seeds, epochs + 1, L - 1): R+, R-, D of every hidden layer (cfg.layers == 'all'), or None
+  # (seeds, epochs + 1, layers): the observables of every measured layer (cfg.layers other
+  # than 'first'), or None
   layer_R_plus: Optional[np.ndarray] = None
   layer_R_minus: Optional[np.ndarray] = None
   layer_D: Optional[np.ndarray] = None
+  # K > 2 classes (SPEC §8): R_mean, D_mean (seeds, epochs + 1), R_class (.., K) and D_class
+  # (.., K (K - 1) / 2, pairs k < l); None for a binary task.
+  R_mean: Optional[np.ndarray] = None
+  D_mean: Optional[np.ndarray] = None
+  R_class: Optional[np.ndarray] = None
+  D_class: Optional[np.ndarray] = None
+  layer_R_mean: Optional[np.ndarray] = None
+  layer_D_mean: Optional[np.ndarray] = None
 
-  ARRAYS = ('R_plus', 'R_minus', 'D', 'loss', 'train_error', 'test_error')
-  LAYER_ARRAYS = ('layer_R_plus', 'layer_R_minus', 'layer_D')
+  ARRAYS = (
+      'R_plus',
+      'R_minus',
+      'D',
+      'loss',
+      'train_error',
+      'test_error',
+      'R_mean',
+      'D_mean',
+      'R_class',
+      'D_class',
+  )
+  LAYER_ARRAYS = ('layer_R_plus', 'layer_R_minus', 'layer_D', 'layer_R_mean', 'layer_D_mean')
+
+  @property
+  def observables(self):
+    """The headline curves: R_plus, R_minus, D for a binary task, else R_mean, D_mean."""
+    return inversion.observables(binary=self.R_plus is not None)
+
+  def arrays(self) -> dict:
+    """{name: array} of every array this history holds (ARRAYS, LAYER_ARRAYS, masks)."""
+    names = self.ARRAYS + self.LAYER_ARRAYS + ('mistakes_packed',)
+    return {k: getattr(self, k) for k in names if getattr(self, k) is not None}
 
   @property
   def num_seeds(self) -> int:
-    return self.R_plus.shape[0]
+    return self.loss.shape[0]
 
   @property
   def num_epochs(self) -> int:
     """Number of updates recorded (the last epoch index)."""
-    return self.R_plus.shape[1] - 1
+    return self.loss.shape[1] - 1
 
   def select(self, seeds) -> 'History':
     """The history of some seeds (runs) only: `seeds` indexes the leading axis."""
-    return dataclasses.replace(
-        self,
-        **{
-            k: getattr(self, k)[seeds]
-            for k in self.ARRAYS + self.LAYER_ARRAYS + ('mistakes_packed',)
-            if getattr(self, k) is not None
-        },
-    )
+    return dataclasses.replace(self, **{k: v[seeds] for k, v in self.arrays().items()})
 
   def mistakes(self, epoch=slice(None)) -> np.ndarray:
     """Boolean misclassification masks (seeds, [epochs,] P) at `epoch` (index or slice)."""
@@ -377,27 +476,38 @@ class History:
 
   @classmethod
   def from_records(cls, records: EpochRecord, num_examples: int) -> 'History':
-    arrays = jax.device_get(records)
-    layers = {}
-    if arrays.layers is not None:
-      layers = {
-          f'layer_{k}': np.asarray(getattr(arrays.layers, k)) for k in ('R_plus', 'R_minus', 'D')
-      }
-    return cls(
-        **{k: np.asarray(getattr(arrays, k)) for k in cls.ARRAYS},
-        mistakes_packed=np.asarray(arrays.mistakes_packed),
-        num_examples=num_examples,
-        **layers,
-    )
+    return cls(**record_arrays(jax.device_get(records)), num_examples=num_examples)
 
   def diverged_epochs(self, factor: float = np.inf) -> np.ndarray:
     """(seeds,) first epoch with a non-finite observable or a loss above `factor` times the
     initial loss, or -1 where there is none (the test error is NaN by design on the epochs
     that cfg.test_every skips, so it is not looked at)."""
-    ok = np.all([np.isfinite(getattr(self, k)) for k in self.ARRAYS if k != 'test_error'], axis=0)
+    ok = np.all(
+        [
+            np.isfinite(v).reshape(v.shape[:2] + (-1,)).all(-1)
+            for k, v in self.arrays().items()
+            if k in self.ARRAYS and k != 'test_error'
+        ],
+        axis=0,
+    )
     with np.errstate(invalid='ignore'):
       ok &= ~(self.loss > factor * self.loss[:, :1])
     return np.where(ok.all(axis=1), -1, np.argmin(ok, axis=1))
+
+
+def record_arrays(records) -> dict:
+  """{History field: host array} of EpochRecord arrays (leading axes (seeds, epochs)): its
+  observables by name, those of the measured layers as layer_<name>."""
+  arrays = {
+      f.name: np.asarray(getattr(records, f.name))
+      for f in dataclasses.fields(records)
+      if f.name != 'layers' and getattr(records, f.name) is not None
+  }
+  for k, v in (records.layers or {}).items():
+    arrays[f'layer_{k}'] = np.asarray(v)
+  for k in ('R_plus', 'R_minus', 'D'):  # positional fields of History
+    arrays.setdefault(k, None)
+  return arrays
 
 
 class DivergenceError(UserError):
@@ -466,6 +576,7 @@ def start(
     keys: Optional[jax.Array] = None,
     weights: Optional[np.ndarray] = None,
     log: Callable[[str], None] = lambda _: None,
+    model=None,
 ):
   """The initial `RunState` of every run (leading seed axis) and the data to train it on, as
   `fit` trains: one standardiser per distinct training set, the inputs that no run uses left
@@ -473,12 +584,19 @@ def start(
   bfloat16 (the products round them anyway), and the seeds padded to a multiple of the device
   count (`pad_seeds`) and sharded over all devices, data replicated (jit then partitions every
   vmapped computation by seed). The state has cfg.seeds + seed_padding(cfg.seeds) runs.
-  `keys` defaults to `seed_keys(cfg.seed, cfg.seeds)`; `weights` as in `fit`."""
+  `keys` defaults to `seed_keys(cfg.seed, cfg.seeds)`; `weights` and `model` as in `fit`. Off
+  the fast path (`fast_path`) the inputs stay whole: a model through the contract sees every
+  input feature in its shape."""
   keys = seed_keys(cfg.seed, cfg.seeds) if keys is None else keys
   num_examples = data.x_train.shape[0]
   weights = np.ones(num_examples, np.float32) if weights is None else np.asarray(weights)
   if not np.all(np.sum(np.atleast_2d(weights), axis=1) > 0):
     raise UserError('every run needs at least one training example of positive weight.')
+  if cfg.batch_size is not None and cfg.batch_size > num_examples:
+    raise UserError(
+        f'--batch_size={cfg.batch_size} exceeds the {num_examples} training examples; use '
+        f'--batch_size <= {num_examples} (or leave it unset for full batch).'
+    )
   padding = seed_padding(len(keys))
   if padding:
     log(
@@ -496,8 +614,12 @@ def start(
   else:  # one pruned set per run
     stats = jax.jit(standardisers)(data.x_train, weights)
     per_run = 0
-  data = data.without_constant_inputs(stats)
-  if cfg.matmul_precision == 'bfloat16':  # every product rounds x to bfloat16: do it once here
+  fast = fast_path(cfg, data, model)
+  if fast:
+    data = data.without_constant_inputs(stats)
+  if (
+      cfg.matmul_precision == 'bfloat16' and fast
+  ):  # every product rounds x to bfloat16: do it once here
     data = data.replace(
         x_train=data.x_train.astype(jnp.bfloat16), x_test=data.x_test.astype(jnp.bfloat16)
     )
@@ -509,7 +631,7 @@ def start(
     data = jax.tree.map(lambda x: distributed.put(x, replicated), data)
     weights = distributed.put(weights, run_sharding)
     stats = jax.tree.map(lambda x: distributed.put(x, run_sharding), stats)
-  init_v = jax.jit(jax.vmap(make_train(cfg).init, in_axes=(0, None, per_run, per_run)))
+  init_v = jax.jit(jax.vmap(make_train(cfg, data, model).init, in_axes=(0, None, per_run, per_run)))
   return init_v(jnp.asarray(keys), data, weights, stats), data
 
 
@@ -519,7 +641,7 @@ class Resumed(NamedTuple):
   state: RunState  # host arrays, cfg.seeds runs
   epochs: int  # updates done
   chunk: Optional[int]  # epochs per chunk of the interrupted run
-  observables: dict  # 'R_plus', 'R_minus', 'D', 'loss': (seeds, epochs) so far
+  observables: dict  # the headline curves and 'loss': (seeds, epochs) so far
   complete: bool  # the history is finished (the final observation written)
 
 
@@ -561,8 +683,13 @@ def fit(
     weights: Optional[np.ndarray] = None,
     return_state: bool = False,
     store=None,
+    model=None,
 ):
-  """Trains cfg.seeds initialisations in parallel for cfg.epochs full-batch updates.
+  """Trains cfg.seeds initialisations in parallel for cfg.epochs epochs.
+
+  `model` is any Flax module under the contract of `contract.py` (logits (B, K), sown
+  representations), else cfg.model is built (`models.MODELS`); the built-in MLP on a binary
+  full-batch task takes the fast path (`fast_path`).
 
   `weights` is None (every run trains on all of T), (P,) shared by every run, or (seeds, P),
   one pruned set per run. Returns the `History`, and with `return_state` also the final
@@ -585,8 +712,8 @@ def fit(
   log = log or (lambda _: None)
   num_examples = data.x_train.shape[0]
   store = MemoryStore(num_examples) if store is None else store
-  state, data = start(cfg, data, keys, weights, log)
-  resumed = _resume(store, state, cfg.seeds)
+  state, data = start(cfg, data, keys, weights, log, model)
+  resumed = _resume(store, state, cfg.seeds, inversion.observables(data.num_classes == 2))
   done, chunk, observed = 0, cfg.chunk_epochs or min(_PROBE_EPOCHS, cfg.epochs), None
   if resumed is not None:
     state = _put_like(state, pad_seeds_tree(resumed.state, seed_padding(cfg.seeds)))
@@ -595,11 +722,14 @@ def fit(
       log(f'{cfg.seeds} seeds x {done} epochs already trained; read from the store')
       return _returned(store, state, cfg.seeds, return_state)
     log(f'resuming at epoch {done} of {cfg.epochs} from the checkpoint')
-  trainer = make_train(cfg)
+  trainer = make_train(cfg, data, model)
   run_v = jax.jit(jax.vmap(trainer.run_epochs, in_axes=(0, None, None, None)), static_argnums=2)
   observe_v = jax.jit(jax.vmap(trainer.observe, in_axes=(0, None)))
   compiled = {}  # chunk length -> executable, compiled ahead of time so rates exclude it
-  stop = stopping.InversionStop(cfg.seeds) if cfg.stop_after_inversion else None
+  observables = inversion.observables(binary=data.num_classes == 2)
+  stop = None
+  if cfg.stop_after_inversion:
+    stop = stopping.InversionStop(cfg.seeds, observables=observables)
   initial_loss = None if observed is None else observed['loss'][:, :1]
   if stop is not None and observed is not None:
     stop.update(types.SimpleNamespace(**observed))
@@ -637,8 +767,8 @@ def fit(
       )
       if stop is not None and stop.update(records):
         log(
-            f'inversion confirmed on R+, R- and D in all {cfg.seeds} seeds: stopping at epoch '
-            f'{done} of {cfg.epochs}'
+            f'inversion confirmed on {", ".join(observables)} in all {cfg.seeds} seeds: '
+            f'stopping at epoch {done} of {cfg.epochs}'
         )
       if distributed.any_process(signals.received is not None) and not finished():
         raise preemption.Interrupted(
@@ -678,7 +808,7 @@ def _returned(store, state, num_seeds: int, return_state: bool):
   return history, state
 
 
-def _resume(store, state, num_seeds: int) -> Optional[Resumed]:
+def _resume(store, state, num_seeds: int, observables) -> Optional[Resumed]:
   """`store.resume` read on process 0 and broadcast to every process."""
   like = jax.tree.map(lambda x: jax.ShapeDtypeStruct((num_seeds,) + x.shape[1:], x.dtype), state)
   resumed = store.resume(like) if distributed.is_writer() else None
@@ -699,10 +829,7 @@ def _resume(store, state, num_seeds: int) -> Optional[Resumed]:
         jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), like),
         int(epochs),
         None,
-        {
-            k: np.zeros((num_seeds, int(epochs)), np.float32)
-            for k in ('R_plus', 'R_minus', 'D', 'loss')
-        },
+        {k: np.zeros((num_seeds, int(epochs)), np.float32) for k in tuple(observables) + ('loss',)},
         bool(complete),
     )
   state_host, observables = distributed.broadcast((resumed.state, resumed.observables))

@@ -126,6 +126,55 @@ def test_bad_inputs_fail_in_one_line(mnist_dir, tmp_path, capsys, flag, value, m
   assert not (tmp_path / 'run').exists()
 
 
+@pytest.mark.parametrize(
+    'overrides, message',
+    [
+        (dict(model='cnn', layers='conv_9'), "names 'conv_9', which the model does not sow"),
+        (dict(batch_size=0), '--batch_size must be positive'),
+        (dict(batch_size=65), '--batch_size=65 exceeds the 64 training examples'),
+        (dict(task='pair:3,3'), 'names class 3 twice'),
+        (dict(task='classes', label_noise=0.1), '--label_noise flips binary labels'),
+        (dict(dataset='npz:/nonexistent/mine.npz'), 'no such file'),
+        (dict(cnn_channels=['4', 'x']), '--cnn_channels takes comma-separated integers'),
+    ],
+)
+def test_bad_model_data_and_batch_options(mnist_dir, tmp_path, capsys, overrides, message):
+  err = run_expect_error(
+      capsys, **dict(TINY, data_dir=mnist_dir, workdir=str(tmp_path / 'run'), **overrides)
+  )
+  assert message in err
+  assert not (tmp_path / 'run').exists()
+
+
+def test_a_cnn_on_ten_classes_with_minibatches(mnist_dir, tmp_path):
+  """The model contract end to end: per-layer geometry, K-class summary, its figures."""
+  workdir = str(tmp_path / 'cnn')
+  with flagsaver.flagsaver(
+      data_dir=mnist_dir,
+      workdir=workdir,
+      model='cnn',
+      cnn_channels=['2', '3'],
+      task='classes',
+      layers='all',
+      batch_size=32,
+      lr=0.05,
+      **dict(TINY, epochs=4, chunk_epochs=2),
+  ):
+    inversion_main.main(['inversion.py'])
+  run = io.load_run(workdir)
+  assert run.config['train']['model'] == 'cnn' and run.config['task']['num_classes'] == 10
+  assert run.config['task']['input_shape'] == [28, 28, 1]
+  summary = run.summary
+  assert summary['layer_names'] == ['conv_0', 'conv_1', 'dense_0']
+  assert set(summary['t_star']) == {'R_mean', 'D_mean'}
+  assert len(summary['per_class']['R_class']['t_star_mean']) == 10
+  assert len(summary['layers']['R_mean']['inversion_fraction']) == 3
+  assert run.history.R_class.shape == (2, 5, 10) and run.history.layer_D_mean.shape == (2, 5, 3)
+  assert {'layers_vs_epoch.png', 'inversion_vs_epoch.png', 'R_plus_per_run.png'} <= set(
+      os.listdir(workdir)
+  )
+
+
 def test_divergence_keeps_the_partial_history(mnist_dir, tmp_path, capsys):
   err = run_expect_error(
       capsys,

@@ -36,6 +36,9 @@ class RawSplits(NamedTuple):
   y_train: np.ndarray  # (n_train,) int class labels 0..9
   x_test: np.ndarray  # (n_test, rows, cols[, 3]) uint8
   y_test: np.ndarray  # (n_test,) int
+  # True: uint8 images, greyed onto [0, 1] by the task (channels averaged); False: inputs of
+  # any shape and dtype, used as they are (float32), as `Task.from_arrays` and npz:PATH give.
+  grey: bool = True
 
 
 _IDX_DTYPES = {

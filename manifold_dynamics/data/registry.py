@@ -125,3 +125,24 @@ def get_info(name: str) -> DatasetInfo:
     raise UserError(
         f'unknown dataset {name!r}; known datasets: ' f'{", ".join(sorted(DATASETS))}.'
     ) from None
+
+
+TASKS = ('parity', 'classes', 'pair:A,B')  # --task values (A, B: class labels)
+
+
+def parse_task(task: str) -> Tuple[str, Tuple[int, ...]]:
+  """('parity' | 'classes' | 'pair', classes of the pair) of a --task value, or a one-line
+  error."""
+  if task in ('parity', 'classes'):
+    return task, ()
+  if task.startswith('pair:'):
+    try:
+      a, b = (int(v) for v in task[len('pair:') :].split(','))
+    except ValueError:
+      raise UserError(
+          f'--task={task} must name two integer classes, e.g. --task=pair:3,5.'
+      ) from None
+    if a == b:
+      raise UserError(f'--task={task} names class {a} twice; a pair needs two classes.')
+    return 'pair', (a, b)
+  raise UserError(f'unknown --task={task!r}; choose parity, classes or pair:A,B.')

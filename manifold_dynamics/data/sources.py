@@ -201,6 +201,72 @@ def load_tfds(info: DatasetInfo, data_dir: str = None) -> RawSplits:
   return from_tfds_numpy(info, train, test)
 
 
+NPZ_ARRAYS = ('x_train', 'y_train', 'x_test', 'y_test')
+
+
+def load_npz(path: str) -> RawSplits:
+  """The splits of an .npz of arrays x_train (n, ...), y_train (n,), x_test, y_test (--dataset=
+  npz:PATH): inputs of any shape used as they are, integer labels (see `task.from_arrays`)."""
+  if not os.path.isfile(path):
+    raise UserError(f'--dataset=npz:{path}: no such file; give the path of an .npz of arrays.')
+  try:
+    with np.load(path, allow_pickle=False) as f:
+      missing = [k for k in NPZ_ARRAYS if k not in f.files]
+      if missing:
+        raise UserError(
+            f'{path} lacks {", ".join(missing)}; an npz dataset holds ' f'{", ".join(NPZ_ARRAYS)}.'
+        )
+      arrays = [f[k] for k in NPZ_ARRAYS]
+  except UserError:
+    raise
+  except Exception as e:  # a corrupt or truncated archive: zipfile, ValueError, OSError
+    raise UserError(
+        f'{path} is not a readable .npz ({type(e).__name__}); write it with numpy.savez.'
+    ) from None
+  for x, y, split in ((arrays[0], arrays[1], 'train'), (arrays[2], arrays[3], 'test')):
+    if len(x) != len(y):
+      raise UserError(
+          f'{path}: x_{split} has {len(x)} examples but y_{split} {len(y)}; they must agree.'
+      )
+  return RawSplits(*arrays, grey=False)
+
+
+def load_tfds_by_name(name: str, data_dir: str = None) -> RawSplits:
+  """Any TFDS image-classification dataset with 'image' and 'label' features and 'train' and
+  'test' splits (--dataset=tfds:NAME): uint8 images, greyed by the task like the built-in ones."""
+  try:
+    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    raise UserError(
+        f'--dataset=tfds:{name} needs tensorflow-datasets: `pip install '
+        f'"manifold_dynamics[tfds]"`, or save the arrays as an .npz (--dataset=npz:PATH).'
+    ) from None
+  if name.split(':')[0].split('/')[0] not in tfds.list_builders():
+    raise UserError(f'unknown TFDS dataset {name!r}; `tfds.list_builders()` names the known ones.')
+  try:
+    train, test = tfds.as_numpy(
+        tfds.load(name, split=['train', 'test'], batch_size=-1, data_dir=data_dir)
+    )
+  except Exception as e:  # TFDS raises many kinds: no network, no such split, ...
+    raise UserError(
+        f'tensorflow-datasets could not load {name} ({type(e).__name__}: '
+        f'{str(e).splitlines()[0] if str(e) else ""}); prepare it with TFDS first or save '
+        f'the arrays as an .npz (--dataset=npz:PATH).'
+    ) from None
+  images = lambda b: np.asarray(b['image'])
+  x_train, x_test = images(train), images(test)
+  grey = x_train.dtype == np.uint8 and x_train.ndim in (3, 4)
+  if grey and x_train.ndim == 4 and x_train.shape[-1] == 1:
+    x_train, x_test = x_train[..., 0], x_test[..., 0]
+  return RawSplits(
+      x_train,
+      np.asarray(train['label']).astype(np.int64),
+      x_test,
+      np.asarray(test['label']).astype(np.int64),
+      grey=grey,
+  )
+
+
 SOURCES = ('auto', 'local', 'cache', 'tfds')
 
 

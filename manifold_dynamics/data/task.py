@@ -1,7 +1,17 @@
-"""The binary task of SPEC §1: a slice T of the train split, even/odd labels.
+"""The task of a run: a slice T of the train split and its labels (SPEC §1 and §8).
 
 Images are flattened to N = rows * cols inputs on [0, 1] (RGB averaged over the channels to
-grey) and labels become y = +1 for even classes and -1 for odd ones. Every pixel is then
+grey); `Task.input_shape` keeps their shape (rows, cols, 1), which convolutional models see
+(`contract.py`), while the MLP reads the flat vector. The labels depend on the task (TASKS):
+
+- 'parity' (the paper's): y = +1 for even classes and -1 for odd ones;
+- 'pair:A,B': only the examples of classes A and B, y = +1 for A and -1 for B;
+- 'classes': every class, y = the class index in [0, K), K-way softmax. With K = 2 the labels
+  are +1 / -1 as above (class 0 is +1), so every binary task shares one label convention and
+  one engine path (SPEC §8: the geometry of K = 2 is R+, R-, D).
+
+Any arrays become a task with `Task.from_arrays` (or `--dataset=npz:PATH`), any TFDS image
+classification dataset with `--dataset=tfds:NAME` (`sources.load_tfds_by_name`). Every pixel is then
 standardised with the mean and std of the (possibly pruned) training set, applied to it and
 to the test set; pixels constant on it map to 0, never to inf or NaN. The training engine does
 that itself, per run (`train.weighted_standardiser`), so that pruned sets recompute their own
@@ -9,25 +19,131 @@ statistics; `standardise` here is the float64 host reference, for checks and for
 want the standardised arrays.
 """
 
-from typing import Callable, NamedTuple, Optional
+from typing import Callable, NamedTuple, Optional, Tuple
 
 import numpy as np
 
-from manifold_dynamics.config import DataConfig
 from manifold_dynamics.data import sources
-from manifold_dynamics.data.registry import get_info
+from manifold_dynamics.data.registry import TASKS, get_info, parse_task  # noqa: F401
 from manifold_dynamics.errors import UserError
 
 
 class Task(NamedTuple):
-  """Arrays of one binary task, ready for training."""
+  """Arrays of one task, ready for training."""
 
-  x_train: np.ndarray  # (P, N) float32 grey inputs on [0, 1] (not standardised)
-  y_train: np.ndarray  # (P,) int32, +1 (even class) or -1 (odd class)
-  x_test: np.ndarray  # (n_test, N) float32 on [0, 1]
-  y_test: np.ndarray  # (n_test,) int32, +1 / -1
+  x_train: np.ndarray  # (P, N) float32 inputs, flattened (not standardised)
+  y_train: np.ndarray  # (P,) int32: +1 / -1 when num_classes == 2, else class in [0, K)
+  x_test: np.ndarray  # (n_test, N) float32
+  y_test: np.ndarray  # (n_test,) int32, as y_train
   train_indices: np.ndarray  # (P,) int64, index of each example of T in the train split
   classes_train: Optional[np.ndarray] = None  # (P,) original class of each example of T
+  num_classes: int = 2  # K, outputs of the network
+  input_shape: Optional[Tuple[int, ...]] = None  # shape of one input before flattening
+
+  @classmethod
+  def from_arrays(
+      cls,
+      x_train,
+      y_train,
+      x_test,
+      y_test,
+      task: str = 'parity',
+      train_size: Optional[int] = None,
+      subset_index: int = 0,
+      name: str = 'arrays',
+  ) -> 'Task':
+    """The task of any arrays: inputs (n, ...) of any shape (images (n, H, W) gain a channel
+    axis), integer labels (n,). T is slice `subset_index` of size `train_size` (default: the
+    whole train split) after the task's selection of examples; see TASKS."""
+    return task_from_arrays(
+        sources.RawSplits(*(np.asarray(a) for a in (x_train, y_train, x_test, y_test)), grey=False),
+        task,
+        train_size,
+        subset_index,
+        name,
+    )
+
+
+def task_from_arrays(
+    raw: sources.RawSplits,
+    task: str = 'parity',
+    train_size: Optional[int] = None,
+    subset_index: int = 0,
+    name: str = 'arrays',
+) -> Task:
+  """The task `task` of both splits: its examples selected, T sliced, its labels made (see
+  TASKS), every bad input a one-line error."""
+  kind, pair = parse_task(task)
+  x_train, y_train, x_test, y_test = raw[:4]
+  for x, y, split in ((x_train, y_train, 'train'), (x_test, y_test, 'test')):
+    if x.ndim < 2 or y.ndim != 1 or len(x) != len(y):
+      raise UserError(
+          f'{name}: the {split} inputs {x.shape} and labels {y.shape} disagree; '
+          f'inputs must be (n, ...) and labels (n,).'
+      )
+    if not np.issubdtype(y.dtype, np.integer):
+      raise UserError(f'{name}: the {split} labels are {y.dtype}; labels must be integers.')
+  if x_train.shape[1:] != x_test.shape[1:]:
+    raise UserError(
+        f'{name}: train inputs are {x_train.shape[1:]} but test inputs {x_test.shape[1:]}.'
+    )
+  if kind == 'pair':
+    for c in pair:
+      if not np.any(y_train == c):
+        raise UserError(f'--task={task}: class {c} has no example in the train split of {name}.')
+    keep_train, keep_test = np.isin(y_train, pair), np.isin(y_test, pair)
+  else:
+    keep_train, keep_test = np.ones(len(y_train), bool), np.ones(len(y_test), bool)
+  available = np.flatnonzero(keep_train)
+  size = len(available) if train_size is None else train_size
+  idx = available[slice_indices(len(available), size, subset_index, name)]
+  test_idx = np.flatnonzero(keep_test)
+  grey = to_grey_inputs if raw.grey else _float_inputs
+  xs_train, xs_test = grey(x_train[idx]), grey(x_test[test_idx])
+  for x, split in ((xs_train, 'training set T'), (xs_test, 'test set')):
+    if not np.all(np.isfinite(x)):
+      raise UserError(f'{name}: the {split} holds NaN or inf inputs; clean them first.')
+  classes, classes_test = np.asarray(y_train[idx]), np.asarray(y_test[test_idx])
+  if kind == 'parity':
+    y, y_t, num_classes = parity_labels(classes), parity_labels(classes_test), 2
+  elif kind == 'pair':
+    y, y_t, num_classes = _pm(classes == pair[0]), _pm(classes_test == pair[0]), 2
+  else:
+    num_classes = int(max(classes.max(), classes_test.max(initial=0))) + 1
+    low = min(classes.min(), classes_test.min(initial=0))
+    if low < 0:
+      raise UserError(
+          f'{name}: --task=classes needs labels in [0, K); found label {low}. Map the labels '
+          f'to 0..K-1 first.'
+      )
+    empty = np.setdiff1d(np.arange(num_classes), classes)
+    if len(empty):
+      raise UserError(
+          f'{name}: class {empty[0]} of [0, {num_classes}) has no example in T (P={len(idx)}); '
+          f'use a larger --train_size or map the labels to 0..K-1 without gaps.'
+      )
+    if num_classes == 2:
+      y, y_t = _pm(classes == 0), _pm(classes_test == 0)
+    else:
+      y, y_t = classes.astype(np.int32), classes_test.astype(np.int32)
+  if len(np.unique(y)) < 2:
+    raise UserError(
+        f'{name}: every example of T (P={len(idx)}) has the same label; use a larger --train_size.'
+    )
+  shape = tuple(x_train.shape[1:])
+  if raw.grey:
+    shape = shape[:2] + (1,)  # channels averaged to grey
+  elif len(shape) == 2:
+    shape = shape + (1,)  # images (H, W) gain a channel axis
+  return Task(xs_train, y, xs_test, y_t, idx, classes, num_classes, shape)
+
+
+def _pm(first: np.ndarray) -> np.ndarray:
+  return np.where(first, 1, -1).astype(np.int32)
+
+
+def _float_inputs(x: np.ndarray) -> np.ndarray:
+  return np.asarray(x, np.float32).reshape(len(x), -1)
 
 
 def to_grey_inputs(images: np.ndarray) -> np.ndarray:
@@ -98,31 +214,38 @@ def slice_indices(n_available: int, train_size: int, subset_index: int, name: st
 
 
 def make_task(
-    raw: sources.RawSplits, train_size: int, subset_index: int = 0, name: str = 'dataset'
+    raw: sources.RawSplits,
+    train_size: int,
+    subset_index: int = 0,
+    name: str = 'dataset',
+    task: str = 'parity',
 ) -> Task:
-  """The binary task of slice `subset_index` of size `train_size`."""
-  idx = slice_indices(len(raw.x_train), train_size, subset_index, name)
-  return Task(
-      to_grey_inputs(raw.x_train[idx]),
-      parity_labels(raw.y_train[idx]),
-      to_grey_inputs(raw.x_test),
-      parity_labels(raw.y_test),
-      idx,
-      np.asarray(raw.y_train[idx]),
-  )
+  """The task `task` (TASKS) of slice `subset_index` of size `train_size`."""
+  return task_from_arrays(raw, task, train_size, subset_index, name)
 
 
-def load_task(cfg: DataConfig, cache_root: str = None, log: Callable[[str], None] = print) -> Task:
-  """Loads dataset `cfg.dataset` from its source and builds the binary task of `cfg`."""
-  info = get_info(cfg.dataset)
-  if cfg.train_size > info.train_examples:
+def load_task(cfg, cache_root: str = None, log: Callable[[str], None] = print) -> Task:
+  """Loads dataset `cfg.dataset` (a `config.DataConfig`) from its source (a registry name,
+  tfds:NAME or npz:PATH) and builds the task of `cfg`."""
+  if cfg.dataset.startswith(('tfds:', 'npz:')):
+    kind, _, where = cfg.dataset.partition(':')
+    load = sources.load_tfds_by_name if kind == 'tfds' else sources.load_npz
+    raw = load(where, cfg.data_dir) if kind == 'tfds' else load(where)
+  else:
+    info = get_info(cfg.dataset)
+    if cfg.train_size > info.train_examples:
+      raise UserError(
+          f'--train_size={cfg.train_size} exceeds the {info.train_examples} '
+          f'training examples of {cfg.dataset}; use --train_size <= '
+          f'{info.train_examples}.'
+      )
+    raw = sources.load_raw(cfg.dataset, cfg.data_dir, cfg.data_source, cache_root, log)
+  task = make_task(raw, cfg.train_size, cfg.subset_index, cfg.dataset, cfg.task)
+  if cfg.label_noise and task.num_classes != 2:
     raise UserError(
-        f'--train_size={cfg.train_size} exceeds the {info.train_examples} '
-        f'training examples of {cfg.dataset}; use --train_size <= '
-        f'{info.train_examples}.'
+        f'--label_noise flips binary labels; --task={cfg.task} has {task.num_classes} '
+        f'classes. Use a binary task (parity or pair:A,B).'
     )
-  raw = sources.load_raw(cfg.dataset, cfg.data_dir, cfg.data_source, cache_root, log)
-  task = make_task(raw, cfg.train_size, cfg.subset_index, cfg.dataset)
   if cfg.label_noise:
     task, flipped = flip_labels(task, cfg.label_noise)
     log(f'label noise: {len(flipped)} of {len(task.y_train)} training labels flipped')
