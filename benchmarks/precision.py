@@ -14,12 +14,14 @@ is safe for this science when what it moves is small against what another seed m
 Prints a report and writes it as JSON to --output.
 """
 
+import dataclasses
 import json
 
 import numpy as np
 from absl import app, flags
 
 from manifold_dynamics import cli, inversion, io
+from manifold_dynamics.config import DataConfig, TrainConfig
 from manifold_dynamics.errors import UserError
 
 flags.DEFINE_string('reference', None, 'Run directory trained with full float32 products.')
@@ -34,9 +36,13 @@ def _mean_std(x) -> list:
 
 def compare(reference: io.Run, candidate: io.Run) -> dict:
   """The per-seed comparison described in the module docstring."""
-  ref_cfg = dict(reference.config['train'], matmul_precision=None)
-  cand_cfg = dict(candidate.config['train'], matmul_precision=None)
-  if ref_cfg != cand_cfg or reference.config['data'] != candidate.config['data']:
+  # Settings a run's config.json predates (written before they existed) take their defaults.
+  train_defaults = json.loads(json.dumps(dataclasses.asdict(TrainConfig())))
+  data_defaults = json.loads(json.dumps(dataclasses.asdict(DataConfig())))
+  ref_cfg = {**train_defaults, **reference.config['train'], 'matmul_precision': None}
+  cand_cfg = {**train_defaults, **candidate.config['train'], 'matmul_precision': None}
+  ref_data = {**data_defaults, **reference.config['data']}
+  if ref_cfg != cand_cfg or ref_data != {**data_defaults, **candidate.config['data']}:
     raise UserError(
         'the two runs differ in more than --matmul_precision; compare runs of one ' 'configuration.'
     )

@@ -335,6 +335,7 @@ def test_bad_eps_list(mnist_dir, tmp_path, capsys):
   assert not (tmp_path / 'p').exists()
 
 
+@pytest.mark.slow  # heavy end to end: make test-all
 def test_matmul_precision_is_recorded_and_compared_seed_by_seed(mnist_dir, tmp_path):
   """--matmul_precision reaches config.json, and benchmarks/precision.py compares two runs
   that differ in it only (and refuses runs that differ in more)."""

@@ -147,6 +147,7 @@ def test_architectures_default_lr_is_the_papers(mnist_dir, tmp_path):
   assert 'needs at least 3 values of P' in summary['architectures']['2x6']['fit']['message']
 
 
+@pytest.mark.slow  # heavy end to end: make test-all
 def test_activations_and_init_scale_write_complete_sweeps(mnist_dir, tmp_path, capsys):
   workdir = str(tmp_path / 'act')
   with flagsaver.flagsaver(
@@ -196,8 +197,13 @@ def test_activations_and_init_scale_write_complete_sweeps(mnist_dir, tmp_path, c
     'main,extra,points',
     [
         (scaling_main, ['--datasets=mnist', '--train_sizes=48,64,96'], 3),  # sizes: tiny data
-        (architectures_main, ['--train_sizes=48,64,96', '--train_size=64'], 6),  # 2 depths x 3 P
-        (activations_main, ['--train_size=64'], 5),
+        pytest.param(  # 2 depths x 3 P
+            architectures_main,
+            ['--train_sizes=48,64,96', '--train_size=64'],
+            6,
+            marks=pytest.mark.slow,
+        ),
+        pytest.param(activations_main, ['--train_size=64'], 5, marks=pytest.mark.slow),
         (init_scale_main, ['--train_size=64'], 3),
     ],
     ids=['scaling', 'architectures', 'activations', 'init_scale'],

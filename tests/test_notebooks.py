@@ -33,7 +33,15 @@ def test_there_are_notebooks():
   assert NOTEBOOKS
 
 
-@pytest.mark.parametrize('path', NOTEBOOKS, ids=os.path.basename)
+# optimizers.ipynb trains seven settings: the slowest, run by make test-all.
+@pytest.mark.parametrize(
+    'path',
+    [
+        pytest.param(p, marks=pytest.mark.slow) if p.endswith('optimizers.ipynb') else p
+        for p in NOTEBOOKS
+    ],
+    ids=os.path.basename,
+)
 def test_notebook_runs_with_tiny_parameters(path, mnist_dir, tmp_path, monkeypatch, capsys):
   monkeypatch.chdir(tmp_path)
   overrides = (f'TRAIN_SIZE = 64\nSEEDS = 2\nEPOCHS = 30\nDATA_DIR = {mnist_dir!r}\n'

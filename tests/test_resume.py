@@ -199,6 +199,7 @@ def run_cli(args, **kwargs):
   )
 
 
+@pytest.mark.slow  # heavy end to end: make test-all
 def test_cli_sigterm_leaves_a_run_that_the_same_command_resumes(mnist_dir, tmp_path):
   workdir = str(tmp_path / 'run')
   args = TINY_FLAGS + [

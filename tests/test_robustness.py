@@ -71,6 +71,7 @@ def test_permuted_labels_keep_class_counts_and_images():
   np.testing.assert_array_equal(shuffled.y_test, task.y_test)
 
 
+@pytest.mark.slow  # heavy end to end: make test-all
 def test_before_after_groups_match_one_fit(mnist_dir, tmp_path):
   workdir = str(tmp_path / 'run')
   run_main(
@@ -112,6 +113,7 @@ def test_before_after_divergence_is_one_line(mnist_dir, tmp_path, capsys):
   assert not (tmp_path / 'run').exists()
 
 
+@pytest.mark.slow  # heavy end to end: make test-all
 def test_subsampling_trains_each_slice(mnist_dir, tmp_path):
   workdir = str(tmp_path / 'run')
   run_main(subsampling_main, data_dir=mnist_dir, workdir=workdir, num_subsets=3, **TINY)
@@ -140,6 +142,7 @@ def test_subsampling_refuses_too_many_slices_before_training(mnist_dir, tmp_path
   assert not (tmp_path / 'run').exists()
 
 
+@pytest.mark.slow  # heavy end to end: make test-all
 def test_optimizers_summary_has_one_key_per_setting(mnist_dir, tmp_path):
   workdir = str(tmp_path / 'run')
   settings = ['sgd_lr0.2', 'adam_lr0.005', 'sgd_wd0.05', 'momentum0.9_lr0.2']

@@ -226,6 +226,7 @@ np.save(sys.argv[2], odd.R_plus)
 """
 
 
+@pytest.mark.slow  # heavy end to end: make test-all
 def test_seeds_shard_over_devices(data, tmp_path):
   """Two forced host devices: the sharded run equals the single-device run, and 3 seeds
   (padded to 4, then dropped) equal the first 3 of the single-device run."""
