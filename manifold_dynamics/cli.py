@@ -145,6 +145,12 @@ def define_run_flags(epochs: int = _TRAIN.epochs, seeds: int = _TRAIN.seeds):
       'permutation of T.',
   )
   flags.DEFINE_integer(
+      'seed_batch',
+      _TRAIN.seed_batch,
+      'Seeds trained together (0 = all): smaller groups run one after another, bounding '
+      'memory (a conv net on a CPU).',
+  )
+  flags.DEFINE_integer(
       'eval_batch_size',
       _TRAIN.eval_batch_size,
       'Examples per forward pass when measuring T and the test set (memory only).',

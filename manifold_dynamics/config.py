@@ -100,6 +100,9 @@ class TrainConfig:
   # Mini-batch size B (None = the whole training set: full-batch GD, SPEC §3). An epoch is
   # one pass over a fresh per-seed permutation of T (the last short batch kept), SPEC §8.
   batch_size: Optional[int] = None
+  # Seeds trained together (vmapped); 0 = all of them. Smaller groups run one after another
+  # (same results up to float rounding) and bound memory to one group's.
+  seed_batch: int = 0
   # Examples per forward pass when a mini-batch run measures T (and any run its test set):
   # bounds memory, never changes a value.
   eval_batch_size: int = 1024
@@ -153,6 +156,7 @@ class TrainConfig:
         self.batch_size is None or self.batch_size > 0,
         f'--batch_size must be positive (or unset for full batch), got {self.batch_size}.',
     )
+    _require(self.seed_batch >= 0, f'--seed_batch must be >= 0, got {self.seed_batch}.')
     _require(
         self.eval_batch_size > 0,
         f'--eval_batch_size must be positive, got {self.eval_batch_size}.',

@@ -723,8 +723,10 @@ def fit(
       return _returned(store, state, cfg.seeds, return_state)
     log(f'resuming at epoch {done} of {cfg.epochs} from the checkpoint')
   trainer = make_train(cfg, data, model)
-  run_v = jax.jit(jax.vmap(trainer.run_epochs, in_axes=(0, None, None, None)), static_argnums=2)
-  observe_v = jax.jit(jax.vmap(trainer.observe, in_axes=(0, None)))
+  run_v = jax.jit(
+      over_seeds(cfg, lambda s, d, n, t: trainer.run_epochs(s, d, n, t)), static_argnums=2
+  )
+  observe_v = jax.jit(over_seeds(cfg, trainer.observe))
   compiled = {}  # chunk length -> executable, compiled ahead of time so rates exclude it
   observables = inversion.observables(binary=data.num_classes == 2)
   stop = None
@@ -779,6 +781,22 @@ def fit(
   final = _real_seeds(distributed.gather(observe_v(state, data)), cfg.seeds)
   store.finish(final, _real_seeds(distributed.gather(state), cfg.seeds), done)
   return _returned(store, state, cfg.seeds, return_state)
+
+
+def over_seeds(cfg: TrainConfig, fn: Callable) -> Callable:
+  """fn(state, *shared) of one run, applied to every run of a state with a leading seed axis:
+  one vmap over all seeds, or with cfg.seed_batch a loop over groups of that many seeds
+  (`lax.map`), which bounds memory to one group's (a conv net's full batch on a CPU)."""
+  if not cfg.seed_batch or cfg.seed_batch >= cfg.seeds:
+    return _vmap_first(fn)
+  return lambda state, *shared: jax.lax.map(
+      lambda s: fn(s, *shared), state, batch_size=cfg.seed_batch
+  )
+
+
+def _vmap_first(fn: Callable) -> Callable:
+  """vmap of fn over its first argument only."""
+  return lambda state, *shared: jax.vmap(lambda s: fn(s, *shared))(state)
 
 
 def pad_seeds_tree(tree, padding: int):
