@@ -22,6 +22,14 @@ N = 784 inputs, and its transpose product (the first layer's forward and weight 
 --memory_epochs=0, a child process runs `fit` for --memory_seeds x --memory_epochs (the
 default run) and its peak resident memory is read from the kernel (the child's own VmHWM).
 Results are printed and written as JSON to --output.
+
+The CNN path (`--cnn_seeds`, empty to skip; `--noengine --memory_epochs=0` for it alone): the
+2-block ConvNet (`--model=cnn`, 16-32 channels) on --cnn_train_size MNIST examples, a chunk of
+--cnn_epochs full-batch epochs vmapped over seeds inside the scan, timed with each convolution
+(`models.Conv`: XLA's, and the CPU's sum of shifted slices), beside one jitted full-batch
+update of one seed outside any loop (the conv micro-benchmark the chunk should match):
+
+    python benchmarks/throughput.py --noengine --memory_epochs=0 --cnn_seeds=1,4
 """
 
 import collections
@@ -46,6 +54,10 @@ flags.DEFINE_integer('memory_seeds', 100, 'Seeds of the memory run.')
 flags.DEFINE_integer('memory_epochs', 1000, 'Epochs of the memory run (0 = skip).')
 flags.DEFINE_string('output', None, 'Write the results as JSON here.')
 flags.DEFINE_bool('memory_child', False, 'Internal: be the memory-run child.')
+flags.DEFINE_bool('engine', True, 'Time the MLP engine (the default run).')
+flags.DEFINE_list('cnn_seeds', ['1', '4'], 'Seed counts of the CNN timing (empty: skip it).')
+flags.DEFINE_integer('cnn_train_size', 2048, 'P of the CNN timing.')
+flags.DEFINE_integer('cnn_epochs', 4, 'Epochs per timed CNN chunk.')
 FLAGS = flags.FLAGS
 # (test_every, matmul_precision) timed at every seed count: the default run, the same without
 # the test-set pass, and the opt-in bfloat16 products.
@@ -177,6 +189,64 @@ def _task():
   return TrainData.from_task(load_task(DataConfig(train_size=FLAGS.train_size)))
 
 
+def cnn_throughput() -> list:
+  """seed-epochs/s of the CNN inside the scan with each convolution, and of one update of one
+  seed outside any loop (see the module docstring)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  import optax  # pylint: disable=g-import-not-at-top
+
+  from manifold_dynamics import models  # pylint: disable=g-import-not-at-top
+  from manifold_dynamics.config import DataConfig, TrainConfig  # pylint: disable=g-import-not-at-top
+  from manifold_dynamics.data import load_task  # pylint: disable=g-import-not-at-top
+  from manifold_dynamics.train import TrainData, make_train, start  # pylint: disable=g-import-not-at-top
+
+  data = TrainData.from_task(load_task(DataConfig(train_size=FLAGS.cnn_train_size), log=None))
+  rows = []
+  for impl in ('xla', 'shifted'):
+    model = models.CNN(num_outputs=2, conv_impl=impl)  # the --model=cnn defaults
+    for seeds in map(int, FLAGS.cnn_seeds):
+      cfg = TrainConfig(model='cnn', seeds=seeds, epochs=FLAGS.cnn_epochs, test_every=0)
+      state, prepared = start(cfg, data, model=model)
+      trainer = make_train(cfg, prepared, model)
+      run = jax.jit(jax.vmap(trainer.run_epochs, in_axes=(0, None, None)), static_argnums=2)
+      compiled = run.lower(state, prepared, FLAGS.cnn_epochs).compile()
+      seconds = _best_time(lambda: compiled(state, prepared), FLAGS.repeats)
+      rows.append(
+          {
+              'conv': impl,
+              'seeds': seeds,
+              'in_scan_seed_epochs_per_s': seeds * FLAGS.cnn_epochs / seconds,
+          }
+      )
+      x = jnp.asarray(data.x_train).reshape((-1,) + data.input_shape)
+      labels = (data.y_train < 0).astype(jnp.int32)
+      params = model.init(jax.random.PRNGKey(0), x[:1])['params']
+
+      @jax.jit
+      def update(p):
+        loss = lambda p: optax.softmax_cross_entropy_with_integer_labels(
+            model.apply({'params': p}, x), labels
+        ).mean()
+        return jax.tree.map(lambda w, g: w - 0.2 * g, p, jax.grad(loss)(p))
+
+      jax.block_until_ready(update(params))
+      single = 1 / _best_time(lambda: update(params), FLAGS.repeats)
+      for row in rows:
+        if row['conv'] == impl:
+          row['outside_loop_seed_epochs_per_s'] = single
+          row['in_scan_over_outside'] = row['in_scan_seed_epochs_per_s'] / single
+  for row in rows:
+    print(
+        f'cnn, {row["conv"]:7s} conv, {row["seeds"]:3d} seeds: '
+        f'{row["in_scan_seed_epochs_per_s"]:.2f} seed-epochs/s inside the scan, '
+        f'{row["outside_loop_seed_epochs_per_s"]:.2f} for one update outside any loop '
+        f'(x{row["in_scan_over_outside"]:.2f}); P={FLAGS.cnn_train_size}',
+        flush=True,
+    )
+  return rows
+
+
 def memory_child():
   from manifold_dynamics.config import TrainConfig  # pylint: disable=g-import-not-at-top
   from manifold_dynamics.train import fit  # pylint: disable=g-import-not-at-top
@@ -194,10 +264,7 @@ def memory_child():
           {
               'seconds': time.perf_counter() - tic,
               'peak_rss_bytes': hwm_kib * 1024,
-              'history_bytes': int(
-                  sum(getattr(history, k).nbytes for k in history.ARRAYS)
-                  + history.mistakes_packed.nbytes
-              ),
+              'history_bytes': int(sum(v.nbytes for v in history.arrays().values())),
           }
       )
   )
@@ -224,7 +291,7 @@ def main(argv):
       'engine': [],
   }
   width = TrainConfig().width
-  for seeds in map(int, FLAGS.seeds):
+  for seeds in map(int, FLAGS.seeds if FLAGS.engine else []):
     for test_every, precision in _VARIANTS:
       cfg = TrainConfig(
           seeds=seeds, epochs=FLAGS.epochs, test_every=test_every, matmul_precision=precision
@@ -257,6 +324,13 @@ def main(argv):
           flush=True,
       )
 
+  if FLAGS.cnn_seeds:
+    results['cnn'] = cnn_throughput()
+  if not FLAGS.engine:
+    if FLAGS.output:
+      with open(FLAGS.output, 'w') as f:
+        json.dump(results, f, indent=2)
+    return
   cols = width * max(map(int, FLAGS.seeds))
   x = jax.random.normal(jax.random.PRNGKey(0), (P, N))
   w = jax.random.normal(jax.random.PRNGKey(1), (N, cols))

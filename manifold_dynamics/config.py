@@ -32,7 +32,8 @@ class DataConfig:
   """Which examples a run trains and tests on (SPEC §1)."""
 
   # Registry name (mnist, kmnist, fashion_mnist, cifar10), tfds:NAME (any TFDS image
-  # classification dataset) or npz:PATH (arrays x_train, y_train, x_test, y_test).
+  # classification dataset), npz:PATH (arrays x_train, y_train, x_test, y_test), or 'arrays'
+  # for a Task a caller builds itself (`Task.from_arrays`, passed to the study).
   dataset: str = 'mnist'
   train_size: int = 8192  # P, number of training examples in the slice T
   subset_index: int = 0  # k: T = train split examples [k*P, (k+1)*P)
@@ -48,7 +49,9 @@ class DataConfig:
   def __post_init__(self):
     parse_task(self.task)
     _require(
-        self.dataset in DATASETS or self.dataset.startswith(DATASET_PREFIXES),
+        self.dataset in DATASETS
+        or self.dataset == 'arrays'
+        or self.dataset.startswith(DATASET_PREFIXES),
         f'unknown dataset {self.dataset!r}; choose one of {", ".join(sorted(DATASETS))}, '
         f'tfds:NAME or npz:PATH.',
     )
@@ -223,11 +226,13 @@ def model_label(cfg: TrainConfig) -> str:
   return f'{cfg.depth}x{cfg.width} {cfg.activation}'
 
 
-def run_label(data_cfg: DataConfig, train_cfg: TrainConfig) -> str:
-  """The settings that tell runs apart, as every figure title shows them."""
+def run_label(data_cfg: DataConfig, train_cfg: TrainConfig, model=None) -> str:
+  """The settings that tell runs apart, as every figure title shows them (`model`: a caller's
+  own Flax module, named by its class)."""
   task = '' if data_cfg.task == 'parity' else f', {data_cfg.task}'
   batch = '' if train_cfg.batch_size is None else f', B={train_cfg.batch_size}'
   return (
-      f'{data_cfg.dataset}{task}, P={data_cfg.train_size}, {model_label(train_cfg)}, '
+      f'{data_cfg.dataset}{task}, P={data_cfg.train_size}, '
+      f'{model_label(train_cfg) if model is None else type(model).__name__}, '
       f'{train_cfg.optimizer} lr={train_cfg.lr:g}{batch}'
   )

@@ -218,7 +218,7 @@ def load_history(path: str) -> History:
   if os.path.isdir(path):
     return store.read_history(path)
   with np.load(path) as f:
-    names = History.ARRAYS + History.LAYER_ARRAYS + ('mistakes_packed',)
+    names = History.ARRAYS + History.MULTICLASS_ARRAYS + History.LAYER_ARRAYS + ('mistakes_packed',)
     arrays = dict(R_plus=None, R_minus=None, D=None)
     arrays.update({k: f[k] for k in names if k in f})
     return History(**arrays, num_examples=int(f['num_examples']))

@@ -249,13 +249,14 @@ class CNN(nn.Module):
   activation: str = 'tanh'
   init_scale: float = 1.0
   num_outputs: int = 2
+  conv_impl: str = 'auto'  # Conv.impl
 
   @nn.compact
   def __call__(self, x_BxHxWxC: jax.Array) -> jax.Array:
     act = ACTIVATIONS[self.activation]
     x = x_BxHxWxC
     for i, c in enumerate(self.channels):
-      x = act(Conv(c, self.init_scale, name=f'Conv_{i}')(x))
+      x = act(Conv(c, self.init_scale, impl=self.conv_impl, name=f'Conv_{i}')(x))
       self.sow('intermediates', f'conv_{i}', x)
       x = nn.avg_pool(x, (2, 2), strides=(2, 2), padding='SAME')
     x = x.reshape((x.shape[0], -1))
@@ -276,21 +277,23 @@ class ResNet(nn.Module):
   activation: str = 'tanh'
   init_scale: float = 1.0
   num_outputs: int = 2
+  conv_impl: str = 'auto'  # Conv.impl
 
   @nn.compact
   def __call__(self, x_BxHxWxC: jax.Array) -> jax.Array:
     act = ACTIVATIONS[self.activation]
     s = self.init_scale
-    x = act(Conv(self.width, s, name='Stem')(x_BxHxWxC))
+    conv = lambda *a, **k: Conv(*a, impl=self.conv_impl, **k)
+    x = act(conv(self.width, s, name='Stem')(x_BxHxWxC))
     self.sow('intermediates', 'stem', x)
     for stage in range(3):
       features = self.width * 2**stage
       for b in range(self.blocks):
         name, strides = f'stage{stage}_block{b}', 2 if stage > 0 and b == 0 else 1
-        y = act(Conv(features, s, strides=strides, name=f'{name}_a')(x))
-        y = Conv(features, s, name=f'{name}_b')(y)
+        y = act(conv(features, s, strides=strides, name=f'{name}_a')(x))
+        y = conv(features, s, name=f'{name}_b')(y)
         if strides != 1 or x.shape[-1] != features:
-          x = Conv(features, s, kernel=1, strides=strides, name=f'{name}_skip')(x)
+          x = conv(features, s, kernel=1, strides=strides, name=f'{name}_skip')(x)
         x = act(x + y)
         self.sow('intermediates', name, x)
     x = jnp.mean(x, axis=(1, 2))

@@ -102,6 +102,7 @@ def train_and_save(
     log: Callable[[str], None],
     weights=None,
     data=None,
+    model=None,
 ):
   """Trains, streaming the history into the run directory as `name` (a directory, see
   io.py) and checkpointing as it goes, so that running the same command again resumes an
@@ -111,7 +112,7 @@ def train_and_save(
   """
   log(
       f'training {train_cfg.seeds} seeds x {train_cfg.epochs} epochs on '
-      f'{run_label(data_cfg, train_cfg)} on {jax.default_backend()}'
+      f'{run_label(data_cfg, train_cfg, model)} on {jax.default_backend()}'
   )
   data = TrainData.from_task(task) if data is None else data
   try:
@@ -122,6 +123,7 @@ def train_and_save(
         weights=weights,
         return_state=True,
         store=run.history_store(name, task.train_indices),
+        model=model,
     )
   except DivergenceError as e:
     raise UserError(f'{e} Partial history kept in {run.file(name)}.') from None
@@ -134,18 +136,23 @@ def run_inversion(
     overwrite: bool = False,
     log: Callable[[str], None] = print,
     figures: bool = True,
+    task=None,
+    model=None,
 ) -> dict:
   """Trains `train_cfg.seeds` nets on the task of `data_cfg` and writes the run directory
-  (without its figures when `figures` is False: a sweep draws its own).
+  (without its figures when `figures` is False: a sweep draws its own). A `task` given (e.g.
+  `Task.from_arrays`) is used instead of loading data_cfg's; a Flax `model` under the
+  contract of `contract.py` instead of train_cfg.model (config.json names its class).
 
   Returns the summary dict (also written to summary.json; None on the processes other than 0
   of a multi-host run). On divergence the partial history is kept in the staging directory
   and a `UserError` names it; an interrupted run resumes when called again (io.RunDir).
   """
   run = io.RunDir(workdir, overwrite)  # refuses an existing run before any work
-  task = load_task(data_cfg, log=log)
-  write_config(run, 'inversion', data_cfg, train_cfg, task)
-  history, states = train_and_save(run, 'history', data_cfg, train_cfg, task, log)
+  task = load_task(data_cfg, log=log) if task is None else task
+  extra = {} if model is None else {'model': type(model).__name__}
+  write_config(run, 'inversion', data_cfg, train_cfg, task, **extra)
+  history, states = train_and_save(run, 'history', data_cfg, train_cfg, task, log, model=model)
   if not run.writer:  # another process of a multi-host run: process 0 writes the results
     run.commit()
     return None
@@ -157,14 +164,14 @@ def run_inversion(
     save_recorded_scores(run, states, train_cfg, task)
   summary = inversion_lib.summary(history, inv)
   summary['dataset'] = data_cfg.dataset
-  layer_names = measured_layers(train_cfg, TrainData.from_task(task))
+  layer_names = measured_layers(train_cfg, TrainData.from_task(task), model)
   summary['layer_names'] = layer_names
   per_layer = inversion_lib.layer_summary(history)
   if per_layer:
     summary['layers'] = per_layer
   io.write_json(run.file('summary.json'), summary)
 
-  title = run_label(data_cfg, train_cfg)
+  title = run_label(data_cfg, train_cfg, model)
   if figures:
     _inversion_figures(run, history, inv, summary, title)
   if per_layer:

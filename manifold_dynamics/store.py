@@ -115,7 +115,9 @@ def read_history(path: str) -> History:
   n = progress['epochs_written']
   arrays = {}
   arrays.update(R_plus=None, R_minus=None, D=None)  # absent for K > 2 classes
-  for name in History.ARRAYS + ('mistakes_packed',) + History.LAYER_ARRAYS:
+  for name in (
+      History.ARRAYS + History.MULTICLASS_ARRAYS + History.LAYER_ARRAYS + ('mistakes_packed',)
+  ):
     file = os.path.join(path, f'{name}.npy')
     if os.path.exists(file):
       arrays[name] = np.moveaxis(np.load(file, mmap_mode='r')[:n], 0, 1)

@@ -431,18 +431,8 @@ class History:
   layer_R_mean: Optional[np.ndarray] = None
   layer_D_mean: Optional[np.ndarray] = None
 
-  ARRAYS = (
-      'R_plus',
-      'R_minus',
-      'D',
-      'loss',
-      'train_error',
-      'test_error',
-      'R_mean',
-      'D_mean',
-      'R_class',
-      'D_class',
-  )
+  ARRAYS = ('R_plus', 'R_minus', 'D', 'loss', 'train_error', 'test_error')
+  MULTICLASS_ARRAYS = ('R_mean', 'D_mean', 'R_class', 'D_class')
   LAYER_ARRAYS = ('layer_R_plus', 'layer_R_minus', 'layer_D', 'layer_R_mean', 'layer_D_mean')
 
   @property
@@ -452,7 +442,7 @@ class History:
 
   def arrays(self) -> dict:
     """{name: array} of every array this history holds (ARRAYS, LAYER_ARRAYS, masks)."""
-    names = self.ARRAYS + self.LAYER_ARRAYS + ('mistakes_packed',)
+    names = self.ARRAYS + self.MULTICLASS_ARRAYS + self.LAYER_ARRAYS + ('mistakes_packed',)
     return {k: getattr(self, k) for k in names if getattr(self, k) is not None}
 
   @property
@@ -486,7 +476,7 @@ class History:
         [
             np.isfinite(v).reshape(v.shape[:2] + (-1,)).all(-1)
             for k, v in self.arrays().items()
-            if k in self.ARRAYS and k != 'test_error'
+            if k in self.ARRAYS + self.MULTICLASS_ARRAYS and k != 'test_error'
         ],
         axis=0,
     )
@@ -535,6 +525,11 @@ def _chunk_for_rate(epochs_per_second: float, remaining: int) -> int:
   distinct compiled chunk lengths small across runs of one process)."""
   target = max(1.0, epochs_per_second * PROGRESS_SECONDS)
   return int(min(2 ** math.floor(math.log2(target)), max(remaining, 1)))
+
+
+def _rate(per_second: float) -> str:
+  """'127' or '0.52': whole numbers from 10 up, three digits below."""
+  return f'{per_second:,.0f}' if per_second >= 10 else f'{per_second:.3g}'
 
 
 def _format_seconds(s: float) -> str:
@@ -763,7 +758,7 @@ def fit(
       store.checkpoint(_real_seeds(distributed.gather(state), cfg.seeds), done, chunk)
       log(
           f'epoch {done:>{len(str(cfg.epochs))}}/{cfg.epochs}  '
-          f'{rate * cfg.seeds:,.0f} seed-epochs/s  '
+          f'{_rate(rate * cfg.seeds)} seed-epochs/s  '
           f'elapsed {_format_seconds(time.perf_counter() - began)}  '
           f'ETA {_format_seconds((cfg.epochs - done) / rate)}'
       )

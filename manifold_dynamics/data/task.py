@@ -227,6 +227,11 @@ def make_task(
 def load_task(cfg, cache_root: str = None, log: Callable[[str], None] = print) -> Task:
   """Loads dataset `cfg.dataset` (a `config.DataConfig`) from its source (a registry name,
   tfds:NAME or npz:PATH) and builds the task of `cfg`."""
+  if cfg.dataset == 'arrays':
+    raise UserError(
+        "dataset 'arrays' is a Task built in Python (Task.from_arrays): pass it to the study, "
+        'or save the arrays as an .npz and use --dataset=npz:PATH.'
+    )
   if cfg.dataset.startswith(('tfds:', 'npz:')):
     kind, _, where = cfg.dataset.partition(':')
     load = sources.load_tfds_by_name if kind == 'tfds' else sources.load_npz
