@@ -40,7 +40,7 @@ import numpy as np
 import optax
 from flax.training import train_state
 
-from manifold_dynamics import geometry
+from manifold_dynamics import difficulty, geometry
 from manifold_dynamics.errors import UserError
 from manifold_dynamics.optimizers import make_optimizer
 
@@ -204,10 +204,16 @@ def make_train(cfg, model: nn.Module, layers: Sequence[Layer], num_classes: int,
     # the same weights either way); the batches from a key folded off it.
     params = model.init(key, jnp.zeros((1,) + input_shape, jnp.float32))['params']
     data_key = jax.random.fold_in(key, BATCH_STREAM)
+    scores = None
+    if difficulty.groups_of(cfg.scores):
+      scores = difficulty.init(
+          num_examples, difficulty.groups_of(cfg.scores), len(cfg.score_epochs)
+      )
     return train_lib.RunState(
         train=train_state.TrainState.create(apply_fn=model.apply, params=params, tx=tx),
         weights=weights,
         standardiser=standardiser,
+        scores=scores,
         key=data_key,
     )
 
@@ -268,10 +274,41 @@ def make_train(cfg, model: nn.Module, layers: Sequence[Layer], num_classes: int,
           params, state, data
       )
       rec = record(params, state, data, loss, logits, reps, with_test)
-      return state.replace(train=state.train.apply_gradients(grads=grads)), rec
-    loss, logits, reps = measure(params, state, data)
-    rec = record(params, state, data, loss, logits, reps, with_test)
-    return state.replace(train=sgd_epoch(state, data, epoch)), rec
+      new = state.replace(train=state.train.apply_gradients(grads=grads))
+    else:
+      loss, logits, reps = measure(params, state, data)
+      rec = record(params, state, data, loss, logits, reps, with_test)
+      new = state.replace(train=sgd_epoch(state, data, epoch))
+    if state.scores is not None:  # from this epoch's logits, before its update
+      scores = difficulty.accumulate(
+          state.scores,
+          epoch,
+          logits.T,
+          targets(data.y_train, num_classes),
+          cfg.score_epochs,
+          lambda: grad_norms(state, data),
+      )
+      new = new.replace(scores=scores)
+    return new, rec
+
+  def grad_norms(state, data):
+    """(P,) GraNd: the norm of the gradient of each example's own loss with respect to every
+    parameter, from per-example gradients (vmap of grad) in chunks of eval_batch_size."""
+    params = state.train.params
+
+    def one(x_N, y):
+      def loss(p):
+        logits, _ = forward(p, state, x_N[None], capture=False)
+        return optax.softmax_cross_entropy_with_integer_labels(
+            logits, targets(y[None], num_classes)
+        )[0]
+
+      return sum(jnp.sum(jnp.square(g)) for g in jax.tree.leaves(jax.grad(loss)(params)))
+
+    x, n = _chunks(data.x_train, cfg.eval_batch_size)
+    y, _ = _chunks(data.y_train, cfg.eval_batch_size)
+    sq = jax.lax.map(lambda xy: jax.vmap(one)(*xy), (x, y))
+    return jnp.sqrt(sq.reshape(-1)[:n])
 
   def sgd_epoch(state, data, epoch):
     """One pass over a fresh permutation of T in batches of cfg.batch_size, the last short
@@ -321,11 +358,16 @@ def make_train(cfg, model: nn.Module, layers: Sequence[Layer], num_classes: int,
     records = jax.tree.map(lambda r, f: jnp.concatenate([r, f[None]]), records, final)
     return state, records
 
-  def example_scores(state, data, names=()):
-    raise UserError(
-        'difficulty scores need the built-in MLP on a binary full-batch task for now; drop '
-        '--scores.'
-    )
+  def example_scores(state, data, names=difficulty.CAPTURED):
+    """{name: (P,)} for `names` among 'el2n' and 'grand' at the current parameters."""
+    params = state.train.params
+    out = {}
+    if 'el2n' in names:
+      _, logits, _ = measure(params, state, data)
+      out['el2n'] = difficulty.true_class_stats(logits.T, targets(data.y_train, num_classes))[3]
+    if 'grand' in names:
+      out['grand'] = grad_norms(state, data)
+    return out
 
   return train_lib.Trainer(init, run_epochs, observe, train, example_scores)
 

@@ -20,8 +20,13 @@ from manifold_dynamics import stragglers as stragglers_lib
 from manifold_dynamics.config import DataConfig, TrainConfig, model_label, run_label
 from manifold_dynamics.data import get_info, load_task
 from manifold_dynamics.errors import UserError
-from manifold_dynamics.models import MLP
-from manifold_dynamics.train import DivergenceError, TrainData, fit, measured_layers
+from manifold_dynamics.train import (
+    DivergenceError,
+    TrainData,
+    fit,
+    logits_function,
+    measured_layers,
+)
 
 
 def environment() -> dict:
@@ -408,9 +413,12 @@ def retrain_removals(
   history, states = train_and_save(
       run, name, data_cfg, retrain_cfg, task, log, weights=weights, data=data
   )
-  model = MLP(train_cfg.depth, train_cfg.width, train_cfg.activation, train_cfg.init_scale)
   noisy = pruning.noisy_test_errors(
-      model, states, data, sigmas, jax.random.PRNGKey(train_cfg.seed + 2)
+      logits_function(retrain_cfg, data),
+      states,
+      data,
+      sigmas,
+      jax.random.PRNGKey(train_cfg.seed + 2),
   )
   offsets = np.concatenate([[0], np.cumsum([len(r) for r in plan.removed])])
   io.write_npz(

@@ -13,16 +13,16 @@ clean test set and on noisy ones (Gaussian noise of std sigma on the standardise
 """
 
 import dataclasses
-from typing import Dict, List, Sequence
+from typing import Callable, Dict, List, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from manifold_dynamics import contract
 from manifold_dynamics import inversion as inversion_lib
 from manifold_dynamics import stragglers as stragglers_lib
-from manifold_dynamics.models import MLP
-from manifold_dynamics.train import RunState, TrainData, class_index
+from manifold_dynamics.train import RunState, TrainData
 
 SIGMAS = (0.0, 0.5, 0.75, 1.0, 1.2, 1.5)  # SPEC §1 noise levels
 
@@ -88,14 +88,20 @@ def plan_removals(
 
 
 def noisy_test_errors(
-    model: MLP, states: RunState, data: TrainData, sigmas: Sequence[float], key: jax.Array
+    logits_of: Callable,
+    states: RunState,
+    data: TrainData,
+    sigmas: Sequence[float],
+    key: jax.Array,
 ) -> np.ndarray:
   """(runs, len(sigmas)) test error of each trained net with Gaussian noise of std sigma
   added to the standardised test pixels (each run standardises with its own statistics).
-  One noise draw per sigma is shared by all runs, so their comparisons are paired."""
+  `logits_of(params, x (B, N) standardised)` gives the logits (B, K) of a net
+  (`train.logits_function`). One noise draw per sigma is shared by all runs, so their
+  comparisons are paired."""
   noise = jax.random.normal(key, (len(sigmas),) + data.x_test.shape)
   sigmas = jnp.asarray(sigmas, jnp.float32)
-  labels = class_index(data.y_test)
+  labels = contract.targets(data.y_test, data.num_classes)
 
   def one_run(state: RunState):
     shift, scale = state.standardiser
@@ -103,7 +109,7 @@ def noisy_test_errors(
 
     def one_sigma(args):
       sigma, eps = args
-      logits, _ = model.apply({'params': state.train.params}, x + sigma * eps)
+      logits = logits_of(state.train.params, x + sigma * eps)
       return jnp.mean((jnp.argmax(logits, axis=-1) != labels).astype(jnp.float32))
 
     return jax.lax.map(one_sigma, (sigmas, noise))

@@ -190,11 +190,6 @@ def build_model(cfg: TrainConfig, data: TrainData, model=None):
         f'--matmul_precision={cfg.matmul_precision} applies to the built-in MLP on a binary '
         f'full-batch task only; drop it for this run.'
     )
-  if cfg.scores:
-    raise UserError(
-        'difficulty scores (--scores) need the built-in MLP on a binary full-batch task for '
-        'now; drop --scores for this run.'
-    )
   info = contract.inspect(model, data.shape_of_input, data.num_classes)
   return model, contract.select_layers(info, cfg.layers)
 
@@ -205,6 +200,17 @@ def measured_layers(cfg: TrainConfig, data: TrainData, model=None) -> list:
     names = ['hidden'] if cfg.depth == 2 else [f'hidden_{k}' for k in range(cfg.depth - 1)]
     return names if cfg.layers == 'all' else names[:1]
   return [layer.name for layer in build_model(cfg, data, model)[1]]
+
+
+def logits_function(cfg: TrainConfig, data: TrainData, model=None) -> Callable:
+  """logits(params, x (B, N) standardised inputs) -> (B, K) of the nets a run trains (e.g. to
+  test them on noisy inputs): the MLP of the fast path, or the model through the contract."""
+  if fast_path(cfg, data, model):
+    mlp = MLP(cfg.depth, cfg.width, cfg.activation, cfg.init_scale)
+    return lambda params, x: mlp.apply({'params': params}, x)[0]
+  model, _ = build_model(cfg, data, model)
+  shape = data.shape_of_input
+  return lambda params, x: model.apply({'params': params}, x.reshape((x.shape[0],) + shape))
 
 
 def make_train(cfg: TrainConfig, data: Optional[TrainData] = None, model=None) -> Trainer:

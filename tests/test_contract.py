@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from manifold_dynamics import contract, geometry, models, store, train
+from manifold_dynamics import contract, difficulty, geometry, models, store, train
 from manifold_dynamics.config import TrainConfig
 from manifold_dynamics.data.task import Task
 from manifold_dynamics.errors import UserError
@@ -267,10 +267,32 @@ def test_batch_size_beyond_p(images):
     train.fit(TrainConfig(batch_size=61, **SMALL), data, log=None)
 
 
+def test_grand_per_example_gradients_equal_the_closed_form(images):
+  """GraNd through the contract (vmap of grad) against the MLP's closed form, and every other
+  score from the same logits, on the same nets."""
+  data = train.TrainData.from_task(task_of(images))
+  cfg = TrainConfig(depth=3, scores=('all',), score_epochs=(0, 3), eval_batch_size=16, **SMALL)
+  _, fast = train.fit(cfg, data, log=None, return_state=True)
+  model = models.MODELS['mlp'](cfg, 2)
+  _, generic = train.fit(cfg, data, log=None, return_state=True, model=model)
+  a = difficulty.finalize(fast.scores, cfg.score_epochs)
+  b = difficulty.finalize(generic.scores, cfg.score_epochs)
+  assert set(a) == set(b) and {'grand_t0', 'grand_t3', 'aum', 'forgetting_events'} <= set(a)
+  for name in a:
+    np.testing.assert_allclose(b[name], a[name], rtol=2e-4, atol=1e-5, err_msg=name)
+
+
+def test_scores_on_ten_classes_with_minibatches(images):
+  data = train.TrainData.from_task(task_of(images, 'classes'))
+  cfg = TrainConfig(scores=('all',), score_epochs=(2,), batch_size=16, **SMALL)
+  _, state = train.fit(cfg, data, log=None, return_state=True)
+  columns = difficulty.finalize(state.scores, cfg.score_epochs)
+  assert columns['grand_t2'].shape == (2, 60) and np.all(columns['grand_t2'] > 0)
+  assert np.all((columns['confidence'] > 0) & (columns['confidence'] < 1))
+
+
 def test_options_only_the_fast_path_has(images):
   data = train.TrainData.from_task(task_of(images, 'classes'))
-  with pytest.raises(UserError, match='--scores'):
-    train.fit(TrainConfig(scores=('forgetting',), **SMALL), data, log=None)
   with pytest.raises(UserError, match='--matmul_precision=bfloat16 applies to the built-in MLP'):
     train.fit(TrainConfig(matmul_precision='bfloat16', **SMALL), data, log=None)
 

@@ -45,8 +45,8 @@ def test_noisy_test_error_at_sigma_zero_is_the_test_error(data):  # noqa: F811
   weights = np.ones((2, 64), np.float32)
   weights[1, :20] = 0
   history, states = train.fit(cfg, data, log=None, weights=weights, return_state=True)
-  model = train.MLP(cfg.depth, cfg.width)
-  errors = pruning.noisy_test_errors(model, states, data, [0.0, 5.0], jax.random.PRNGKey(0))
+  logits_of = train.logits_function(cfg, data)
+  errors = pruning.noisy_test_errors(logits_of, states, data, [0.0, 5.0], jax.random.PRNGKey(0))
   assert errors.shape == (2, 2)
   np.testing.assert_allclose(errors[:, 0], history.test_error[:, -1], atol=1e-6)
   assert np.all(errors[:, 1] >= 0) and np.all(errors[:, 1] <= 1)
