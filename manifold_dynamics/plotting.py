@@ -128,7 +128,7 @@ def inversion_vs_epoch(history, inv: inversion_lib.Inversion, title: str = ''):
       0.5,
       -0.01,
       f'Mean $\\pm$ 2 std over {history.num_seeds} seeds. Dotted: median '
-      f'$t^*$ of each curve that inverts in most seeds. Shaded (when all three do): from '
+      f'$t^*$ of each curve that inverts in most seeds. Shaded (when every curve does): from '
       f'the 10th percentile of the earliest to the 90th percentile of the latest $t^*$.',
       ha='center',
       va='top',

@@ -349,3 +349,15 @@ def test_shifted_convolution_equals_xla_s(kernel, strides, size):
   grad = lambda m: jax.grad(lambda p: jnp.sum(jnp.sin(m.apply(p, x))))(params)
   for a, b in zip(jax.tree.leaves(grad(shifted)), jax.tree.leaves(grad(xla))):
     np.testing.assert_allclose(a, b, atol=2e-5, rtol=1e-5)
+
+
+def test_seed_batch_trains_the_same_seeds_in_groups(images):
+  data = train.TrainData.from_task(task_of(images))
+  cfg = TrainConfig(**dict(SMALL, seeds=3))
+  together = train.fit(cfg, data, log=None)
+  grouped = train.fit(dataclasses.replace(cfg, seed_batch=2), data, log=None)
+  for name, value in together.arrays().items():
+    if name != 'mistakes_packed':
+      np.testing.assert_allclose(getattr(grouped, name), value, rtol=1e-5, atol=1e-6, err_msg=name)
+  with pytest.raises(UserError, match='--seed_batch must be >= 0'):
+    TrainConfig(seed_batch=-1)
