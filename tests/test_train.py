@@ -120,12 +120,13 @@ def test_learns_and_records_bounded_observables(data):
   np.testing.assert_allclose(masks.mean(axis=-1), history.train_error, atol=1e-6)
 
 
-def test_no_retrace_within_a_fit(data, monkeypatch):
+@pytest.mark.parametrize('variant', [{}, {'batch_size': 16}], ids=['fast_path', 'contract'])
+def test_no_retrace_within_a_fit(data, monkeypatch, variant):
   traces = []
   original = train.make_train
 
-  def counting_make_train(cfg):
-    trainer = original(cfg)
+  def counting_make_train(cfg, *args):
+    trainer = original(cfg, *args)
 
     def run_epochs(state, data, n, first_epoch=0):  # traced once per compilation
       traces.append(n)
@@ -134,7 +135,7 @@ def test_no_retrace_within_a_fit(data, monkeypatch):
     return trainer._replace(run_epochs=run_epochs)
 
   monkeypatch.setattr(train, 'make_train', counting_make_train)
-  train.fit(dataclasses.replace(CFG, epochs=12, chunk_epochs=3), data, log=None)
+  train.fit(dataclasses.replace(CFG, epochs=12, chunk_epochs=3, **variant), data, log=None)
   assert traces == [3]  # four chunks of 3 epochs, one compilation
 
 
