@@ -219,6 +219,11 @@ def cnn_throughput() -> list:
               'in_scan_seed_epochs_per_s': seeds * FLAGS.cnn_epochs / seconds,
           }
       )
+      print(
+          f'cnn, {impl:7s} conv, {seeds:3d} seeds: {rows[-1]["in_scan_seed_epochs_per_s"]:.3g} '
+          'seed-epochs/s inside the scan',
+          flush=True,
+      )
       x = jnp.asarray(data.x_train).reshape((-1,) + data.input_shape)
       labels = (data.y_train < 0).astype(jnp.int32)
       params = model.init(jax.random.PRNGKey(0), x[:1])['params']

@@ -147,7 +147,7 @@ def test_ten_classes_record_per_class_geometry(images):
 def test_conv_models_record_every_named_layer(images, model):
   data = train.TrainData.from_task(task_of(images))
   assert data.input_shape == (8, 8, 1)
-  cfg = TrainConfig(model=model, layers='all', batch_size=30, **dict(SMALL, epochs=2))
+  cfg = TrainConfig(model=model, layers='all', **dict(SMALL, epochs=2))
   names = train.measured_layers(cfg, data)
   expected = {
       'cnn': ['conv_0', 'conv_1', 'dense_0'],

@@ -222,15 +222,17 @@ odd, odd_state = train.fit(dataclasses.replace(cfg, seeds=3), data, log=lines.ap
                            return_state=True)
 assert odd.R_plus.shape == (3, 6) and odd_state.weights.shape == (3, 64), odd.R_plus.shape
 assert any('padded to 4' in line for line in lines), lines
-np.save(sys.argv[1], np.stack([history.R_plus, pruned.R_plus]))
+minibatch = train.fit(dataclasses.replace(cfg, batch_size=16), data, log=None)  # the contract
+np.save(sys.argv[1], np.stack([history.R_plus, pruned.R_plus, minibatch.R_plus]))
 np.save(sys.argv[2], odd.R_plus)
 """
 
 
 @pytest.mark.slow  # heavy end to end: make test-all
 def test_seeds_shard_over_devices(data, tmp_path):
-  """Two forced host devices: the sharded run equals the single-device run, and 3 seeds
-  (padded to 4, then dropped) equal the first 3 of the single-device run."""
+  """Two forced host devices: the sharded run equals the single-device run (the fast path,
+  pruned runs and mini-batches through the contract), and 3 seeds (padded to 4, then dropped)
+  equal the first 3 of the single-device run."""
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=2', JAX_PLATFORMS='cpu')
   out, odd = str(tmp_path / 'r.npy'), str(tmp_path / 'odd.npy')
@@ -240,8 +242,12 @@ def test_seeds_shard_over_devices(data, tmp_path):
   cfg = dataclasses.replace(CFG, seeds=4, epochs=5)
   single = train.fit(cfg, data, log=None)
   pruned = train.fit(cfg, data, log=None, weights=(np.arange(4 * 64).reshape(4, 64) % 3 > 0))
+  minibatch = train.fit(dataclasses.replace(cfg, batch_size=16), data, log=None)
   np.testing.assert_allclose(
-      np.load(out), np.stack([single.R_plus, pruned.R_plus]), rtol=1e-5, atol=1e-6
+      np.load(out),
+      np.stack([single.R_plus, pruned.R_plus, minibatch.R_plus]),
+      rtol=1e-5,
+      atol=1e-6,
   )
   np.testing.assert_allclose(np.load(odd), single.R_plus[:3], rtol=1e-5, atol=1e-6)
 
