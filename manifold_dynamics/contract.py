@@ -31,7 +31,7 @@ product); `train.make_train` sends every other run here.
 import contextlib
 import functools
 import math
-from typing import List, NamedTuple, Optional, Sequence, Tuple
+from typing import List, NamedTuple, Sequence, Tuple
 
 import flax.linen as nn
 import jax
@@ -233,8 +233,9 @@ def make_train(cfg, model: nn.Module, layers: Sequence[Layer], num_classes: int,
     reps = [r.reshape((-1,) + r.shape[2:])[:n] for r in reps]
     return weighted_loss(logits, data.y_train, state.weights), logits, reps
 
-  def predict_test(params, state, data):
-    x, n = _chunks(data.x_test, cfg.eval_batch_size)
+  def predict(params, state, x_BxN):
+    """Logits (B, K) of inputs x, in chunks of eval_batch_size, no representation kept."""
+    x, n = _chunks(x_BxN, cfg.eval_batch_size)
     logits, _ = jax.lax.map(lambda xb: forward(params, state, xb, capture=False), x)
     return logits.reshape((-1,) + logits.shape[2:])[:n]
 
@@ -242,7 +243,7 @@ def make_train(cfg, model: nn.Module, layers: Sequence[Layer], num_classes: int,
     wrong = jnp.argmax(logits, axis=-1) != targets(data.y_train, num_classes)
 
     def test_error():
-      test_logits = predict_test(params, state, data)
+      test_logits = predict(params, state, data.x_test)
       return jnp.mean(
           (jnp.argmax(test_logits, -1) != targets(data.y_test, num_classes)).astype(jnp.float32)
       )
@@ -264,12 +265,12 @@ def make_train(cfg, model: nn.Module, layers: Sequence[Layer], num_classes: int,
         **geos[0],
     )
 
-  def full_batch(state, data):
+  def full_batch(data):
     return cfg.batch_size is None or cfg.batch_size >= data.x_train.shape[0]
 
   def epoch_step(state, data, epoch, with_test=True):
     params = state.train.params
-    if full_batch(state, data):
+    if full_batch(data):
       (loss, (logits, reps)), grads = jax.value_and_grad(full_loss, has_aux=True)(
           params, state, data
       )
@@ -345,7 +346,7 @@ def make_train(cfg, model: nn.Module, layers: Sequence[Layer], num_classes: int,
 
   def observe(state, data):
     params = state.train.params
-    if full_batch(state, data):
+    if full_batch(data):
       loss, (logits, reps) = full_loss(params, state, data)
     else:
       loss, logits, reps = measure(params, state, data)
@@ -363,7 +364,7 @@ def make_train(cfg, model: nn.Module, layers: Sequence[Layer], num_classes: int,
     params = state.train.params
     out = {}
     if 'el2n' in names:
-      _, logits, _ = measure(params, state, data)
+      logits = predict(params, state, data.x_train)
       out['el2n'] = difficulty.true_class_stats(logits.T, targets(data.y_train, num_classes))[3]
     if 'grand' in names:
       out['grand'] = grad_norms(state, data)
@@ -376,11 +377,6 @@ BATCH_STREAM = 0x5EED  # folded into a seed's key for its mini-batch permutation
 
 # Per-layer observables recorded with several layers (the per-class ones stay headline-only).
 LAYER_OBSERVABLES = ('R_plus', 'R_minus', 'D', 'R_mean', 'D_mean')
-
-
-def batch_count(num_examples: int, batch_size: Optional[int]) -> int:
-  """Updates per epoch: 1 for full batch, else ceil(P / B)."""
-  return 1 if batch_size is None else math.ceil(num_examples / min(batch_size, num_examples))
 
 
 def parameter_count(model: nn.Module, input_shape: Sequence[int]) -> int:
