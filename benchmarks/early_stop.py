@@ -8,7 +8,9 @@ A run directory of a sweep point is a run directory too: `--full_run=runs/act-fu
 --stopped_run=runs/act/points/relu` checks a sweep's early stop against a full-length sweep.
 
 Trains the configuration of the full run (same keys) with the stop rule, and compares per
-seed: t* of R+, R- and D, phi and S(t*) (the stop run reads them from the epochs it trained).
+seed: t* of R+, R- and D, phi and S(t*) (the stop run reads them from the epochs it trained),
+as the global extremum (SPEC §5: an early stop cannot guarantee it) and as the first confirmed
+one (SPEC §8, absolute and relative: the stop rule guarantees it).
 It also replays the stop rule on the full history and reports, per observable, the largest
 move back *before* the true extremum: the wiggle a confirmation threshold must exceed
 (stopping.DEFAULT_MARGIN is chosen against it). Prints a report and writes it as JSON to
@@ -22,11 +24,15 @@ import time
 import numpy as np
 from absl import app, flags
 
-from manifold_dynamics import cli, inversion, io, pipeline
+from manifold_dynamics import cli
+from manifold_dynamics.analysis import inversion
 from manifold_dynamics.config import DataConfig, TrainConfig
 from manifold_dynamics.data import load_task
-from manifold_dynamics.stopping import InversionStop
-from manifold_dynamics.train import TrainData, fit
+from manifold_dynamics.engine.stopping import InversionStop
+from manifold_dynamics.engine.train import TrainData, fit
+from manifold_dynamics.records import history as history_lib
+from manifold_dynamics.records import io
+from manifold_dynamics.studies import skeleton
 
 cli.define_run_flags(epochs=1000, seeds=100)
 flags.DEFINE_string(
@@ -47,7 +53,7 @@ FLAGS = flags.FLAGS
 
 def largest_false_move_back(curve_SxT: np.ndarray, kind: str) -> float:
   """Largest (value - running extremum) before each seed's true extremum, over seeds."""
-  signed = inversion.SIGN[kind] * np.asarray(curve_SxT, np.float64)[:, 1:]
+  signed = history_lib.SIGN[kind] * np.asarray(curve_SxT, np.float64)[:, 1:]
   t_star = np.argmin(signed, axis=1)
   running = np.minimum.accumulate(signed, axis=1)
   before = np.arange(signed.shape[1])[None] < t_star[:, None]
@@ -86,13 +92,21 @@ def main(argv):
       'epochs_stopped': stopped.num_epochs,
       'seconds_full': full_seconds,
       'seconds_stopped': stop_seconds,
-      'environment': pipeline.environment(),
+      'environment': skeleton.environment(),
   }
-  for name in inversion.OBSERVABLES:
+  for name in history_lib.OBSERVABLES:
     a, b = inv_full.curves[name], inv_stop.curves[name]
     report[f't_star_differs_{name}'] = int(np.sum(a.t_star != b.t_star))
     report[f'inverted_differs_{name}'] = int(np.sum(a.inverted != b.inverted))
     report[f'largest_false_move_back_{name}'] = largest_false_move_back(getattr(full, name), name)
+  # The first confirmed t* (SPEC §8), which the stop rule guarantees: always 0 differences.
+  rho = train_cfg.inversion_rho
+  for criterion, r in (('absolute', None), ('relative', rho)):
+    a, b = (inversion.analyse(h, rule='first', rho=r) for h in (full, stopped))
+    report[f'first_{criterion}_t_star_differs'] = int(
+        sum(np.sum(a.curves[k].t_star != b.curves[k].t_star) for k in a.curves)
+    )
+    report[f'first_{criterion}_phi_differs'] = int(np.sum(a.phi != b.phi))
   report['phi_differs'] = int(np.sum(inv_full.phi != inv_stop.phi))
   report['phi_max_abs_difference'] = float(np.max(np.abs(inv_full.phi - inv_stop.phi)))
   report['phi_full'] = [float(inv_full.phi.mean()), float(inv_full.phi.std())]
@@ -106,7 +120,7 @@ def main(argv):
   report['prefix_max_abs_difference'] = float(
       np.max(np.abs(full.R_plus[:, : stopped.num_epochs + 1] - stopped.R_plus))
   )
-  rule = InversionStop(full.num_seeds)
+  rule = InversionStop(full.num_seeds, rho=rho)
   rule.update(full)
   report['confirmation_epoch_max'] = int(rule.confirmed_epoch.max())
   print(json.dumps(report, indent=2))

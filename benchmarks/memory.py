@@ -22,8 +22,11 @@ import tempfile
 
 from absl import app, flags
 
-from manifold_dynamics import cli, inversion, store, train
+from manifold_dynamics import cli
+from manifold_dynamics.analysis import inversion
 from manifold_dynamics.data import load_task
+from manifold_dynamics.engine import train
+from manifold_dynamics.records import store
 
 cli.define_run_flags(epochs=0, seeds=100)
 flags.DEFINE_list('epochs_list', ['100', '500'], 'Run lengths to measure.')

@@ -20,9 +20,12 @@ import json
 import numpy as np
 from absl import app, flags
 
-from manifold_dynamics import cli, inversion, io
+from manifold_dynamics import cli
+from manifold_dynamics.analysis import inversion
 from manifold_dynamics.config import DataConfig, TrainConfig
 from manifold_dynamics.errors import UserError
+from manifold_dynamics.records import history as history_lib
+from manifold_dynamics.records import io
 
 flags.DEFINE_string('reference', None, 'Run directory trained with full float32 products.')
 flags.DEFINE_string('candidate', None, 'The same run with another --matmul_precision.')
@@ -62,7 +65,7 @@ def compare(reference: io.Run, candidate: io.Run) -> dict:
       'seeds': a.num_seeds,
       'epochs': a.num_epochs,
   }
-  for name in inversion.OBSERVABLES:
+  for name in history_lib.OBSERVABLES:
     ca, cb = inv_a.curves[name], inv_b.curves[name]
     shift = np.abs(ca.t_star.astype(int) - cb.t_star.astype(int))
     report[name] = {

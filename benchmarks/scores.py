@@ -20,7 +20,7 @@ from absl import app, flags, logging
 
 from manifold_dynamics.config import DataConfig, TrainConfig
 from manifold_dynamics.data import load_task
-from manifold_dynamics.train import TrainData, make_train, start
+from manifold_dynamics.engine.train import TrainData, make_train, start
 
 flags.DEFINE_integer('seeds', 100, 'Seeds trained in parallel.')
 flags.DEFINE_integer('epochs', 16, 'Epochs per timed chunk.')

@@ -184,7 +184,7 @@ def _profile(rows) -> list:
 def _task():
   from manifold_dynamics.config import DataConfig  # pylint: disable=g-import-not-at-top
   from manifold_dynamics.data import load_task  # pylint: disable=g-import-not-at-top
-  from manifold_dynamics.train import TrainData  # pylint: disable=g-import-not-at-top
+  from manifold_dynamics.engine.train import TrainData  # pylint: disable=g-import-not-at-top
 
   return TrainData.from_task(load_task(DataConfig(train_size=FLAGS.train_size)))
 
@@ -196,10 +196,10 @@ def cnn_throughput() -> list:
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   import optax  # pylint: disable=g-import-not-at-top
 
-  from manifold_dynamics import models  # pylint: disable=g-import-not-at-top
   from manifold_dynamics.config import DataConfig, TrainConfig  # pylint: disable=g-import-not-at-top
   from manifold_dynamics.data import load_task  # pylint: disable=g-import-not-at-top
-  from manifold_dynamics.train import TrainData, make_train, start  # pylint: disable=g-import-not-at-top
+  from manifold_dynamics.engine import models
+  from manifold_dynamics.engine.train import TrainData, make_train, start  # pylint: disable=g-import-not-at-top
 
   data = TrainData.from_task(load_task(DataConfig(train_size=FLAGS.cnn_train_size), log=None))
   rows = []
@@ -254,7 +254,7 @@ def cnn_throughput() -> list:
 
 def memory_child():
   from manifold_dynamics.config import TrainConfig  # pylint: disable=g-import-not-at-top
-  from manifold_dynamics.train import fit  # pylint: disable=g-import-not-at-top
+  from manifold_dynamics.engine.train import fit  # pylint: disable=g-import-not-at-top
 
   tic = time.perf_counter()
   history = fit(
@@ -283,7 +283,7 @@ def main(argv):
   import jax  # pylint: disable=g-import-not-at-top
 
   from manifold_dynamics.config import TrainConfig  # pylint: disable=g-import-not-at-top
-  from manifold_dynamics.train import make_train, start  # pylint: disable=g-import-not-at-top
+  from manifold_dynamics.engine.train import make_train, start  # pylint: disable=g-import-not-at-top
 
   data = _task()
   P, N = data.x_train.shape

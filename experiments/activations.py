@@ -19,7 +19,8 @@ invert) and observables_vs_train_error.{png,pdf}.
 
 from absl import app, flags
 
-from manifold_dynamics import cli, discussion
+from manifold_dynamics import cli
+from manifold_dynamics.studies import discussion
 
 cli.define_run_flags(epochs=1000, seeds=20)
 cli.define_sweep_flags(bootstrap=False)

@@ -27,7 +27,8 @@ overlap_by_architecture.{png,pdf}.
 
 from absl import app, flags
 
-from manifold_dynamics import cli, scaling
+from manifold_dynamics import cli
+from manifold_dynamics.studies import scaling
 
 cli.define_run_flags(epochs=1000, seeds=10)
 cli.define_sweep_flags()

@@ -22,7 +22,8 @@ of D, before vs after).
 
 from absl import app, flags
 
-from manifold_dynamics import cli, robustness
+from manifold_dynamics import cli
+from manifold_dynamics.studies import robustness
 
 cli.define_run_flags(epochs=1000, seeds=1000)
 cli.define_once(

@@ -20,7 +20,8 @@ summary.json, R_plus_vs_epoch.{png,pdf} (one curve per scale) and rise_vs_varian
 
 from absl import app, flags
 
-from manifold_dynamics import cli, discussion
+from manifold_dynamics import cli
+from manifold_dynamics.studies import discussion
 
 cli.define_run_flags(epochs=1000, seeds=10)
 cli.define_sweep_flags(bootstrap=False)

@@ -43,7 +43,8 @@ of a multi-host job (README, "Long runs").
 
 from absl import app, flags
 
-from manifold_dynamics import cli, pipeline
+from manifold_dynamics import cli
+from manifold_dynamics.studies.inversion import run_inversion
 
 cli.define_run_flags(epochs=1000, seeds=100)
 FLAGS = flags.FLAGS
@@ -56,7 +57,7 @@ def main(argv):
   with cli.one_line_errors(argv[0]):
     data_cfg, train_cfg = cli.configs_from_flags(FLAGS, QUICK)
     workdir = cli.workdir(FLAGS, 'inversion', data_cfg, train_cfg)
-    pipeline.run_inversion(data_cfg, train_cfg, workdir, FLAGS.overwrite)
+    run_inversion(data_cfg, train_cfg, workdir, FLAGS.overwrite)
 
 
 if __name__ == '__main__':

@@ -25,8 +25,9 @@ figures prune_R_plus_vs_epoch (2a), prune_observables_vs_eps (2b), prune_test_er
 
 from absl import app, flags
 
-from manifold_dynamics import cli, pipeline
+from manifold_dynamics import cli
 from manifold_dynamics.errors import UserError
+from manifold_dynamics.studies.pruning import run_prune
 
 cli.define_run_flags(epochs=1000, seeds=10)
 define = cli.define_once
@@ -68,7 +69,7 @@ def main(argv):
       raise UserError(f'--max_base_seeds must be positive, got {max_base}.')
     eps, sigmas = cli.float_list(FLAGS, 'eps'), cli.float_list(FLAGS, 'sigmas')
     workdir = cli.workdir(FLAGS, 'prune', data_cfg, train_cfg)
-    pipeline.run_prune(
+    run_prune(
         data_cfg,
         train_cfg,
         workdir,

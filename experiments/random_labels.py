@@ -21,7 +21,8 @@ and observables_vs_train_error.{png,pdf}.
 
 from absl import app, flags
 
-from manifold_dynamics import cli, robustness
+from manifold_dynamics import cli
+from manifold_dynamics.studies import robustness
 
 cli.define_run_flags(epochs=1000, seeds=20)
 FLAGS = flags.FLAGS

@@ -31,7 +31,8 @@ phi_vs_train_size.{png,pdf} (Fig. 3b) and observables_vs_train_error.{png,pdf} (
 
 from absl import app, flags
 
-from manifold_dynamics import cli, scaling
+from manifold_dynamics import cli
+from manifold_dynamics.studies import scaling
 
 cli.define_run_flags(epochs=1000, seeds=20)
 cli.define_sweep_flags()

@@ -38,7 +38,9 @@ import os
 
 from absl import app, flags
 
-from manifold_dynamics import cli, scores
+from manifold_dynamics import cli
+from manifold_dynamics.analysis import scores as score_stats
+from manifold_dynamics.studies import scores
 
 cli.define_run_flags(epochs=1000, seeds=100)
 define = cli.define_once
@@ -53,7 +55,8 @@ define(
     flags.DEFINE_list,
     'prune_scores',
     list(scores.DEFAULT_PRUNE),
-    f'Scores whose top-k and bottom-k are pruned and retrained, of {", ".join(scores.COMPARED)}.',
+    'Scores whose top-k and bottom-k are pruned and retrained, of '
+    f'{", ".join(score_stats.COMPARED)}.',
 )
 define(
     flags.DEFINE_list,

@@ -26,8 +26,9 @@ import dataclasses
 
 from absl import app, flags
 
-from manifold_dynamics import cli, pipeline
+from manifold_dynamics import cli
 from manifold_dynamics.errors import UserError
+from manifold_dynamics.studies.stragglers import run_stragglers
 
 cli.define_run_flags(epochs=1000, seeds=100)
 define = cli.define_once
@@ -80,7 +81,7 @@ def main(argv):
           train_cfg, depth=architectures[0][0], width=architectures[0][1]
       )
     workdir = cli.workdir(FLAGS, 'stragglers', data_cfg, train_cfg)
-    pipeline.run_stragglers(
+    run_stragglers(
         data_cfg,
         train_cfg,
         workdir,

@@ -19,7 +19,8 @@ each slice under "subsets", and phi over slices) and observables_vs_train_error.
 
 from absl import app, flags
 
-from manifold_dynamics import cli, robustness
+from manifold_dynamics import cli
+from manifold_dynamics.studies import robustness
 
 cli.define_run_flags(epochs=1000, seeds=20)
 cli.define_once(

@@ -9,17 +9,16 @@ import contextlib
 import dataclasses
 import os
 import sys
+import typing
 from typing import Dict, Optional
 
 from absl import app, flags, logging
 
-from manifold_dynamics import distributed, pipeline, sweeps
-from manifold_dynamics.config import SCORE_GROUPS, DataConfig, TrainConfig
+from manifold_dynamics.config import DataConfig, TrainConfig
 from manifold_dynamics.data.registry import DATASETS
-from manifold_dynamics.data.sources import SOURCES
+from manifold_dynamics.engine import distributed
 from manifold_dynamics.errors import UserError
-from manifold_dynamics.models import ACTIVATIONS, MATMUL_PRECISIONS, MODELS
-from manifold_dynamics.optimizers import OPTIMIZERS
+from manifold_dynamics.studies import skeleton, sweeps
 
 _DATA = DataConfig()
 _TRAIN = TrainConfig()
@@ -36,144 +35,8 @@ def define_run_flags(epochs: int = _TRAIN.epochs, seeds: int = _TRAIN.seeds):
   # absl logs INFO by default (e.g. JAX's "Unable to initialize backend 'tpu'" on a CPU
   # machine); our progress lines are printed, so show warnings and errors only.
   logging.set_verbosity(logging.WARNING)
-  flags.DEFINE_string(
-      'dataset',
-      _DATA.dataset,
-      f'Dataset: {", ".join(sorted(DATASETS))} (SPEC §1), tfds:NAME (any TFDS image '
-      'classification dataset; the [tfds] extra) or npz:PATH (arrays x_train, y_train, '
-      'x_test, y_test).',
-  )
-  flags.DEFINE_string(
-      'task',
-      _DATA.task,
-      "parity (even vs odd, the paper's), classes (all K classes, K-way softmax) or "
-      'pair:A,B (classes A and B only).',
-  )
-  flags.DEFINE_integer('train_size', _DATA.train_size, 'P, training examples in the slice T.')
-  flags.DEFINE_integer(
-      'subset_index', _DATA.subset_index, 'k: train on examples [k*P, (k+1)*P) of the train split.'
-  )
-  flags.DEFINE_string(
-      'data_dir',
-      None,
-      'Directory of the original dataset files; default: '
-      'the cache ($MANIFOLD_DYNAMICS_DATA or ~/.cache/manifold_dynamics), '
-      'fetched on first use.',
-  )
-  flags.DEFINE_enum(
-      'data_source',
-      _DATA.data_source,
-      list(SOURCES),
-      'Where the data comes from (auto: --data_dir, else cache, else tfds).',
-  )
-  flags.DEFINE_float(
-      'label_noise',
-      _DATA.label_noise,
-      'Fraction of the training labels flipped (the same examples in every run of the slice; '
-      'the test set keeps true labels).',
-  )
-  flags.DEFINE_enum('model', _TRAIN.model, list(MODELS), 'Network (models.MODELS).')
-  flags.DEFINE_integer('depth', _TRAIN.depth, 'L, weight layers (2 = one hidden layer).')
-  flags.DEFINE_integer(
-      'width', _TRAIN.width, 'H, units per hidden layer (--model=cnn: its dense layer).'
-  )
-  flags.DEFINE_list(
-      'cnn_channels',
-      [str(c) for c in _TRAIN.cnn_channels],
-      '--model=cnn: channels of each 3x3 conv block (conv, activation, 2x2 average pool).',
-  )
-  flags.DEFINE_integer(
-      'resnet_width',
-      _TRAIN.resnet_width,
-      '--model=resnet: channels of its first stage (doubled at each of the three).',
-  )
-  flags.DEFINE_integer(
-      'resnet_blocks',
-      _TRAIN.resnet_blocks,
-      '--model=resnet: residual blocks per stage (1 = ResNet-8, 3 = ResNet-20).',
-  )
-  flags.DEFINE_enum('activation', _TRAIN.activation, list(ACTIVATIONS), 'Hidden activation.')
-  flags.DEFINE_float(
-      'init_scale', _TRAIN.init_scale, 's: weights and biases ~ U(-s/sqrt(fan_in), s/sqrt(fan_in)).'
-  )
-  flags.DEFINE_enum('optimizer', _TRAIN.optimizer, list(OPTIMIZERS), 'Optimiser.')
-  flags.DEFINE_float('lr', _TRAIN.lr, 'Learning rate.')
-  flags.DEFINE_float('momentum', _TRAIN.momentum, 'Momentum (--optimizer=momentum).')
-  flags.DEFINE_float('weight_decay', _TRAIN.weight_decay, 'L2 weight decay (--optimizer=sgd_wd).')
-  flags.DEFINE_integer('epochs', epochs, 'T_end, number of epochs (full-batch: updates).')
-  flags.DEFINE_integer('seeds', seeds, 'Independent initialisations trained in parallel.')
-  flags.DEFINE_integer('seed', _TRAIN.seed, 'Root PRNG seed.')
-  flags.DEFINE_integer(
-      'chunk_epochs',
-      _TRAIN.chunk_epochs,
-      'Epochs per compiled chunk between progress lines (0 = automatic).',
-  )
-  flags.DEFINE_float(
-      'divergence_factor',
-      _TRAIN.divergence_factor,
-      'Stop when the loss of a seed is non-finite or exceeds this multiple of its ' 'initial loss.',
-  )
-  flags.DEFINE_integer(
-      'test_every',
-      _TRAIN.test_every,
-      'Evaluate the test set every this many epochs and at the last one; the '
-      'others are recorded as NaN (0 = the last epoch only).',
-  )
-  flags.DEFINE_bool(
-      'stop_after_inversion',
-      _TRAIN.stop_after_inversion,
-      'End training once every seed has inverted on R+, R- and D (t*, phi and '
-      'S(t*) need nothing more); seeds that never invert run to --epochs.',
-  )
-  flags.DEFINE_string(
-      'layers',
-      _TRAIN.layers,
-      "Layers whose geometry is recorded: the first the model sows ('first', the paper's "
-      "first hidden layer), every one ('all': layers_vs_epoch figure), or names "
-      "('conv_0,dense_0').",
-  )
-  flags.DEFINE_bool(
-      'pooled',
-      _TRAIN.pooled,
-      'Average conv representations over space (C values per example) before the geometry, '
-      'rather than flattening them.',
-  )
-  flags.DEFINE_integer(
-      'batch_size',
-      _TRAIN.batch_size,
-      'Mini-batch size B (unset: full-batch GD). An epoch is one pass over a per-seed '
-      'permutation of T.',
-  )
-  flags.DEFINE_integer(
-      'seed_batch',
-      _TRAIN.seed_batch,
-      'Seeds trained together (0 = all): smaller groups run one after another, bounding '
-      'memory (a conv net on a CPU).',
-  )
-  flags.DEFINE_integer(
-      'eval_batch_size',
-      _TRAIN.eval_batch_size,
-      'Examples per forward pass when measuring T and the test set (memory only).',
-  )
-  flags.DEFINE_enum(
-      'matmul_precision',
-      _TRAIN.matmul_precision,
-      list(MATMUL_PRECISIONS),
-      "Precision of the network's matrix products: float32 (full, as on a CPU, "
-      'on every backend) or bfloat16 (operands rounded to bfloat16, float32 '
-      'accumulation: faster on TPUs, GPUs and AMX CPUs; see README).',
-  )
-  flags.DEFINE_list(
-      'scores',
-      list(_TRAIN.scores),
-      'Per-example difficulty scores to record during training (scores.npz), of '
-      f'{", ".join(SCORE_GROUPS)}, or all (experiments/scores.py compares them).',
-  )
-  flags.DEFINE_list(
-      'score_epochs',
-      list(_TRAIN.score_epochs),
-      'Epochs at which the el2n and grand scores are taken (each in [0, --epochs)).',
-  )
+  define_config_flags(DataConfig)
+  define_config_flags(TrainConfig, epochs=epochs, seeds=seeds)
   flags.DEFINE_string('workdir', None, 'Run directory to write (default: runs/<name>).')
   flags.DEFINE_bool(
       'overwrite', False, 'Replace an existing run directory once the new run ' 'is complete.'
@@ -191,6 +54,29 @@ def define_run_flags(epochs: int = _TRAIN.epochs, seeds: int = _TRAIN.seeds):
   )
   flags.DEFINE_integer('num_processes', None, 'Processes in the run (with --coordinator_address).')
   flags.DEFINE_integer('process_id', None, 'This process, in [0, num_processes).')
+
+
+def define_config_flags(config_class, **defaults):
+  """One flag per field of a config dataclass, from the field's type, default and help text
+  (`config.setting`); `defaults` replace some defaults (an entry point's own)."""
+  for field in dataclasses.fields(config_class):
+    name, kind, help_text = field.name, field.type, field.metadata['help']
+    default = defaults.get(name, field.default)
+    if typing.get_origin(kind) is typing.Union:  # Optional[X]
+      kind = next(t for t in typing.get_args(kind) if t is not type(None))
+    choices = field.metadata['choices']
+    if typing.get_origin(kind) is tuple:
+      flags.DEFINE_list(name, [str(v) for v in default], help_text)
+    elif choices is not None:
+      flags.DEFINE_enum(name, default, list(choices()), help_text)
+    else:
+      define = {
+          bool: flags.DEFINE_bool,
+          int: flags.DEFINE_integer,
+          float: flags.DEFINE_float,
+          str: flags.DEFINE_string,
+      }[kind]
+      define(name, default, help_text)
 
 
 def define_once(define, name: str, *args, **kwargs):
@@ -272,11 +158,11 @@ def workdir(
     train_cfg: TrainConfig,
     with_optimizer: bool = True,
 ) -> str:
-  """--workdir, or runs/<experiment>[-quick]-<settings> (pipeline.default_workdir)."""
+  """--workdir, or runs/<experiment>[-quick]-<settings> (skeleton.default_workdir)."""
   if flag_values.workdir:
     return flag_values.workdir
   name = experiment + ('-quick' if flag_values.quick else '')
-  return pipeline.default_workdir(name, data_cfg, train_cfg, with_optimizer)
+  return skeleton.default_workdir(name, data_cfg, train_cfg, with_optimizer)
 
 
 def configs_from_flags(

@@ -7,19 +7,38 @@ variants are made with `dataclasses.replace`.
 """
 
 import dataclasses
+import importlib
 import math
-from typing import Optional, Tuple
+from typing import Callable, Optional, Sequence, Tuple
 
 from manifold_dynamics.data.registry import DATASETS, parse_task
-from manifold_dynamics.difficulty import GROUPS as SCORE_GROUPS
+from manifold_dynamics.data.sources import SOURCES
 from manifold_dynamics.errors import UserError
-from manifold_dynamics.models import ACTIVATIONS, MATMUL_PRECISIONS, MODELS
-from manifold_dynamics.optimizers import OPTIMIZERS
+from manifold_dynamics.records.history import DEFAULT_RHO, RULES
+from manifold_dynamics.records.scores import GROUPS as SCORE_GROUPS
 
 # Whose observables a run records: the first layer the model sows, every one, or named layers
 # (comma-separated names that the model sows, e.g. 'conv_0,conv_1').
 LAYERS = ('first', 'all')
 DATASET_PREFIXES = ('tfds:', 'npz:')  # datasets from anywhere: tfds:NAME, npz:PATH
+
+
+def _registry(module: str, name: str) -> Callable[[], Tuple[str, ...]]:
+  """The names of a registry of the engine, imported when first needed (so that this module,
+  which the records and the analysis may read, never imports JAX)."""
+  return lambda: tuple(getattr(importlib.import_module(module), name))
+
+
+MODELS = _registry('manifold_dynamics.engine.models', 'MODELS')
+ACTIVATIONS = _registry('manifold_dynamics.engine.models', 'ACTIVATIONS')
+MATMUL_PRECISIONS = _registry('manifold_dynamics.engine.models', 'MATMUL_PRECISIONS')
+OPTIMIZERS = _registry('manifold_dynamics.engine.optimizers', 'OPTIMIZERS')
+
+
+def setting(default, help: str, choices: Optional[Callable[[], Sequence[str]]] = None):  # noqa: A002
+  """A config field with the help text of its flag (`cli.define_config_flags` makes one flag
+  per field) and, for a flag that takes one of a few names, the function giving them."""
+  return dataclasses.field(default=default, metadata={'help': help, 'choices': choices})
 
 
 def _require(condition: bool, message: str):
@@ -31,20 +50,36 @@ def _require(condition: bool, message: str):
 class DataConfig:
   """Which examples a run trains and tests on (SPEC §1)."""
 
-  # Registry name (mnist, kmnist, fashion_mnist, cifar10), tfds:NAME (any TFDS image
-  # classification dataset), npz:PATH (arrays x_train, y_train, x_test, y_test), or 'arrays'
-  # for a Task a caller builds itself (`Task.from_arrays`, passed to the study).
-  dataset: str = 'mnist'
-  train_size: int = 8192  # P, number of training examples in the slice T
-  subset_index: int = 0  # k: T = train split examples [k*P, (k+1)*P)
-  data_dir: Optional[str] = None  # local directory of original files; None = cache
-  data_source: str = 'auto'  # 'auto', 'local', 'cache' or 'tfds' (see data.sources)
-  # Fraction f of T whose binary label is flipped (round(f P) examples, the same ones for every
-  # run of this slice: data.task.flipped_indices); the test set keeps its true labels.
-  label_noise: float = 0.0
-  # 'parity' (even vs odd, the paper's), 'classes' (all K classes, K-way softmax) or
-  # 'pair:A,B' (classes A and B only), SPEC §8.
-  task: str = 'parity'
+  # 'arrays' names a Task a caller builds itself (`Task.from_arrays`, passed to the study).
+  dataset: str = setting(
+      'mnist',
+      f'Dataset: {", ".join(sorted(DATASETS))} (SPEC §1), tfds:NAME (any TFDS image '
+      'classification dataset; the [tfds] extra) or npz:PATH (arrays x_train, y_train, '
+      'x_test, y_test).',
+  )
+  train_size: int = setting(8192, 'P, training examples in the slice T.')
+  subset_index: int = setting(0, 'k: train on examples [k*P, (k+1)*P) of the train split.')
+  data_dir: Optional[str] = setting(
+      None,
+      'Directory of the original dataset files; default: the cache ($MANIFOLD_DYNAMICS_DATA '
+      'or ~/.cache/manifold_dynamics), fetched on first use.',
+  )
+  data_source: str = setting(
+      'auto',
+      'Where the data comes from (auto: --data_dir, else cache, else tfds).',
+      lambda: tuple(SOURCES),
+  )
+  # The same round(f P) examples for every run of this slice (data.task.flipped_indices).
+  label_noise: float = setting(
+      0.0,
+      'Fraction of the training labels flipped (the same examples in every run of the slice; '
+      'the test set keeps true labels).',
+  )
+  task: str = setting(
+      'parity',
+      "parity (even vs odd, the paper's), classes (all K classes, K-way softmax) or "
+      'pair:A,B (classes A and B only), SPEC §8.',
+  )
 
   def __post_init__(self):
     parse_task(self.task)
@@ -64,73 +99,122 @@ class DataConfig:
 class TrainConfig:
   """Model, optimiser and schedule of a seed-parallel training run (SPEC §2-3, §8)."""
 
-  model: str = 'mlp'  # one of models.MODELS: mlp, cnn, resnet
-  depth: int = 2  # L, number of weight layers (2 = one hidden layer)
-  width: int = 20  # H, units per hidden layer
-  activation: str = 'tanh'  # one of ACTIVATIONS (every model)
-  # model='cnn': channels of each 3x3 conv block (conv, activation, 2x2 average pool), then a
-  # hidden dense layer of `width` units.
-  cnn_channels: Tuple[int, ...] = (16, 32)
-  # model='resnet': channels of the first of its three stages (doubled at each), and residual
-  # blocks per stage (1 = ResNet-8, 3 = ResNet-20); no normalisation couples examples.
-  resnet_width: int = 16
-  resnet_blocks: int = 1
-  init_scale: float = 1.0  # s: weights and biases ~ U(-s/sqrt(fan_in), s/sqrt(fan_in))
-  optimizer: str = 'sgd'  # one of OPTIMIZERS; all full-batch, one update per epoch
-  lr: float = 0.2  # learning rate
-  momentum: float = 0.9  # mu, used by optimizer='momentum' only
-  weight_decay: float = 0.01  # lambda (L2 added to the gradient), optimizer='sgd_wd' only
-  epochs: int = 1000  # T_end: number of updates; observables at epochs 0..T_end
-  seeds: int = 100  # number of independent initialisations trained in parallel
-  seed: int = 0  # root PRNG seed; seed s of the run uses fold_in(root, s)
-  chunk_epochs: int = 0  # epochs per compiled chunk between progress lines; 0 = automatic
-  # A seed has diverged when its loss is non-finite or exceeds this multiple of its initial
-  # loss (with tanh a too-large lr keeps the loss finite, oscillating far above its start).
-  divergence_factor: float = 100.0
-  # Test error every this many epochs (and always at the last epoch trained); epochs not
-  # evaluated are recorded as NaN. 0 = at the last epoch only (sweeps need nothing else).
-  test_every: int = 1
-  # End training once every seed's inversion is confirmed on R+, R- and D (stopping.py);
-  # t*, phi and S(t*) are then read from the epochs trained. Seeds that never invert run on.
-  stop_after_inversion: bool = False
-  # Observables of the first layer the model sows only ('first', the paper's first hidden
-  # layer), of every one ('all'), or of named ones ('conv_0,dense_0'): the history then gains
-  # layer_R_plus & co., (seeds, epochs+1, layers), the first one the headline.
-  layers: str = 'first'
-  # Representations of conv layers average-pooled over space (C values) rather than
-  # flattened (H W C values) before the geometry (SPEC §8).
-  pooled: bool = False
-  # Mini-batch size B (None = the whole training set: full-batch GD, SPEC §3). An epoch is
-  # one pass over a fresh per-seed permutation of T (the last short batch kept), SPEC §8.
-  batch_size: Optional[int] = None
-  # Seeds trained together (vmapped); 0 = all of them. Smaller groups run one after another
-  # (same results up to float rounding) and bound memory to one group's.
-  seed_batch: int = 0
-  # Examples per forward pass when a mini-batch run measures T (and any run its test set):
-  # bounds memory, never changes a value.
-  eval_batch_size: int = 1024
-  # Precision of the network's matrix products (models.MATMUL_PRECISIONS): 'float32' is full
-  # float32 on every backend, so a TPU or GPU gives the CPU's numbers; 'bfloat16' (opt-in,
-  # faster on TPUs, GPUs and AMX CPUs) rounds their operands to bfloat16.
-  matmul_precision: str = 'float32'
-  # Per-example difficulty scores accumulated during training (difficulty.GROUPS; 'all' = every
-  # one), saved as scores.npz: an O(P) carry per seed, no per-epoch history.
-  scores: Tuple[str, ...] = ()
-  # Epochs (in [0, epochs)) at which the el2n and grand scores are taken.
-  score_epochs: Tuple[int, ...] = ()
+  model: str = setting('mlp', 'Network (engine/models.py MODELS).', MODELS)
+  depth: int = setting(2, 'L, weight layers (2 = one hidden layer).')
+  width: int = setting(20, 'H, units per hidden layer (--model=cnn: its dense layer).')
+  activation: str = setting('tanh', 'Hidden activation (every model).', ACTIVATIONS)
+  cnn_channels: Tuple[int, ...] = setting(
+      (16, 32),
+      '--model=cnn: channels of each 3x3 conv block (conv, activation, 2x2 average pool), '
+      'then a dense layer of --width units.',
+  )
+  # No normalisation in the ResNet: nothing couples the examples (or the seeds).
+  resnet_width: int = setting(
+      16, '--model=resnet: channels of its first stage (doubled at each of the three).'
+  )
+  resnet_blocks: int = setting(
+      1, '--model=resnet: residual blocks per stage (1 = ResNet-8, 3 = ResNet-20).'
+  )
+  init_scale: float = setting(
+      1.0, 's: weights and biases ~ U(-s/sqrt(fan_in), s/sqrt(fan_in)), every model.'
+  )
+  optimizer: str = setting('sgd', 'Optimiser (one update per batch).', OPTIMIZERS)
+  lr: float = setting(0.2, 'Learning rate.')
+  momentum: float = setting(0.9, 'mu, momentum (--optimizer=momentum).')
+  weight_decay: float = setting(
+      0.01, 'lambda, L2 weight decay added to the gradient (--optimizer=sgd_wd).'
+  )
+  epochs: int = setting(
+      1000, 'T_end, number of epochs (full batch: updates); observables at epochs 0..T_end.'
+  )
+  seeds: int = setting(100, 'Independent initialisations trained in parallel.')
+  seed: int = setting(0, 'Root PRNG seed; seed s of the run uses fold_in(root, s).')
+  chunk_epochs: int = setting(
+      0, 'Epochs per compiled chunk between progress lines (0 = automatic).'
+  )
+  # With tanh a too-large lr keeps the loss finite, oscillating far above its start.
+  divergence_factor: float = setting(
+      100.0,
+      'Stop when the loss of a seed is non-finite or exceeds this multiple of its initial loss.',
+  )
+  test_every: int = setting(
+      1,
+      'Evaluate the test set every this many epochs and at the last one; the others are '
+      'recorded as NaN (0 = the last epoch only).',
+  )
+  stop_after_inversion: bool = setting(
+      False,
+      'End training once every seed has inverted on its headline curves (engine/stopping.py; '
+      't*, phi and S(t*) need nothing more); seeds that never invert run to --epochs.',
+  )
+  t_star_rule: str = setting(
+      'global',
+      "How t* is read (SPEC §5, §8): 'global', the curve's global extremum (the paper's; a run "
+      "stopped early says so in its summary), or 'first', the first confirmed extremum (exact "
+      'under --stop_after_inversion). Every summary reports both.',
+      lambda: RULES,
+  )
+  inversion_rho: float = setting(
+      DEFAULT_RHO,
+      'rho of the relative inversion criterion (SPEC §8): a move back of more than rho times '
+      'the drop before the extremum, reported beside the absolute tolerance 0.01.',
+  )
+  # Other than 'first', the history gains layer_R_plus & co. (seeds, epochs+1, layers), the
+  # first one the headline.
+  layers: str = setting(
+      'first',
+      "Layers whose geometry is recorded: the first the model sows ('first', the paper's "
+      "first hidden layer), every one ('all': layers_vs_epoch figure), or names "
+      "('conv_0,dense_0').",
+  )
+  pooled: bool = setting(
+      False,
+      'Average conv representations over space (C values per example) before the geometry, '
+      'rather than flattening them (SPEC §8).',
+  )
+  batch_size: Optional[int] = setting(
+      None,
+      'Mini-batch size B (unset: full-batch GD). An epoch is one pass over a per-seed '
+      'permutation of T (SPEC §8).',
+  )
+  # Same results up to float rounding.
+  seed_batch: int = setting(
+      0,
+      'Seeds trained together (0 = all): smaller groups run one after another, bounding '
+      'memory (a conv net on a CPU).',
+  )
+  eval_batch_size: int = setting(
+      1024, 'Examples per forward pass when measuring T and the test set (memory only).'
+  )
+  matmul_precision: str = setting(
+      'float32',
+      "Precision of the network's matrix products: float32 (full, as on a CPU, on every "
+      'backend) or bfloat16 (operands rounded to bfloat16, float32 accumulation: faster on '
+      'TPUs, GPUs and AMX CPUs; see docs/speed.md).',
+      MATMUL_PRECISIONS,
+  )
+  # An O(P) carry per seed, no per-epoch history.
+  scores: Tuple[str, ...] = setting(
+      (),
+      'Per-example difficulty scores to record during training (scores.npz), of '
+      f'{", ".join(SCORE_GROUPS)}, or all (experiments/scores.py compares them).',
+  )
+  score_epochs: Tuple[int, ...] = setting(
+      (), 'Epochs at which the el2n and grand scores are taken (each in [0, --epochs)).'
+  )
 
   def __post_init__(self):
     scores = (self.scores,) if isinstance(self.scores, str) else tuple(self.scores)
-    scores = SCORE_GROUPS if 'all' in scores else scores
-    unknown = [s for s in scores if s not in SCORE_GROUPS]
+    groups = SCORE_GROUPS
+    scores = groups if 'all' in scores else scores
+    unknown = [s for s in scores if s not in groups]
     _require(
         not unknown,
-        f'unknown score {unknown[0]!r} in --scores; choose among {", ".join(SCORE_GROUPS)} '
-        f'(or all).'
+        f'unknown score {unknown[0]!r} in --scores; choose among {", ".join(groups)} ' f'(or all).'
         if unknown
         else '',
     )
-    object.__setattr__(self, 'scores', tuple(g for g in SCORE_GROUPS if g in scores))
+    object.__setattr__(self, 'scores', tuple(g for g in groups if g in scores))
     try:
       epochs = sorted({int(e) for e in self.score_epochs})
     except ValueError:
@@ -139,8 +223,8 @@ class TrainConfig:
       ) from None
     object.__setattr__(self, 'score_epochs', tuple(epochs))
     _require(
-        self.model in MODELS,
-        f'unknown --model={self.model!r}; choose one of {", ".join(MODELS)}.',
+        self.model in MODELS(),
+        f'unknown --model={self.model!r}; choose one of {", ".join(MODELS())}.',
     )
     try:
       channels = (self.cnn_channels,) if isinstance(self.cnn_channels, int) else self.cnn_channels
@@ -171,12 +255,12 @@ class TrainConfig:
     )
     _require(self.width > 0, f'--width must be positive, got {self.width}.')
     _require(
-        self.activation in ACTIVATIONS,
-        f'unknown --activation={self.activation!r}; choose one of {", ".join(ACTIVATIONS)}.',
+        self.activation in ACTIVATIONS(),
+        f'unknown --activation={self.activation!r}; choose one of {", ".join(ACTIVATIONS())}.',
     )
     _require(
-        self.optimizer in OPTIMIZERS,
-        f'unknown --optimizer={self.optimizer!r}; choose one of {", ".join(OPTIMIZERS)}.',
+        self.optimizer in OPTIMIZERS(),
+        f'unknown --optimizer={self.optimizer!r}; choose one of {", ".join(OPTIMIZERS())}.',
     )
     _require(math.isfinite(self.lr) and self.lr > 0, f'--lr must be positive, got {self.lr}.')
     _require(
@@ -194,6 +278,14 @@ class TrainConfig:
     )
     _require(self.seeds > 0, f'--seeds must be positive, got {self.seeds}.')
     _require(
+        self.t_star_rule in RULES,
+        f'unknown --t_star_rule={self.t_star_rule!r}; choose one of {", ".join(RULES)}.',
+    )
+    _require(
+        math.isfinite(self.inversion_rho) and self.inversion_rho > 0,
+        f'--inversion_rho must be positive, got {self.inversion_rho}.',
+    )
+    _require(
         self.divergence_factor > 1,
         f'--divergence_factor must be > 1, got {self.divergence_factor}.',
     )
@@ -202,8 +294,8 @@ class TrainConfig:
         f'--layers must be first, all or layer names, got {self.layers!r}.',
     )
     _require(
-        self.matmul_precision in MATMUL_PRECISIONS,
-        f'--matmul_precision must be one of {", ".join(MATMUL_PRECISIONS)}, got '
+        self.matmul_precision in MATMUL_PRECISIONS(),
+        f'--matmul_precision must be one of {", ".join(MATMUL_PRECISIONS())}, got '
         f'{self.matmul_precision!r}.',
     )
     _require(
@@ -226,13 +318,16 @@ def model_label(cfg: TrainConfig) -> str:
   return f'{cfg.depth}x{cfg.width} {cfg.activation}'
 
 
-def run_label(data_cfg: DataConfig, train_cfg: TrainConfig, model=None) -> str:
+def run_label(
+    data_cfg: DataConfig, train_cfg: TrainConfig, model=None, optimizer: bool = True
+) -> str:
   """The settings that tell runs apart, as every figure title shows them (`model`: a caller's
-  own Flax module, named by its class)."""
+  own Flax module, named by its class; `optimizer=False` leaves the optimiser out, for a
+  figure whose curves differ in it)."""
   task = '' if data_cfg.task == 'parity' else f', {data_cfg.task}'
   batch = '' if train_cfg.batch_size is None else f', B={train_cfg.batch_size}'
+  training = f', {train_cfg.optimizer} lr={train_cfg.lr:g}{batch}' if optimizer else ''
   return (
       f'{data_cfg.dataset}{task}, P={data_cfg.train_size}, '
-      f'{model_label(train_cfg) if model is None else type(model).__name__}, '
-      f'{train_cfg.optimizer} lr={train_cfg.lr:g}{batch}'
+      f'{model_label(train_cfg) if model is None else type(model).__name__}{training}'
   )

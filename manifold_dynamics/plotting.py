@@ -12,7 +12,7 @@ import matplotlib.ticker
 import numpy as np
 import scipy.stats
 
-from manifold_dynamics import inversion as inversion_lib
+from manifold_dynamics.analysis import inversion as inversion_lib
 
 STYLE = {
     'R_plus': dict(color='#1f77b4', label=r'$R_+$'),

@@ -8,9 +8,9 @@ import jax  # pylint: disable=g-import-not-at-top
 import numpy as np
 import pytest
 
-from manifold_dynamics import train
 from manifold_dynamics.data import formats
 from manifold_dynamics.data import task as task_lib
+from manifold_dynamics.engine import train
 
 jax.config.update('jax_numpy_rank_promotion', 'raise')
 

@@ -10,10 +10,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from manifold_dynamics import contract, difficulty, geometry, models, store, train
 from manifold_dynamics.config import TrainConfig
 from manifold_dynamics.data.task import Task
+from manifold_dynamics.engine import contract, difficulty, geometry, models, train
 from manifold_dynamics.errors import UserError
+from manifold_dynamics.records import store
 from tests.conftest import make_image_splits
 from tests.test_resume import assert_histories_equal, assert_states_equal, interrupt_after
 

@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 from absl.testing import flagsaver
 
-from manifold_dynamics import io, train
 from manifold_dynamics.config import DataConfig, TrainConfig
 from manifold_dynamics.data import load_task
+from manifold_dynamics.engine import train
+from manifold_dynamics.records import io
 from tests.test_experiments import ROOT, inversion_main
 
 FLAGS = dict(train_size=64, epochs=30, seeds=3, chunk_epochs=10, width=6, lr=0.1)

@@ -11,8 +11,8 @@ import pytest
 from absl import flags
 from absl.testing import flagsaver
 
-from manifold_dynamics import io
 from manifold_dynamics.errors import UserError
+from manifold_dynamics.records import io
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

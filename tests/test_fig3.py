@@ -7,7 +7,7 @@ import shutil
 import pytest
 from absl.testing import flagsaver
 
-from manifold_dynamics import io
+from manifold_dynamics.records import io
 from tests.conftest import write_mnist_like
 from tests.test_experiments import load_experiment
 

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from manifold_dynamics import geometry
+from manifold_dynamics.engine import geometry
 
 
 def reference(h, y, w=None):

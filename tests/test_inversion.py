@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from manifold_dynamics import inversion
-from manifold_dynamics.train import History
+from manifold_dynamics.analysis import inversion
+from manifold_dynamics.records.history import History
 
 
 def make_history(R_plus, R_minus=None, D=None, train_error=None, masks=None):
@@ -92,3 +92,47 @@ def test_summary_has_the_contract_keys():
     assert key in summary
   assert set(summary['t_star']) == {'R_plus', 'R_minus', 'D'}
   assert summary['seeds'] == 3 and summary['epochs'] == 4 and len(summary['phi']) == 3
+
+
+def test_first_confirmed_and_global_extrema_of_a_curve_that_dips_twice():
+  curve = np.array([[1.0, 0.8, 0.85, 0.86, 0.7, 0.7, 0.71, 0.75]])
+  t_star, confirmed = inversion.first_confirmed(curve)
+  assert (t_star[0], confirmed[0]) == (1, 2)  # 0.85 - 0.8 > 0.01 at epoch 2
+  assert inversion.curve_inversion(curve, rule='global').t_star[0] == 4  # ties: the first
+  first = inversion.curve_inversion(curve, rule='first')
+  assert first.t_star[0] == 1 and first.inverted[0] and first.value[0] == 0.8
+  # relative: the move back must exceed 0.2 x the drop 0.2 = 0.04; 0.05 does at epoch 2
+  assert inversion.first_confirmed(curve, rho=0.2)[1][0] == 2
+  # rho 0.3: 0.06 is not past 0.3 x 0.2, and 0.05 is not past 0.3 x 0.3 after the second dip
+  assert inversion.first_confirmed(curve, rho=0.3)[1][0] == -1
+
+
+def test_the_relative_criterion_sees_an_inversion_on_the_curves_own_scale():
+  small = np.array([[1.0, 0.99, 0.98, 0.986, 0.986, 0.985]])  # drop 0.02, rise 0.006
+  absolute = inversion.curve_inversion(small)
+  relative = inversion.curve_inversion(small, rho=0.2)
+  assert not absolute.inverted[0] and relative.inverted[0]
+  assert relative.drop[0] == pytest.approx(0.02) and relative.rise[0] == pytest.approx(0.006)
+  assert inversion.first_confirmed(small)[1][0] == -1  # never confirmed: global argmin
+  assert inversion.first_confirmed(small, rho=0.2) == (np.array([2]), np.array([3]))
+  D = -small  # centroid distances go through a maximum
+  assert inversion.curve_inversion(D, 'D', rho=0.2).inverted[0]
+
+
+def test_criteria_report_every_reading_and_where_it_differs_from_the_headline():
+  t = np.arange(60.0)
+  dip = lambda at, depth, width: depth * np.exp(-(((t - at) / width) ** 2))
+  R = np.stack([1 - dip(10, 0.1, 3) - dip(40, 0.2, 5), 1 - dip(20, 0.1, 3)])
+  history = History(
+      R, R, 2 - R, np.ones((2, 60)), np.linspace(0.5, 0.0, 60)[None].repeat(2, 0),
+      np.zeros((2, 60)), np.zeros((2, 60, 1), np.uint8), num_examples=8,
+  )  # fmt: skip
+  inv = inversion.analyse(history)
+  out = inversion.criteria(history, reference=inv)
+  assert out['global_absolute']['t_star']['R_plus'] == [40, 20]
+  assert out['first_absolute']['t_star']['R_plus'] == [10, 20]
+  assert out['first_absolute']['t_star_differs']['R_plus'] == 0.5
+  assert out['global_absolute']['phi_mean'] == pytest.approx(float(np.mean(inv.phi)))
+  assert set(out) == {
+      'delta', 'rho', 'global_absolute', 'global_relative', 'first_absolute', 'first_relative'
+  }  # fmt: skip

@@ -5,8 +5,8 @@ import os
 import numpy as np
 import pytest
 
-from manifold_dynamics import io
 from manifold_dynamics.errors import UserError
+from manifold_dynamics.records import io
 from tests.test_inversion import make_history
 
 

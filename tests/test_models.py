@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from manifold_dynamics import models
+from manifold_dynamics.engine import models
 
 
 @pytest.mark.parametrize('depth', [2, 3, 4])

@@ -3,8 +3,9 @@
 import jax
 import numpy as np
 
-from manifold_dynamics import pruning, train
 from manifold_dynamics.config import TrainConfig
+from manifold_dynamics.engine import train
+from manifold_dynamics.studies import pruning
 from tests.test_inversion import make_history
 from tests.test_train import data  # noqa: F401  (the fixture)
 

@@ -12,10 +12,12 @@ import jax
 import numpy as np
 import pytest
 
-from manifold_dynamics import checkpoint, io, preemption, store, train
 from manifold_dynamics.config import TrainConfig
 from manifold_dynamics.data import task as task_lib
+from manifold_dynamics.engine import preemption, train
 from manifold_dynamics.errors import UserError
+from manifold_dynamics.records import checkpoint, io, store
+from manifold_dynamics.records.history import History
 from tests.conftest import make_image_splits
 
 CFG = TrainConfig(depth=3, width=8, epochs=20, seeds=3, lr=0.1, chunk_epochs=4)
@@ -40,7 +42,7 @@ def new_store(path):
 
 
 def assert_histories_equal(a, b):
-  for name in train.History.ARRAYS + train.History.LAYER_ARRAYS + ('mistakes_packed',):
+  for name in History.ARRAYS + History.LAYER_ARRAYS + ('mistakes_packed',):
     x, y = getattr(a, name), getattr(b, name)
     assert (x is None) == (y is None), name
     if x is not None:
@@ -90,7 +92,7 @@ def test_sigterm_then_resume_is_bit_identical(data, tmp_path, uninterrupted):
     train.fit(CFG, data, log=interrupt_after(8), store=new_store(path))
   assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # handler restored
   partial = io.load_history(str(path))  # readable while unfinished: epochs 0..7
-  for name in train.History.ARRAYS + ('mistakes_packed',):
+  for name in History.ARRAYS + ('mistakes_packed',):
     np.testing.assert_array_equal(getattr(partial, name), getattr(uninterrupted[0], name)[:, :8])
   lines = []
   history, state = train.fit(CFG, data, log=lines.append, store=new_store(path), return_state=True)

@@ -8,11 +8,11 @@ import pytest
 from absl import flags
 from absl.testing import flagsaver
 
-from manifold_dynamics import io
 from manifold_dynamics.config import DataConfig, TrainConfig
 from manifold_dynamics.data import load_task
 from manifold_dynamics.data.task import Task, permute_labels
-from manifold_dynamics.train import TrainData, fit
+from manifold_dynamics.engine.train import TrainData, fit
+from manifold_dynamics.records import io
 from tests.test_experiments import load_experiment
 
 before_after_main = load_experiment('before_after')

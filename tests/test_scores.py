@@ -13,10 +13,13 @@ import optax
 import pytest
 from absl.testing import flagsaver
 
-from manifold_dynamics import difficulty, io, preemption, scores, store, train
+from manifold_dynamics.analysis import scores as score_stats
 from manifold_dynamics.config import TrainConfig
 from manifold_dynamics.data import task as task_lib
-from manifold_dynamics.models import MLP
+from manifold_dynamics.engine import difficulty, preemption, train
+from manifold_dynamics.engine.models import MLP
+from manifold_dynamics.records import io, store
+from manifold_dynamics.studies import scores
 from tests.conftest import make_image_splits, write_mnist_like
 from tests.test_experiments import TINY, inversion_main, load_experiment
 from tests.test_resume import assert_states_equal, interrupt_after
@@ -132,6 +135,25 @@ def test_replay_to_an_epoch_equals_the_in_scan_capture(scored, noisy_data):
     np.testing.assert_allclose(got['grand'][s], columns[f'grand_t{t}'][s], rtol=1e-4, atol=1e-6)
 
 
+def test_replay_through_the_contract_equals_the_in_scan_capture():
+  """Ten classes and mini-batches (the contract, not the MLP's fast path): replaying each
+  seed to its epoch gives the EL2N and GraNd the scan recorded there."""
+  rng = np.random.default_rng(3)
+  y, y_test = rng.integers(0, 4, 96), rng.integers(0, 4, 32)
+  x = rng.normal(size=(96, 6)) + y[:, None] / 2
+  x_test = rng.normal(size=(32, 6)) + y_test[:, None] / 2
+  data = train.TrainData.from_task(task_lib.Task.from_arrays(x, y, x_test, y_test, 'classes'))
+  cfg = dataclasses.replace(CFG, batch_size=32, scores=('el2n', 'grand'))
+  assert not train.fast_path(cfg, data)
+  _, state = train.fit(cfg, data, log=None, return_state=True)
+  columns = difficulty.finalize(state.scores, cfg.score_epochs)
+  epochs = np.array([9, 4])
+  got = scores.replay_at(cfg, data, epochs, ('el2n', 'grand'))
+  for s, t in enumerate(epochs):
+    np.testing.assert_allclose(got['el2n'][s], columns[f'el2n_t{t}'][s], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(got['grand'][s], columns[f'grand_t{t}'][s], rtol=1e-4, atol=1e-6)
+
+
 def test_scores_leave_training_unchanged(scored, noisy_data):
   history, _ = scored
   plain = train.fit(dataclasses.replace(CFG, scores=(), score_epochs=()), noisy_data, log=None)
@@ -159,7 +181,7 @@ def test_spearman_on_hand_made_columns():
       'noise': rng.normal(size=(3, 500)),  # independent: rho ~ 0
       'constant': np.ones((3, 500)),  # no ranks: no value
   }
-  rho = scores.spearman(columns, list(columns))
+  rho = score_stats.spearman(columns, list(columns))
   assert rho['a']['cubed']['mean'] == pytest.approx(1.0)
   assert rho['a']['negated']['mean'] == pytest.approx(-1.0)
   assert abs(rho['a']['noise']['mean']) < 0.15 and rho['a']['noise']['std'] > 0
@@ -168,19 +190,19 @@ def test_spearman_on_hand_made_columns():
 
 def test_top_k_orientation_ties_and_set_statistics():
   values = np.array([0.0, 5.0, 5.0, 5.0, 1.0, 9.0])
-  tops = {tuple(scores.top_k(values, 2, np.random.default_rng(s))) for s in range(40)}
+  tops = {tuple(score_stats.top_k(values, 2, np.random.default_rng(s))) for s in range(40)}
   assert tops == {(1, 5), (2, 5), (3, 5)}  # the tie at 5 broken at random
-  assert list(scores.top_k(values, 2, np.random.default_rng(0), bottom=True)) == [0, 4]
+  assert list(score_stats.top_k(values, 2, np.random.default_rng(0), bottom=True)) == [0, 4]
   columns = {'confidence': np.array([[0.9, 0.1, 0.5, 0.2]])}  # low confidence = hard
-  assert list(scores.top_k_sets(scores.hardness(columns, 'confidence'), [2])[0]) == [1, 3]
+  assert list(score_stats.top_k_sets(score_stats.hardness(columns, 'confidence'), [2])[0]) == [1, 3]
 
   sets, reference = [np.array([0, 1, 2]), np.array([5])], [np.array([1, 2, 3]), np.array([6])]
-  np.testing.assert_allclose(scores.jaccard(sets, reference), [0.5, 0.0])
-  out = scores.compare_with(sets, reference, 10)
+  np.testing.assert_allclose(score_stats.jaccard(sets, reference), [0.5, 0.0])
+  out = score_stats.compare_with(sets, reference, 10)
   assert out['overlap_mean'] == 1.0 and out['jaccard'] == 0.25
   assert out['null_overlap_mean'] == pytest.approx((3 * 3 / 10 + 1 / 10) / 2)
 
-  hits = scores.label_noise_hits(
+  hits = score_stats.label_noise_hits(
       [np.array([0, 1, 2, 3]), np.array([2, 9])],
       np.array([1, 2, 9]),
       [np.array([1, 2, 3]), np.array([4, 5, 6])],
@@ -190,7 +212,9 @@ def test_top_k_orientation_ties_and_set_statistics():
   assert hits['precision_at_flipped'] == pytest.approx((2 / 3 + 0) / 2)
 
   learned = np.array([[0, 7, 9, 3, 12], [0, 0, 8, 1, 2]])  # learned for good at these epochs
-  out = scores.last_to_leave(learned, [np.array([2, 4]), np.array([2])], t_star=np.array([5, 5]))
+  out = score_stats.last_to_leave(
+      learned, [np.array([2, 4]), np.array([2])], t_star=np.array([5, 5])
+  )
   assert out['learned_after_t_star'] == 2.0  # seed 0: examples 1, 2, 4 (> 5); seed 1: 2
   assert out['straggler_fraction_of_later'] == pytest.approx((2 / 3 + 1) / 2)
 

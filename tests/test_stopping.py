@@ -5,14 +5,17 @@ import types
 
 import numpy as np
 
-from manifold_dynamics import inversion, stopping, train
+from manifold_dynamics.analysis import inversion
 from manifold_dynamics.config import TrainConfig
+from manifold_dynamics.engine import stopping, train
+from manifold_dynamics.records import history as history_lib
+from manifold_dynamics.records.history import History
 
 
 def records(R_plus, R_minus=None, D=None):
   """A chunk of records (seeds, epochs) from curves; missing curves invert early."""
   R_plus = np.atleast_2d(np.asarray(R_plus, np.float64))
-  early = np.array([1.0, 0.5, 0.6, 0.7])  # min at epoch 1, confirmed (0.2 > 0.02) at epoch 2
+  early = np.array([1.0, 0.5, 0.6, 0.7])  # min at epoch 1, confirmed (0.1 > 0.02) at epoch 2
   pad = lambda c: np.pad(c, (0, R_plus.shape[1] - len(c)), mode='edge')
   default = np.tile(pad(early), (len(R_plus), 1))
   return types.SimpleNamespace(
@@ -34,7 +37,7 @@ def feed(rule, chunk, sizes):
 
 def test_confirms_after_a_move_back_above_delta_plus_margin():
   curve = [1.0, 0.9, 0.8, 0.7, 0.71, 0.715, 0.725, 0.8, 0.9]
-  rule = feed(stopping.InversionStop(1), records(curve), [len(curve)])
+  rule = feed(stopping.InversionStop(1, rho=0.0), records(curve), [len(curve)])
   # the minimum 0.7 at epoch 3; 0.725 - 0.7 = 0.025 > 0.02 first at epoch 6
   assert rule.confirmed_epoch[0, 0] == 6 and rule.done
 
@@ -42,10 +45,10 @@ def test_confirms_after_a_move_back_above_delta_plus_margin():
 def test_chunking_does_not_change_the_decision():
   rng = np.random.default_rng(0)
   curves = np.cumsum(rng.normal(0, 0.01, (5, 60)), axis=1) + 1.0
-  whole = feed(stopping.InversionStop(5), records(curves), [60])
+  whole = feed(stopping.InversionStop(5, rho=0.0), records(curves), [60])
   for sizes in ([1] * 60, [7] * 8 + [4], [30, 30]):
     np.testing.assert_array_equal(
-        feed(stopping.InversionStop(5), records(curves), sizes).confirmed_epoch,
+        feed(stopping.InversionStop(5, rho=0.0), records(curves), sizes).confirmed_epoch,
         whole.confirmed_epoch,
     )
 
@@ -53,7 +56,7 @@ def test_chunking_does_not_change_the_decision():
 def test_wiggles_before_the_minimum_and_boundary_minima_do_not_confirm():
   wiggly = [1.0, 0.9, 0.915, 0.85, 0.8, 0.81, 0.75, 0.74, 0.74]  # moves back 0.015 < 0.02
   rising = [0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.0, 1.0, 1.0]  # minimum at epoch 0: not interior
-  rule = feed(stopping.InversionStop(2), records([wiggly, rising]), [9])
+  rule = feed(stopping.InversionStop(2, rho=0.0), records([wiggly, rising]), [9])
   assert np.all(rule.confirmed_epoch[:, 0] == -1) and not rule.done
   assert rule.seeds_confirmed == 0
 
@@ -61,19 +64,21 @@ def test_wiggles_before_the_minimum_and_boundary_minima_do_not_confirm():
 def test_D_inverts_through_a_maximum_and_every_observable_is_needed():
   D = [0.1, 0.5, 0.9, 1.0, 0.99, 0.97]  # max at 3, falls 0.03 > 0.02 at epoch 5
   flat = [1.0, 0.9, 0.8, 0.8, 0.8, 0.8]  # R- never moves back
-  rule = feed(stopping.InversionStop(1), records([1, 0.5, 0.6, 0.7, 0.7, 0.7], flat, D), [6])
+  rule = feed(
+      stopping.InversionStop(1, rho=0.0), records([1, 0.5, 0.6, 0.7, 0.7, 0.7], flat, D), [6]
+  )
   assert rule.confirmed_epoch[0].tolist() == [2, -1, 5] and not rule.done
 
 
 def test_stop_after_a_tolerance_follows_delta_and_margin():
   curve = [1.0, 0.8, 0.815, 0.83]
   assert (
-      feed(stopping.InversionStop(1, delta=0.01, margin=0.0), records(curve), [4]).confirmed_epoch[
-          0, 0
-      ]
+      feed(
+          stopping.InversionStop(1, delta=0.01, margin=0.0, rho=0.0), records(curve), [4]
+      ).confirmed_epoch[0, 0]
       == 2
   )
-  assert feed(stopping.InversionStop(1), records(curve), [4]).confirmed_epoch[0, 0] == 3
+  assert feed(stopping.InversionStop(1, rho=0.0), records(curve), [4]).confirmed_epoch[0, 0] == 3
 
 
 def test_early_stopped_run_gives_the_full_runs_t_star_phi_and_stragglers(noisy_data):
@@ -87,12 +92,12 @@ def test_early_stopped_run_gives_the_full_runs_t_star_phi_and_stragglers(noisy_d
   )
   assert stopped.num_epochs < cfg.epochs and stopped.num_epochs % 16 == 0
   assert 'stopping at epoch' in lines[-1]
-  for name in train.History.ARRAYS:  # the stopped run is the full run's first epochs
+  for name in History.ARRAYS:  # the stopped run is the full run's first epochs
     np.testing.assert_array_equal(
         getattr(stopped, name)[:, :-1], getattr(full, name)[:, : stopped.num_epochs]
     )
   a, b = inversion.analyse(full), inversion.analyse(stopped)
-  for name in inversion.OBSERVABLES:
+  for name in history_lib.OBSERVABLES:
     assert np.all(b.curves[name].inverted)
     np.testing.assert_array_equal(a.curves[name].t_star, b.curves[name].t_star)
   np.testing.assert_array_equal(a.phi, b.phi)
@@ -112,7 +117,7 @@ def test_test_every_skips_epochs_with_nan_and_changes_nothing_else(noisy_data):
   every = train.fit(cfg, noisy_data, log=None)
   for k in (0, 5):
     sparse = train.fit(dataclasses.replace(cfg, test_every=k), noisy_data, log=None)
-    for name in train.History.ARRAYS[:-1] + ('mistakes_packed',):
+    for name in History.ARRAYS[:-1] + ('mistakes_packed',):
       np.testing.assert_array_equal(getattr(sparse, name), getattr(every, name))
     evaluated = np.zeros(21, bool)
     evaluated[-1] = True  # the last epoch always
@@ -126,7 +131,56 @@ def test_test_every_skips_epochs_with_nan_and_changes_nothing_else(noisy_data):
 def test_a_second_dip_withdraws_the_confirmation_until_it_moves_back_again():
   dip = [1.0, 0.8, 0.85, 0.86, 0.7, 0.7, 0.71, 0.75]  # confirmed at 2, new minimum at 4
   for sizes in ([8], [3, 5], [1] * 8):
-    rule = feed(stopping.InversionStop(1), records(dip), sizes)
+    rule = feed(stopping.InversionStop(1, rho=0.0), records(dip), sizes)
     assert rule.confirmed_epoch[0, 0] == 7, sizes
-  rule = feed(stopping.InversionStop(1), records(dip[:6]), [6])
+  rule = feed(stopping.InversionStop(1, rho=0.0), records(dip[:6]), [6])
   assert rule.confirmed_epoch[0, 0] == -1 and not rule.done
+
+
+def test_the_relative_criterion_waits_for_a_fraction_rho_of_the_drop():
+  curve = [1.0, 0.7, 0.725, 0.75, 0.77]  # drop 0.3: rho 0.2 asks a move back past 0.06
+  assert feed(stopping.InversionStop(1, rho=0.0), records(curve), [5]).confirmed_epoch[0, 0] == 2
+  assert feed(stopping.InversionStop(1, rho=0.2), records(curve), [5]).confirmed_epoch[0, 0] == 4
+
+
+def two_dips(seeds: int, epochs: int = 400, seed: int = 0) -> np.ndarray:
+  """(seeds, epochs + 1) radii with a first dip that moves back by more than delta and rho
+  times its drop, then (in most seeds) a second, deeper dip, plus wiggles smaller than delta."""
+  rng = np.random.default_rng(seed)
+  t = np.arange(epochs + 1)[None]
+  first = rng.integers(20, 60, (seeds, 1))
+  second = rng.integers(120, 380, (seeds, 1))
+  depth = rng.uniform(0.0, 0.1, (seeds, 1)) * (rng.random((seeds, 1)) < 0.8)
+  curve = 1.0 - 0.1 * np.exp(-(((t - first) / 15.0) ** 2))
+  curve -= (0.1 + depth) * np.exp(-(((t - second) / 40.0) ** 2)) * (depth > 0)
+  return curve + rng.uniform(-0.002, 0.002, curve.shape)
+
+
+def stop_epoch(curves: np.ndarray, chunk: int, rho: float) -> int:
+  """The epoch at which `fit` would stop these seeds: the first chunk boundary after which the
+  rule is done (the records of epochs 0 .. stop - 1 have been seen), else the end."""
+  rule = stopping.InversionStop(len(curves), rho=rho, observables=('R_plus',))
+  for start in range(0, curves.shape[1], chunk):
+    if rule.update(types.SimpleNamespace(R_plus=curves[:, start : start + chunk])):
+      return min(start + chunk, curves.shape[1])
+  return curves.shape[1]
+
+
+def test_a_stopped_run_reads_the_full_runs_first_confirmed_t_star_whatever_seeds_beside_it():
+  curves = two_dips(12)
+  full = {
+      rho: inversion.first_confirmed(curves, 'R_plus', rho=r)[0]
+      for rho, r in (('absolute', None), ('relative', 0.2))
+  }
+  differs = 0
+  for seeds in ([0], [0, 1, 2, 3], list(range(12)), [5, 11], [3, 7, 9]):
+    for chunk in (1, 16, 64):
+      stop = stop_epoch(curves[seeds], chunk, rho=0.2)
+      seen = curves[seeds, :stop]  # what a stopped run records
+      for name, r in (('absolute', None), ('relative', 0.2)):
+        t_star, confirmed = inversion.first_confirmed(seen, 'R_plus', rho=r)
+        assert np.all(confirmed > 0)
+        np.testing.assert_array_equal(t_star, full[name][seeds], err_msg=f'{seeds} {chunk}')
+      # the global argmin is what an early stop cannot promise: the second dip comes later
+      differs += np.sum(np.argmin(seen, axis=1) != np.argmin(curves[seeds], axis=1))
+  assert differs > 0

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from manifold_dynamics import stragglers
+from manifold_dynamics.analysis import stragglers
 from tests.test_inversion import make_history
 
 

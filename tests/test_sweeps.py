@@ -9,9 +9,10 @@ import sys
 import numpy as np
 import pytest
 
-from manifold_dynamics import io, sweeps
 from manifold_dynamics.config import DataConfig, TrainConfig
 from manifold_dynamics.errors import UserError
+from manifold_dynamics.records import io
+from manifold_dynamics.studies import sweeps
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN = TrainConfig(seeds=2, epochs=8, width=6, lr=0.5, chunk_epochs=4, test_every=0)
@@ -105,7 +106,7 @@ def test_workers_split_the_points_and_read_the_cluster_environment():
 WORKER = r"""
 import sys
 sys.path.insert(0, %(root)r)
-from manifold_dynamics import sweeps
+from manifold_dynamics.studies import sweeps
 from tests.test_sweeps import grid
 sweep = sweeps.SweepDir(%(path)r, 'test', grid(%(data)r))
 sweeps.run(sweep, num_tasks=2, task_index=int(sys.argv[1]))

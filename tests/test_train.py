@@ -11,10 +11,11 @@ import numpy as np
 import optax
 import pytest
 
-from manifold_dynamics import geometry, train
 from manifold_dynamics.config import TrainConfig
 from manifold_dynamics.data import task as task_lib
+from manifold_dynamics.engine import geometry, train
 from manifold_dynamics.errors import UserError
+from manifold_dynamics.records.history import History
 from tests.conftest import make_image_splits
 
 CFG = TrainConfig(depth=3, width=8, epochs=6, seeds=3, lr=0.1)
@@ -91,7 +92,7 @@ def test_fit_in_chunks_equals_one_scan(data):
   )
   assert history.R_plus.shape == (cfg.seeds, cfg.epochs + 1)
   assert history.mistakes_packed.shape == (cfg.seeds, cfg.epochs + 1, 8)
-  for name in train.History.ARRAYS + ('mistakes_packed',):
+  for name in History.ARRAYS + ('mistakes_packed',):
     np.testing.assert_allclose(
         getattr(history, name),
         np.asarray(getattr(records, name)),
@@ -342,7 +343,7 @@ def test_constant_inputs_are_left_out_exactly(data):
   trainer = train.make_train(cfg)
   keys = train.seed_keys(cfg.seed, cfg.seeds)
   expected_state, records = jax.jit(jax.vmap(trainer.train, in_axes=(0, None)))(keys, data)
-  for name in train.History.ARRAYS + ('mistakes_packed',):
+  for name in History.ARRAYS + ('mistakes_packed',):
     np.testing.assert_allclose(
         getattr(history, name),
         np.asarray(getattr(records, name)),
@@ -385,7 +386,7 @@ def test_bfloat16_products_train_close_to_float32(data):
   )
   _, records32 = run(state, inputs32, 4)
   _, records16 = run(state, inputs16, 4)
-  for name in train.History.ARRAYS:
+  for name in History.ARRAYS:
     np.testing.assert_array_equal(getattr(records16, name), getattr(records32, name), err_msg=name)
 
 

@@ -20,8 +20,8 @@ update t + 1, as for every observable), carried as O(P) arrays per seed in `Accu
                 (Pleiss et al. 2020);
   input_norm    ||x|| of the standardised input, a baseline some scores track (no scan needed).
 
-`finalize` turns the carried sums into named per-example columns; `HARDER` says which end of
-each column is "hard" (top-k = the k hardest examples).
+`finalize` turns the carried sums into named per-example columns (`records/scores.py` names
+them and says which end of each is "hard").
 """
 
 from typing import Callable, Dict, Optional, Sequence
@@ -31,50 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-GROUPS = ('forgetting', 'el2n', 'grand', 'cartography', 'aum', 'input_norm')
-CAPTURED = ('el2n', 'grand')  # taken at chosen epochs rather than accumulated over all
-
-# Column name -> +1 if a larger value means a harder example, -1 if a smaller one does.
-HARDER = {
-    'forgetting_events': 1,
-    'learned_epoch': 1,  # late (T: never learned for good) = hard
-    'ever_learned': -1,
-    'el2n': 1,
-    'grand': 1,
-    'confidence': -1,
-    'variability': 1,  # cartography's "ambiguous" end
-    'correctness': -1,
-    'aum': -1,
-    'input_norm': 1,
-    'straggler': 1,
-}
-
-
-def groups_of(scores: Sequence[str]):
-  """The groups in `scores` accumulated inside the scan, in GROUPS order."""
-  return tuple(g for g in GROUPS if g in scores and g != 'input_norm')
-
-
-# Column -> the group (of GROUPS) that records it, where the two differ.
-_GROUP_OF = {
-    'forgetting_events': 'forgetting',
-    'learned_epoch': 'forgetting',
-    'ever_learned': 'forgetting',
-    'confidence': 'cartography',
-    'variability': 'cartography',
-    'correctness': 'cartography',
-}
-
-
-def group_of(column: str) -> str:
-  """The group of GROUPS whose recording gives `column` ('straggler' for that column)."""
-  kind = column_kind(column)
-  return _GROUP_OF.get(kind, kind)
-
-
-def column_kind(column: str) -> str:
-  """'el2n' for 'el2n_t10' or 'el2n_tstar', else the column itself (a key of HARDER)."""
-  return column.split('_t')[0] if column.startswith(CAPTURED) else column
+from manifold_dynamics.records.scores import CAPTURED
 
 
 @flax.struct.dataclass

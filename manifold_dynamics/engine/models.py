@@ -22,6 +22,7 @@ every backend (TPUs and GPUs otherwise round float32 products to bfloat16 or TF3
 computes what a TPU's MXU does and AMX, tensor cores and MXUs run it fast.
 """
 
+import math
 from typing import Callable, Dict, NamedTuple, Optional, Sequence, Tuple
 
 import flax.linen as nn
@@ -320,3 +321,12 @@ def perturbation_names(depth: int):
   """Layer names of an `MLP` of `depth` weight layers, input side first; its 'perturbations'
   collection holds PERTURBATION + name for each, shaped like that layer's pre-activation."""
   return [f'hidden_{layer}' for layer in range(depth - 1)] + ['readout']
+
+
+def count_params(module: nn.Module, input_shape: Sequence[int]) -> int:
+  """Trainable parameters of `module` on inputs of `input_shape` (one example), from the
+  shapes of `jax.eval_shape(module.init, ...)`: nothing is allocated or computed."""
+  shapes = jax.eval_shape(
+      module.init, jax.random.PRNGKey(0), jax.ShapeDtypeStruct((1, *input_shape), jnp.float32)
+  )
+  return sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(shapes['params']))

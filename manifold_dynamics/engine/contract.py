@@ -40,9 +40,10 @@ import numpy as np
 import optax
 from flax.training import train_state
 
-from manifold_dynamics import difficulty, geometry
+from manifold_dynamics.engine import difficulty, geometry
+from manifold_dynamics.engine.optimizers import make_optimizer
 from manifold_dynamics.errors import UserError
-from manifold_dynamics.optimizers import make_optimizer
+from manifold_dynamics.records import scores as score_columns
 
 
 class Layer(NamedTuple):
@@ -172,7 +173,7 @@ def make_train(cfg, model: nn.Module, layers: Sequence[Layer], num_classes: int,
   """`train.Trainer` of per-seed pure functions for any `model` under the contract (module
   docstring); `layers` (from `select_layers`) are measured, the first one the headline."""
   # Imported here: train imports this module to dispatch to it.
-  from manifold_dynamics import train as train_lib  # pylint: disable=g-import-not-at-top
+  from manifold_dynamics.engine import train as train_lib
 
   tx = make_optimizer(cfg)
   input_shape = tuple(input_shape)
@@ -205,9 +206,9 @@ def make_train(cfg, model: nn.Module, layers: Sequence[Layer], num_classes: int,
     params = model.init(key, jnp.zeros((1,) + input_shape, jnp.float32))['params']
     data_key = jax.random.fold_in(key, BATCH_STREAM)
     scores = None
-    if difficulty.groups_of(cfg.scores):
+    if score_columns.groups_of(cfg.scores):
       scores = difficulty.init(
-          num_examples, difficulty.groups_of(cfg.scores), len(cfg.score_epochs)
+          num_examples, score_columns.groups_of(cfg.scores), len(cfg.score_epochs)
       )
     return train_lib.RunState(
         train=train_state.TrainState.create(apply_fn=model.apply, params=params, tx=tx),
@@ -359,7 +360,7 @@ def make_train(cfg, model: nn.Module, layers: Sequence[Layer], num_classes: int,
     records = jax.tree.map(lambda r, f: jnp.concatenate([r, f[None]]), records, final)
     return state, records
 
-  def example_scores(state, data, names=difficulty.CAPTURED):
+  def example_scores(state, data, names=score_columns.CAPTURED):
     """{name: (P,)} for `names` among 'el2n' and 'grand' at the current parameters."""
     params = state.train.params
     out = {}

@@ -15,29 +15,11 @@ Everything here is host-side NumPy on a finished `History` (arrays shaped (seeds
 """
 
 import dataclasses
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import numpy as np
 
-DEFAULT_DELTA = 0.01  # tolerance of the inversion test, in radius units
-OBSERVABLES = ('R_plus', 'R_minus', 'D')  # a binary task's headline curves
-MULTICLASS_OBSERVABLES = ('R_mean', 'D_mean')  # K > 2 classes (SPEC §8)
-# Extremum at the inversion: radii go through a minimum, centroid distances through a maximum.
-SIGN = {
-    'R_plus': 1.0,
-    'R_minus': 1.0,
-    'D': -1.0,
-    'R_mean': 1.0,
-    'D_mean': -1.0,
-    'R_class': 1.0,
-    'D_class': -1.0,
-}
-
-
-def observables(binary: bool = True):
-  """The headline curves of a run: R+, R-, D for a binary task, R_mean, D_mean for K > 2.
-  phi is the mean training error at their t*; the stragglers are read at the first one's."""
-  return OBSERVABLES if binary else MULTICLASS_OBSERVABLES
+from manifold_dynamics.records.history import DEFAULT_DELTA, DEFAULT_RHO, RULES, SIGN
 
 
 @dataclasses.dataclass
@@ -47,22 +29,73 @@ class CurveInversion:
   t_star: np.ndarray  # (seeds,) int, epoch of the extremum
   value: np.ndarray  # (seeds,) observable at t*
   rise: np.ndarray  # (seeds,) how far the curve moves back after t* (>= 0)
-  inverted: np.ndarray  # (seeds,) bool, interior extremum and rise > delta
+  inverted: np.ndarray  # (seeds,) bool, interior extremum and a rise past the tolerance
+  drop: np.ndarray  # (seeds,) how far the curve moved from epoch 0 to t* (signed: > 0 = toward)
+
+
+def tolerance(drop, delta: float = DEFAULT_DELTA, rho: Optional[float] = None):
+  """The move back that confirms an extremum: delta (absolute, SPEC §5), or rho times the
+  drop that preceded it (relative, SPEC §8), whichever `rho` (None: absolute) asks for."""
+  return delta if rho is None else rho * np.asarray(drop, np.float64)
+
+
+def first_confirmed(
+    curve_SxT: np.ndarray, kind: str = 'R_plus', delta: float = DEFAULT_DELTA, rho=None
+):
+  """(t*, confirmed) per seed for the first confirmed extremum (SPEC §8): the running extremum
+  (over epochs >= 1, beyond the initial value) that the curve first moves back from by more
+  than the tolerance (`tolerance`) before passing it. `confirmed` (seeds,) is the epoch of
+  that move back, -1 where none happens (t* is then the global extremum). Only the epochs up
+  to `confirmed` decide it: a run stopped any time after reads the same t*."""
+  signed = SIGN[kind] * np.asarray(curve_SxT, np.float64)
+  seeds, epochs = signed.shape
+  if epochs < 3:
+    return np.argmin(signed, axis=1), np.full(seeds, -1)
+  interior = signed[:, 1:]
+  running = np.minimum.accumulate(interior, axis=1)  # minimum over epochs 1..t
+  new = np.concatenate([np.ones((seeds, 1), bool), interior[:, 1:] < running[:, :-1]], axis=1)
+  where = np.maximum.accumulate(np.where(new, np.arange(1, epochs), 0), axis=1)
+  before = running[:, :-1]  # at epoch t = 2.., the extremum over 1..t-1 and its epoch
+  drop = signed[:, :1] - before
+  with np.errstate(invalid='ignore'):
+    hit = (drop > 0) & (interior[:, 1:] - before > tolerance(drop, delta, rho))
+  confirmed = np.where(hit.any(axis=1), np.argmax(hit, axis=1) + 2, -1)
+  t_star = np.where(
+      confirmed > 0,
+      where[np.arange(seeds), np.maximum(confirmed - 2, 0)],
+      np.argmin(signed, axis=1),
+  )
+  return t_star, confirmed
 
 
 def curve_inversion(
-    curve_SxT: np.ndarray, kind: str = 'R_plus', delta: float = DEFAULT_DELTA
+    curve_SxT: np.ndarray,
+    kind: str = 'R_plus',
+    delta: float = DEFAULT_DELTA,
+    rule: str = 'global',
+    rho: Optional[float] = None,
 ) -> CurveInversion:
-  """Inversion of curves (seeds, epochs+1) of observable `kind` (R_plus, R_minus or D)."""
+  """Inversion of curves (seeds, epochs+1) of observable `kind` (R_plus, R_minus or D).
+
+  `rule`: t* is the global extremum ('global', SPEC §5) or the first confirmed one ('first',
+  SPEC §8); the rise must exceed delta (`rho` None) or rho times the drop (`tolerance`)."""
+  if rule not in RULES:
+    raise ValueError(f'unknown t* rule {rule!r}; one of {RULES}')
   signed = SIGN[kind] * np.asarray(curve_SxT, np.float64)
-  t_star = np.argmin(signed, axis=1)
   seeds = np.arange(len(signed))
+  if rule == 'global':
+    t_star = np.argmin(signed, axis=1)
+  else:
+    t_star, confirmed = first_confirmed(curve_SxT, kind, delta, rho)
   minimum = signed[seeds, t_star]
   after = np.where(np.arange(signed.shape[1])[None] >= t_star[:, None], signed, -np.inf)
   rise = after.max(axis=1) - minimum
+  drop = signed[:, 0] - minimum
   last = signed.shape[1] - 1
-  inverted = (t_star > 0) & (t_star < last) & (rise > delta)
-  return CurveInversion(t_star, SIGN[kind] * minimum, rise, inverted)
+  inverted = (t_star > 0) & (t_star < last) & (rise > tolerance(drop, delta, rho))
+  if rule == 'first':
+    inverted = confirmed > 0
+  return CurveInversion(t_star, SIGN[kind] * minimum, rise, inverted, drop)
 
 
 @dataclasses.dataclass
@@ -78,13 +111,43 @@ class Inversion:
     return next(iter(self.curves.values())).t_star
 
 
-def analyse(history, delta: float = DEFAULT_DELTA) -> Inversion:
+def analyse(
+    history, delta: float = DEFAULT_DELTA, rule: str = 'global', rho: Optional[float] = None
+) -> Inversion:
   """t*, rise and inversion flag of R+, R-, D (R_mean, D_mean for K > 2) per seed, and phi
-  (SPEC §5, §8)."""
-  curves = {k: curve_inversion(getattr(history, k), k, delta) for k in history.observables}
+  (SPEC §5, §8), with t* by `rule` and the tolerance by `rho` (see `curve_inversion`)."""
+  curves = {
+      k: curve_inversion(getattr(history, k), k, delta, rule, rho) for k in history.observables
+  }
   seeds = np.arange(history.num_seeds)
   errors = [history.train_error[seeds, c.t_star] for c in curves.values()]
   return Inversion(curves, np.mean(errors, axis=0))
+
+
+def criteria(
+    history, delta: float = DEFAULT_DELTA, rho: float = DEFAULT_RHO, reference: Inversion = None
+) -> dict:
+  """The inversion read every way SPEC §8 asks, for the summary: t* as the global or the
+  first confirmed extremum, a rise past delta (absolute) or past rho times the drop
+  (relative). Per way: t* per seed and its mean, the fraction of seeds that invert, phi, and
+  the fraction of seeds whose t* differs from `reference`'s (the headline's)."""
+  out = {'delta': delta, 'rho': rho}
+  for rule in RULES:
+    for name, r in (('absolute', None), ('relative', rho)):
+      inv = analyse(history, delta, rule, r)
+      entry = {
+          't_star': {k: c.t_star.tolist() for k, c in inv.curves.items()},
+          't_star_mean': {k: float(c.t_star.mean()) for k, c in inv.curves.items()},
+          'inversion_fraction': {k: float(c.inverted.mean()) for k, c in inv.curves.items()},
+          'phi_mean': float(inv.phi.mean()),
+          'phi_std': float(inv.phi.std()),
+      }
+      if reference is not None:
+        entry['t_star_differs'] = {
+            k: float(np.mean(c.t_star != reference.curves[k].t_star)) for k, c in inv.curves.items()
+        }
+      out[f'{rule}_{name}'] = entry
+  return out
 
 
 def stragglers(history, epochs: np.ndarray) -> List[np.ndarray]:

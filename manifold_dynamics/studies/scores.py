@@ -3,7 +3,7 @@
 The scores are recorded during training (`difficulty.py`, TrainConfig.scores) and completed
 here: EL2N and GraNd at each seed's own t* by replaying its training to t* (`replay_at`), the
 input norm, and straggler membership S(t*). Every score is a column of (seeds, P) values;
-`difficulty.HARDER` orients each so that its top-k are the k hardest examples, ties broken at
+`score_columns.HARDER` orients each so that its top-k are the k hardest examples, ties broken at
 random. With k = |S(t*)| of each seed, the comparison asks:
 
   spearman            rank correlation of every pair of columns, per seed, mean and spread;
@@ -21,35 +21,38 @@ of the same size, retrains (pruning.py's one-program retraining) and tests on th
 
 import dataclasses
 import os
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from scipy import stats
 
-from manifold_dynamics import difficulty, distributed, io, pipeline, plotting, pruning, train
-from manifold_dynamics import inversion as inversion_lib
-from manifold_dynamics import stragglers as stragglers_lib
+from manifold_dynamics import plotting
+from manifold_dynamics.analysis import inversion as inversion_lib
+from manifold_dynamics.analysis.scores import (
+    COMPARED,
+    compare_with,
+    compared_columns,
+    hardness,
+    label_noise_hits,
+    last_to_leave,
+    spearman,
+    stability,
+    straggler_columns,
+    top_k,
+    top_k_sets,
+)
 from manifold_dynamics.config import DataConfig, TrainConfig
-from manifold_dynamics.data import get_info, load_task
+from manifold_dynamics.data import get_info
 from manifold_dynamics.data.task import flipped_indices, standardise
+from manifold_dynamics.engine import difficulty, distributed, train
 from manifold_dynamics.errors import UserError
+from manifold_dynamics.records import io
+from manifold_dynamics.records import scores as score_columns
+from manifold_dynamics.studies import pruning
+from manifold_dynamics.studies.skeleton import Study
 
 DEFAULT_SCORE_EPOCHS = (5, 10, 20)  # early epochs, before t* (30-50 on the MNIST defaults)
-# Columns compared (in this order when present); ever_learned, nearly constant, is exported only.
-COMPARED = (
-    'straggler',
-    'forgetting_events',
-    'learned_epoch',
-    'el2n_tstar',
-    'grand_tstar',
-    'confidence',
-    'variability',
-    'correctness',
-    'aum',
-    'input_norm',
-)
 DEFAULT_PRUNE = (
     'straggler',
     'forgetting_events',
@@ -62,120 +65,6 @@ DEFAULT_PRUNE = (
 )
 
 
-def compared_columns(columns: Dict[str, np.ndarray]) -> List[str]:
-  """The columns to compare: COMPARED order, the captured el2n/grand epochs after t*'s."""
-  fixed = [c for c in COMPARED if c in columns]
-  early = sorted(
-      (c for c in columns if difficulty.column_kind(c) in difficulty.CAPTURED and c not in fixed),
-      key=lambda c: (difficulty.column_kind(c), int(c.rsplit('_t', 1)[1])),
-  )
-  return fixed + early
-
-
-def hardness(columns: Dict[str, np.ndarray], name: str) -> np.ndarray:
-  """(seeds, P) values of column `name`, oriented so that larger = harder."""
-  return difficulty.HARDER[difficulty.column_kind(name)] * np.asarray(columns[name], np.float64)
-
-
-def top_k(hard_P: np.ndarray, k: int, rng: np.random.Generator, bottom: bool = False):
-  """Sorted indices of the k largest values of `hard_P` (smallest with `bottom`), ties broken
-  at random by `rng`."""
-  key = -hard_P if not bottom else hard_P
-  order = np.lexsort((rng.random(len(hard_P)), key))
-  return np.sort(order[:k])
-
-
-def top_k_sets(hard_SxP: np.ndarray, ks: Sequence[int], seed: int = 0, bottom: bool = False):
-  """Per seed s, the top-ks[s] examples of row s (a fixed tie-breaking draw per seed)."""
-  return [
-      top_k(h, k, np.random.default_rng([seed, s]), bottom)
-      for s, (h, k) in enumerate(zip(hard_SxP, ks))
-  ]
-
-
-def spearman(columns: Dict[str, np.ndarray], names: Sequence[str]) -> dict:
-  """name -> name -> {'mean', 'std'} over seeds of the Spearman correlation (average ranks for
-  ties; a column constant on a seed gives no value for it, and None if on every seed)."""
-  seeds = len(next(iter(columns.values())))
-  per_seed = np.empty((seeds, len(names), len(names)))
-  for s in range(seeds):
-    ranks = np.stack([stats.rankdata(columns[n][s]) for n in names])
-    with np.errstate(invalid='ignore', divide='ignore'):
-      per_seed[s] = np.corrcoef(ranks)
-  out = {}
-  for i, a in enumerate(names):
-    out[a] = {}
-    for j, b in enumerate(names):
-      values = per_seed[:, i, j]
-      values = values[np.isfinite(values)]
-      out[a][b] = (
-          {'mean': float(values.mean()), 'std': float(values.std())} if len(values) else None
-      )
-  return out
-
-
-def jaccard(sets_0, sets_1) -> np.ndarray:
-  """(pairs,) |A ∩ B| / |A ∪ B| (1 for two empty sets)."""
-  out = []
-  for a, b in zip(sets_0, sets_1):
-    union = len(np.union1d(a, b))
-    out.append(len(np.intersect1d(a, b)) / union if union else 1.0)
-  return np.array(out)
-
-
-def compare_with(sets, reference, num_examples: int) -> dict:
-  """Overlap statistics of paired sets (per seed) with the reference sets: stragglers.overlap
-  summary plus the mean Jaccard index."""
-  ov = stragglers_lib.overlap(sets, reference, num_examples)
-  return {**ov.summary(), 'jaccard': float(jaccard(sets, reference).mean())}
-
-
-def stability(sets, num_examples: int) -> dict:
-  """Seed-to-seed overlap of one score's sets (disjoint seed pairs), as for S(t*)."""
-  return stragglers_lib.within_run_overlap(sets, num_examples).summary()
-
-
-def last_to_leave(learned_epoch_SxP: np.ndarray, stragglers: Sequence[np.ndarray], t_star):
-  """Are the stragglers the examples that leave the misclassified set last? Per seed, the
-  examples learned for good after t* (learned_epoch > t*) contain S(t*) by definition; how
-  many more are there, and do the k latest-learned examples (k = |S(t*)|) equal S(t*)?"""
-  later = [np.flatnonzero(le > t) for le, t in zip(learned_epoch_SxP, t_star)]
-  n_s = np.array([len(s) for s in stragglers])
-  n_later = np.array([len(x) for x in later])
-  strag_learned = [le[s] for le, s in zip(learned_epoch_SxP, stragglers)]
-  others = [np.delete(le, s) for le, s in zip(learned_epoch_SxP, stragglers)]
-  return {
-      'learned_after_t_star': float(n_later.mean()),
-      'stragglers': float(n_s.mean()),
-      # fraction of the examples learned for good after t* that are stragglers
-      'straggler_fraction_of_later': float(np.mean(n_s / np.maximum(n_later, 1))),
-      'median_learned_epoch_stragglers': _median(strag_learned),
-      'median_learned_epoch_others': _median(others),
-  }
-
-
-def _median(arrays) -> Optional[float]:
-  values = np.concatenate(arrays)
-  return float(np.median(values)) if len(values) else None
-
-
-def label_noise_hits(sets, flipped: np.ndarray, sets_of_flipped_size=None) -> dict:
-  """Precision (|set ∩ flipped| / |set|) and recall (/ |flipped|), mean over seeds; with
-  `sets_of_flipped_size` (each score's top-|flipped| sets) also their precision, which is
-  their recall too (the usual figure of merit of label-noise detection)."""
-  hits = np.array([len(np.intersect1d(s, flipped)) for s in sets])
-  sizes = np.array([len(s) for s in sets])
-  out = {
-      'precision': float(np.mean(hits / np.maximum(sizes, 1))),
-      'recall': float(np.mean(hits / max(len(flipped), 1))),
-      'found': float(hits.mean()),
-  }
-  if sets_of_flipped_size is not None:
-    found = [len(np.intersect1d(s, flipped)) for s in sets_of_flipped_size]
-    out['precision_at_flipped'] = float(np.mean(found) / max(len(flipped), 1))
-  return out
-
-
 def replay_at(
     cfg: TrainConfig,
     data: train.TrainData,
@@ -183,14 +72,16 @@ def replay_at(
     names: Sequence[str],
     keys=None,
     weights=None,
+    model=None,
 ) -> Dict[str, np.ndarray]:
   """{name: (seeds, P)} for `names` of 'el2n', 'grand' at epoch epochs_S[s] of each seed s,
-  replaying the training of `cfg` (same keys, same data) from initialisation to there: the
-  scan runs max(epochs_S) + 1 epochs, each seed keeping its own epoch's values."""
+  replaying the training of `cfg` (same keys, same data, same model: the fast path or the
+  contract) from initialisation to there: the scan runs max(epochs_S) + 1 epochs, each seed
+  keeping its own epoch's values."""
   cfg = dataclasses.replace(cfg, scores=(), score_epochs=(), test_every=0)
-  state, data = train.start(cfg, data, keys, weights)
+  state, data = train.start(cfg, data, keys, weights, model=model)
   target = jnp.asarray(train.pad_seeds(np.asarray(epochs_S), train.seed_padding(cfg.seeds)))
-  trainer = train.make_train(cfg)
+  trainer = train.make_train(cfg, data, model)
   names = tuple(names)
   num_epochs = int(np.max(epochs_S)) + 1
 
@@ -208,14 +99,6 @@ def replay_at(
 
   found = jax.jit(jax.vmap(one_run))(state, target)
   return {k: np.asarray(v)[: cfg.seeds] for k, v in distributed.gather(found).items()}
-
-
-def straggler_columns(sets: Sequence[np.ndarray], num_examples: int) -> np.ndarray:
-  """(seeds, P) 0/1 membership of S(t*)."""
-  out = np.zeros((len(sets), num_examples), np.int32)
-  for s, idx in enumerate(sets):
-    out[s, idx] = 1
-  return out
 
 
 def plan_removals(
@@ -281,14 +164,14 @@ def _cell(value):
 
 def check_recorded(from_run: str, recorded: TrainConfig, scores, score_epochs):
   """A one-line error unless the run `from_run` recorded `scores` at `score_epochs`."""
-  missing = [g for g in difficulty.groups_of(scores) if g not in recorded.scores]
+  missing = [g for g in score_columns.groups_of(scores) if g not in recorded.scores]
   beyond = [e for e in score_epochs if e >= recorded.epochs]
   if beyond:
     raise UserError(
         f'--score_epochs={beyond[0]} is beyond the run {from_run}, which trained '
         f'{recorded.epochs} epochs; use epochs in [0, {recorded.epochs - 1}].'
     )
-  captured = [g for g in difficulty.CAPTURED if g in scores]
+  captured = [g for g in score_columns.CAPTURED if g in scores]
   absent = [e for e in score_epochs if captured and e not in recorded.score_epochs]
   if missing or absent:
     what = (
@@ -329,54 +212,54 @@ def run_scores(
   if max_base_seeds < 0:
     raise UserError(f'--max_base_seeds must be >= 0, got {max_base_seeds}.')
   requested, score_epochs = train_cfg.scores, train_cfg.score_epochs
-  run = io.RunDir(workdir, overwrite)
-  source = None
-  if from_run:
-    source = io.load_run(from_run)
-    if source.summary is None:
-      raise UserError(f'{from_run} is not a finished run; finish it (rerun its command) first.')
-    recorded = TrainConfig(**source.config['train'])
-    if data_cfg is not None and data_cfg.dataset != source.config['data']['dataset']:
+
+  def prepare(run_data_cfg: DataConfig, run_train_cfg: TrainConfig, source):
+    if source is not None:
+      if source.summary is None:
+        raise UserError(f'{from_run} is not a finished run; finish it (rerun its command) first.')
+      if data_cfg is not None and data_cfg.dataset != run_data_cfg.dataset:
+        raise UserError(
+            f'--from_run={from_run} is a {run_data_cfg.dataset} run but '
+            f'--dataset={data_cfg.dataset}; drop --dataset or pass a {data_cfg.dataset} run.'
+        )
+      check_recorded(from_run, run_train_cfg, requested, score_epochs)
+    if run_train_cfg.seeds < 2:
+      raise UserError('comparing scores across seeds needs --seeds >= 2.')
+    unknown = [c for c in prune_columns if c not in COMPARED]
+    if unknown:
       raise UserError(
-          f'--from_run={from_run} is a {source.config["data"]["dataset"]} run but '
-          f'--dataset={data_cfg.dataset}; drop --dataset or pass a {data_cfg.dataset} run.'
+          f'unknown score {unknown[0]!r} in --prune_scores; choose among {", ".join(COMPARED)}.'
       )
-    check_recorded(from_run, recorded, requested, score_epochs)
-    data_cfg, train_cfg = DataConfig(**source.config['data']), recorded
-  if train_cfg.seeds < 2:
-    raise UserError('comparing scores across seeds needs --seeds >= 2.')
-  unknown = [c for c in prune_columns if c not in COMPARED]
-  if unknown:
-    raise UserError(
-        f'unknown score {unknown[0]!r} in --prune_scores; choose among {", ".join(COMPARED)}.'
-    )
-  task = load_task(data_cfg, log=log)
-  pipeline.write_config(
-      run,
+
+  study = Study.open(
       'scores',
       data_cfg,
       train_cfg,
-      task,
+      workdir,
+      overwrite=overwrite,
+      log=log,
       from_run=from_run,
+      prepare=prepare,
       scores=list(requested),
       prune_scores=list(prune_columns),
       sigmas=list(sigmas),
       max_base_seeds=max_base_seeds,
   )
+  data_cfg, train_cfg, task, source = study.data_cfg, study.train_cfg, study.task, study.source
   data = train.TrainData.from_task(task)
   if source is not None:
     history = source.history
     recorded = io.load_scores(os.path.join(from_run, 'scores.npz'))
     columns = {k: v for k, v in recorded.items() if _requested(k, requested, score_epochs)}
   else:
-    history, states = pipeline.train_and_save(run, 'history', data_cfg, train_cfg, task, log)
+    history, states = study.train('history')
     columns = difficulty.finalize(states.scores, score_epochs) if states.scores else {}
   P, S = history.num_examples, history.num_seeds
   inv = inversion_lib.analyse(history)
   t_star = inv.t_star
   sets = inversion_lib.stragglers(history, t_star)
-  io.save_stragglers(run.file('stragglers.npz'), sets, task.train_indices, t_star)
-  captured = [g for g in difficulty.CAPTURED if g in requested]
+  io.save_stragglers(study.file('stragglers.npz'), sets, task.train_indices, t_star)
+  captured = [g for g in score_columns.CAPTURED if g in requested]
   if captured:
     log(f"replaying training to each seed's t* ({t_star.min()}-{t_star.max()}) for {captured}")
     for k, v in replay_at(train_cfg, data, t_star, captured).items():
@@ -385,16 +268,16 @@ def run_scores(
     (x_std,), _, _ = standardise(task.x_train)
     columns['input_norm'] = np.broadcast_to(np.linalg.norm(x_std, axis=1), (S, P))
   columns['straggler'] = straggler_columns(sets, P)
-  io.save_scores(run.file('scores.npz'), columns, task.train_indices, score_epochs)
+  io.save_scores(study.file('scores.npz'), columns, task.train_indices, score_epochs)
   flipped = flipped_indices(P, data_cfg.label_noise) if data_cfg.label_noise else None
   if flipped is not None:
     io.write_npz(
-        run.file('label_noise.npz'),
+        study.file('label_noise.npz'),
         flipped=flipped.astype(np.int64),
         split_indices=task.train_indices[flipped],
         fraction=np.float64(data_cfg.label_noise),
     )
-  write_examples_csv(run.file('examples.csv'), columns, task, flipped)
+  write_examples_csv(study.file('examples.csv'), columns, task, flipped)
 
   names = compared_columns(columns)
   ks = [len(s) for s in sets]
@@ -432,31 +315,15 @@ def run_scores(
     summary['label_noise']['flipped_stragglers'] = float(
         np.mean([len(np.intersect1d(s, flipped)) for s in sets])
     )
-  title = (
-      f'{data_cfg.dataset}, P={P}, {train_cfg.depth}x{train_cfg.width} {train_cfg.activation}'
-      + (f', label noise {data_cfg.label_noise:g}' if flipped is not None else '')
-  )
+  title = study.title + (f', label noise {data_cfg.label_noise:g}' if flipped is not None else '')
   if max_base_seeds and prune_columns:
     summary['prune'] = _prune(
-        run,
-        data_cfg,
-        train_cfg,
-        task,
-        data,
-        columns,
-        prune_columns,
-        ks,
-        sigmas,
-        max_base_seeds,
-        history,
-        title,
-        log,
+        study, data, columns, prune_columns, ks, sigmas, max_base_seeds, history, title
     )
-  io.write_json(run.file('summary.json'), summary)
-  _figures(run, columns, names, task, data_cfg, title)
-  path = run.commit()
+  study.write_summary(summary)
+  _figures(study, columns, names, title)
   log(format_summary(summary))
-  log(f'results in {path}')
+  study.commit()
   return summary
 
 
@@ -464,33 +331,17 @@ def _requested(column: str, requested, score_epochs) -> bool:
   """Whether a recorded column is one of the `requested` scores at `score_epochs`."""
   if column.endswith('_tstar'):  # a scores run's own replay: replayed again here
     return False
-  if difficulty.column_kind(column) in difficulty.CAPTURED:
+  if score_columns.column_kind(column) in score_columns.CAPTURED:
     epoch = int(column.rsplit('_t', 1)[1])
-    return difficulty.group_of(column) in requested and epoch in score_epochs
-  return difficulty.group_of(column) in requested
+    return score_columns.group_of(column) in requested and epoch in score_epochs
+  return score_columns.group_of(column) in requested
 
 
-def _prune(
-    run,
-    data_cfg,
-    train_cfg,
-    task,
-    data,
-    columns,
-    names,
-    ks,
-    sigmas,
-    max_base_seeds,
-    base,
-    title,
-    log,
-) -> dict:
+def _prune(study, data, columns, names, ks, sigmas, max_base_seeds, base, title) -> dict:
   names = [n for n in names if n in columns]
-  plan = plan_removals(columns, names, ks, max_base_seeds, train_cfg.seed)
+  plan = plan_removals(columns, names, ks, max_base_seeds, study.train_cfg.seed)
   base_seeds = min(max_base_seeds, len(ks))
-  history, noisy = pipeline.retrain_removals(
-      run, 'history_prune', plan, data_cfg, train_cfg, task, sigmas, log, data
-  )
+  history, noisy = pruning.retrain_removals(study, 'history_prune', plan, sigmas, data)
   curves = inversion_lib.curve_inversion(history.R_plus, 'R_plus')
   out = {}
   for kind in plan.kinds():
@@ -504,40 +355,38 @@ def _prune(
     }
   # the base runs themselves, clean test set only
   out['none'] = {'test_error': {'0': float(np.nanmean(base.test_error[:base_seeds, -1]))}}
-  plotting.save(
+  study.draw(
       plotting.test_error_vs_sigma(
           np.asarray(sigmas, float),
           {k: noisy[plan.rows(k)] for k in plan.kinds()},
           title,
       ),
-      run.staging,
       'prune_test_error_vs_sigma',
   )
   return out
 
 
-def _figures(run, columns, names, task, data_cfg, title):
+def _figures(study, columns, names, title):
+  task = study.task
   mean = {k: np.asarray(v, np.float64).mean(axis=0) for k, v in columns.items()}
   if 'confidence' in mean and 'variability' in mean:
-    plotting.save(
+    study.draw(
         plotting.data_map(mean['confidence'], mean['variability'], mean['straggler'], title),
-        run.staging,
         'data_map',
     )
-  image_shape = get_info(data_cfg.dataset).image_shape[:2]
+  image_shape = get_info(study.data_cfg.dataset).image_shape[:2]
   hardest = {}
   for n in names:
     hard = hardness(mean, n)
     hardest[n] = top_k(hard, 10, np.random.default_rng(0))
     hardest[n] = hardest[n][np.argsort(-hard[hardest[n]], kind='stable')]
-  plotting.save(
+  study.draw(
       plotting.hardest_grid(
           {n: task.x_train[i].reshape((-1,) + image_shape) for n, i in hardest.items()},
           {n: task.y_train[i] for n, i in hardest.items()},
           {n: task.train_indices[i] for n, i in hardest.items()},
           title,
       ),
-      run.staging,
       'hardest_examples',
   )
 

@@ -26,9 +26,11 @@ import os
 import shutil
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from manifold_dynamics import io, pipeline
 from manifold_dynamics.config import DataConfig, TrainConfig
 from manifold_dynamics.errors import UserError
+from manifold_dynamics.records import io
+from manifold_dynamics.studies import skeleton
+from manifold_dynamics.studies.inversion import run_inversion
 
 POINTS = 'points'  # subdirectory of the sweep holding one run directory per point
 
@@ -149,7 +151,7 @@ class SweepDir:
             f'config.json); choose another --workdir.'
         )
       os.makedirs(os.path.join(self.path, POINTS), exist_ok=True)
-      io.write_json(config_path, dict(grid, environment=pipeline.environment()))
+      io.write_json(config_path, dict(grid, environment=skeleton.environment()))
 
   def raise_failures(self):
     """After the summary and figures are written: a one-line error naming the points that
@@ -246,7 +248,7 @@ def run(
 
 
 def _train_point(point: Point, directory: str, log: Callable[[str], None]):
-  pipeline.run_inversion(point.data, point.train, directory, figures=False, log=log)
+  run_inversion(point.data, point.train, directory, figures=False, log=log)
 
 
 def point_summaries(sweep: SweepDir, points: Sequence[Point]) -> Dict[str, dict]:

@@ -13,7 +13,6 @@ against the state the run was started with, so a checkpoint of a different model
 
 import os
 
-import jax
 import numpy as np
 
 from manifold_dynamics.errors import UserError
@@ -23,6 +22,8 @@ _META = '__meta__'
 
 def _leaves(tree):
   """{path string: leaf} of a pytree, in its flattening order."""
+  import jax  # a checkpoint is a pytree of the engine's state: only training gets here
+
   return {
       jax.tree_util.keystr(path): leaf
       for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]
@@ -76,5 +77,7 @@ def restore(path: str, like):
           f'{list(stored[name].shape)}, the run expects {dtype}{list(shape)}; '
           f'delete it to restart that training from epoch 0.'
       )
+  import jax
+
   treedef = jax.tree_util.tree_structure(like)
   return jax.tree_util.tree_unflatten(treedef, [stored[k] for k in expected]), meta

@@ -26,12 +26,11 @@ import json
 import os
 from typing import Optional
 
-import jax
 import numpy as np
 
-from manifold_dynamics import checkpoint
 from manifold_dynamics.errors import UserError
-from manifold_dynamics.train import History, Resumed, record_arrays
+from manifold_dynamics.records import checkpoint
+from manifold_dynamics.records.history import History, Resumed, record_arrays
 
 PROGRESS = 'progress.json'
 CHECKPOINT = 'checkpoint.npz'
@@ -198,7 +197,9 @@ class HistoryStore:
 
   def append(self, records):
     """Appends a host EpochRecord chunk, arrays (seeds, n, ...), as epochs on disk."""
-    arrays = _array_names(records)
+    self._append(_array_names(records))
+
+  def _append(self, arrays: dict):
     if self.progress['epochs_written'] == 0:
       os.makedirs(self.path, exist_ok=True)
       np.save(os.path.join(self.path, 'train_indices.npy'), self.train_indices)
@@ -220,7 +221,7 @@ class HistoryStore:
   def finish(self, final, state, epochs_trained: int):
     """Appends the final observation (records of one epoch, (seeds, ...)) and marks the
     history complete; the final state stays checkpointed (a rerun returns it untrained)."""
-    self.append(_with_epoch_axis(final))
+    self._append({k: v[:, None] for k, v in _array_names(final).items()})
     self.checkpoint(state, epochs_trained, self.progress['chunk'])
     self._write_progress(status='complete')
 
@@ -254,7 +255,3 @@ class NullStore:
 
   def history(self):
     return None
-
-
-def _with_epoch_axis(final):
-  return jax.tree.map(lambda f: np.asarray(f)[:, None], final)

@@ -19,7 +19,7 @@ from typing import List, Sequence
 import numpy as np
 from scipy import stats
 
-from manifold_dynamics import inversion as inversion_lib
+from manifold_dynamics.analysis import inversion as inversion_lib
 
 
 def at_epochs(history, epochs) -> List[np.ndarray]:
@@ -118,11 +118,8 @@ def within_run_overlap(sets: Sequence[np.ndarray], num_examples: int) -> Overlap
 def sample_null_overlaps(
     sizes_0, sizes_1, num_examples: int, samples: int, rng: np.random.Generator
 ) -> np.ndarray:
-  """(pairs, samples) overlaps of random subsets of the given sizes, by sampling."""
-  out = np.empty((len(sizes_0), samples), np.int64)
-  for i, (a, b) in enumerate(zip(sizes_0, sizes_1)):
-    for k in range(samples):
-      first = rng.choice(num_examples, a, replace=False)
-      second = rng.choice(num_examples, b, replace=False)
-      out[i, k] = len(np.intersect1d(first, second))
-  return out
+  """(pairs, samples) overlaps of two random subsets of the given sizes of the P examples,
+  drawn from their hypergeometric law (a check on `overlap`'s closed-form null)."""
+  return np.stack(
+      [rng.hypergeometric(a, num_examples - a, b, size=samples) for a, b in zip(sizes_0, sizes_1)]
+  ).reshape(len(sizes_0), samples)

@@ -18,13 +18,17 @@ from typing import Callable, Dict, Tuple
 
 import numpy as np
 
-from manifold_dynamics import inversion as inversion_lib
-from manifold_dynamics import io, pipeline, plotting
-from manifold_dynamics.config import DataConfig, TrainConfig
-from manifold_dynamics.data import get_info, load_raw, load_task, make_task
+from manifold_dynamics import plotting
+from manifold_dynamics.analysis import inversion as inversion_lib
+from manifold_dynamics.config import DataConfig, TrainConfig, run_label
+from manifold_dynamics.data import get_info, load_raw, make_task
 from manifold_dynamics.data.task import permute_labels
+from manifold_dynamics.engine.train import DivergenceError, TrainData, fit, seed_keys
 from manifold_dynamics.errors import UserError
-from manifold_dynamics.train import DivergenceError, History, TrainData, fit, seed_keys
+from manifold_dynamics.records import history as history_lib
+from manifold_dynamics.records import io
+from manifold_dynamics.records.history import History
+from manifold_dynamics.studies.skeleton import Study
 
 # Fig. 1d settings (SPEC §3): name -> TrainConfig fields. Plain SGD is the reference.
 OPTIMIZER_SETTINGS: Dict[str, dict] = {
@@ -38,29 +42,17 @@ OPTIMIZER_SETTINGS: Dict[str, dict] = {
 }
 # Line style by optimiser family, as in the paper's Fig. 1d.
 FAMILY_LINESTYLE = {'adam': '-', 'sgd_wd': '--', 'momentum': ':', 'sgd': '-'}
-ENDPOINTS = inversion_lib.OBSERVABLES + ('loss', 'train_error', 'test_error')
+ENDPOINTS = history_lib.OBSERVABLES + ('loss', 'train_error', 'test_error')
 
 Variant = Tuple[DataConfig, TrainConfig, object]  # (data config, train config, Task)
 
 
-def _title(data_cfg: DataConfig, train_cfg: TrainConfig, training: bool = True) -> str:
-  title = (
-      f'{data_cfg.dataset}, P={data_cfg.train_size}, {train_cfg.depth}x{train_cfg.width} '
-      f'{train_cfg.activation}'
-  )
-  return title + (f', {train_cfg.optimizer} lr={train_cfg.lr:g}' if training else '')
-
-
-def _train_variants(
-    run: io.RunDir, variants: Dict[str, Variant], log: Callable[[str], None]
-) -> Dict[str, History]:
+def _train_variants(study: Study, variants: Dict[str, Variant]) -> Dict[str, History]:
   """Trains every variant in turn into history_<name>/ of the run directory."""
   histories = {}
   for name, (data_cfg, train_cfg, task) in variants.items():
-    log(f'--- {name}')
-    histories[name] = pipeline.train_and_save(
-        run, f'history_{name}', data_cfg, train_cfg, task, log
-    )[0]
+    study.log(f'--- {name}')
+    histories[name] = study.train(f'history_{name}', train_cfg, task=task, data_cfg=data_cfg)[0]
   return histories
 
 
@@ -109,12 +101,16 @@ def run_before_after(
   """
   if seeds_per_group < 1:
     raise UserError(f'--seeds_per_group must be positive, got {seeds_per_group}.')
-  run = io.RunDir(workdir, overwrite)
-  task = load_task(data_cfg, log=log)
-  pipeline.write_config(
-      run, 'before_after', data_cfg, train_cfg, task, seeds_per_group=seeds_per_group
+  study = Study.open(
+      'before_after',
+      data_cfg,
+      train_cfg,
+      workdir,
+      overwrite=overwrite,
+      log=log,
+      seeds_per_group=seeds_per_group,
   )
-  data = TrainData.from_task(task)
+  data = TrainData.from_task(study.task)
   keys = seed_keys(train_cfg.seed, train_cfg.seeds)
   parts = []
   for start in range(0, train_cfg.seeds, seeds_per_group):
@@ -125,14 +121,14 @@ def run_before_after(
       history = fit(cfg, data, log=log, keys=keys[start:stop])
     except DivergenceError as e:
       kept = (
-          f' The {start} seeds of the finished groups are kept in ' f'{run.file("samples.npz")}.'
+          f' The {start} seeds of the finished groups are kept in ' f'{study.file("samples.npz")}.'
           if parts
           else ''
       )
       raise UserError(f'{e}{kept}') from None
     parts.append(_endpoints(history))
     samples = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-    io.write_npz(run.file('samples.npz'), **samples)
+    io.write_npz(study.file('samples.npz'), **samples)
 
   summary = {
       'dataset': data_cfg.dataset,
@@ -144,28 +140,26 @@ def run_before_after(
       'phi_mean': float(samples['phi'].mean()),
       'phi_std': float(samples['phi'].std()),
       'inversion_fraction': {
-          k: float(samples[f'inversion_{k}'].mean()) for k in inversion_lib.OBSERVABLES
+          k: float(samples[f'inversion_{k}'].mean()) for k in history_lib.OBSERVABLES
       },
   }
-  io.write_json(run.file('summary.json'), summary)
-  plotting.save(
+  study.write_summary(summary)
+  study.draw(
       plotting.before_after(
-          {k: samples[f'before_{k}'] for k in inversion_lib.OBSERVABLES},
-          {k: samples[f'after_{k}'] for k in inversion_lib.OBSERVABLES},
-          f'{_title(data_cfg, train_cfg)}, {train_cfg.epochs} epochs',
+          {k: samples[f'before_{k}'] for k in history_lib.OBSERVABLES},
+          {k: samples[f'after_{k}'] for k in history_lib.OBSERVABLES},
+          f'{study.title}, {train_cfg.epochs} epochs',
       ),
-      run.staging,
       'before_after',
   )
-  path = run.commit()
-  for k in inversion_lib.OBSERVABLES:
+  for k in history_lib.OBSERVABLES:
     b, a = summary['before'][k], summary['after'][k]
     log(
         f'{k:>7s}: before {b["mean"]:.4f} +- {b["std"]:.4f}, after {a["mean"]:.4f} +- '
         f'{a["std"]:.4f}'
     )
   log(f'phi = {summary["phi_mean"]:.4f} +- {summary["phi_std"]:.4f} over {train_cfg.seeds} seeds')
-  log(f'results in {path}')
+  study.commit()
   return summary
 
 
@@ -212,22 +206,27 @@ def run_subsampling(
       )
 
   check(get_info(data_cfg.dataset).train_examples)  # before fetching anything
-  run = io.RunDir(workdir, overwrite)
-  raw = load_raw(data_cfg.dataset, data_cfg.data_dir, data_cfg.data_source, log=log)
-  check(len(raw.x_train))  # local files may hold fewer examples
   variants = {}
-  for k in range(first, first + num_subsets):
-    cfg = dataclasses.replace(data_cfg, subset_index=k)
-    variants[f'subset{k}'] = (cfg, train_cfg, make_task(raw, P, k, data_cfg.dataset))
-  pipeline.write_config(
-      run,
+
+  def load_slices():
+    raw = load_raw(data_cfg.dataset, data_cfg.data_dir, data_cfg.data_source, log=log)
+    check(len(raw.x_train))  # local files may hold fewer examples
+    for k in range(first, first + num_subsets):
+      cfg = dataclasses.replace(data_cfg, subset_index=k)
+      variants[f'subset{k}'] = (cfg, train_cfg, make_task(raw, P, k, data_cfg.dataset))
+    return variants[f'subset{first}'][2]
+
+  study = Study.open(
       'subsampling',
       data_cfg,
       train_cfg,
-      variants[f'subset{first}'][2],
+      workdir,
+      overwrite=overwrite,
+      log=log,
+      task=load_slices,
       subsets=list(range(first, first + num_subsets)),
   )
-  histories = _train_variants(run, variants, log)
+  histories = _train_variants(study, variants)
   summaries = {name: _variant_summary(h, inversion_lib.analyse(h)) for name, h in histories.items()}
   phis = [s['phi_mean'] for s in summaries.values()]
   summary = {
@@ -239,25 +238,23 @@ def run_subsampling(
       'phi_mean_over_subsets': float(np.mean(phis)),
       'phi_std_over_subsets': float(np.std(phis)),
   }
-  io.write_json(run.file('summary.json'), summary)
+  study.write_summary(summary)
   labels = [f'examples [{k * P}, {(k + 1) * P})' for k in range(first, first + num_subsets)]
-  plotting.save(
+  study.draw(
       plotting.observables_vs_train_error(
           list(histories.values()),
           labels,
-          title=f'{_title(data_cfg, train_cfg)}: '
+          title=f'{study.title}: '
           f'{num_subsets} non-overlapping slices, {train_cfg.seeds} seeds each',
       ),
-      run.staging,
       'observables_vs_train_error',
   )
-  path = run.commit()
   _log_variants(summaries, log)
   log(
       f'phi over slices: {summary["phi_mean_over_subsets"]:.4f} +- '
       f'{summary["phi_std_over_subsets"]:.4f}'
   )
-  log(f'results in {path}')
+  study.commit()
   return summary
 
 
@@ -278,18 +275,18 @@ def run_optimizers(
         f'unknown optimiser setting(s) {", ".join(unknown) or "(none given)"}; '
         f'choose from {", ".join(OPTIMIZER_SETTINGS)}.'
     )
-  run = io.RunDir(workdir, overwrite)
-  task = load_task(data_cfg, log=log)
-  configs = {name: dataclasses.replace(train_cfg, **OPTIMIZER_SETTINGS[name]) for name in settings}
-  pipeline.write_config(
-      run,
+  study = Study.open(
       'optimizers',
       data_cfg,
       train_cfg,
-      task,
+      workdir,
+      overwrite=overwrite,
+      log=log,
       settings={name: OPTIMIZER_SETTINGS[name] for name in settings},
   )
-  histories = _train_variants(run, {n: (data_cfg, c, task) for n, c in configs.items()}, log)
+  task = study.task
+  configs = {name: dataclasses.replace(train_cfg, **OPTIMIZER_SETTINGS[name]) for name in settings}
+  histories = _train_variants(study, {n: (data_cfg, c, task) for n, c in configs.items()})
   summary = {name: _variant_summary(h, inversion_lib.analyse(h)) for name, h in histories.items()}
   phis = [s['phi_mean'] for s in summary.values()]
   t_stars = [s['t_star_mean'] for s in summary.values()]
@@ -300,7 +297,7 @@ def run_optimizers(
       't_star_min': float(np.min(t_stars)),
       't_star_max': float(np.max(t_stars)),
   }
-  io.write_json(run.file('summary.json'), summary)
+  study.write_summary(summary)
   families = [configs[n].optimizer for n in settings]
   colors = [
       {'adam': '#1f77b4', 'sgd_wd': '#d62728', 'momentum': '#2ca02c', 'sgd': 'black'}[f]
@@ -310,7 +307,7 @@ def run_optimizers(
   for i, f in enumerate(families):
     shades[i] = 1.0 if families[:i].count(f) == 0 else 0.55
   colors = [plotting.lighten(c, s) for c, s in zip(colors, shades)]
-  plotting.save(
+  study.draw(
       plotting.observables_vs_train_error(
           list(histories.values()),
           [
@@ -318,13 +315,12 @@ def run_optimizers(
               for n in settings
           ],
           [FAMILY_LINESTYLE[f] for f in families],
-          f'{_title(data_cfg, train_cfg, training=False)}, {train_cfg.seeds} seeds per optimiser',
+          f'{run_label(data_cfg, train_cfg, optimizer=False)}, '
+          f'{train_cfg.seeds} seeds per optimiser',
           colors=colors,
       ),
-      run.staging,
       'observables_vs_train_error',
   )
-  path = run.commit()
   _log_variants({n: summary[n] for n in settings}, log)
   across = summary['across_settings']
   spread = across['phi_relative_spread']
@@ -333,7 +329,7 @@ def run_optimizers(
       f'({"n/a" if spread is None else f"{spread:.0%}"}); t*(R+) from '
       f'{across["t_star_min"]:.0f} to {across["t_star_max"]:.0f}'
   )
-  log(f'results in {path}')
+  study.commit()
   return summary
 
 
@@ -347,51 +343,46 @@ def run_random_labels(
   """Fig. 1e-f: the same training with the true labels and with a random permutation of them
   (drawn with train_cfg.seed; it keeps the class counts). A run shows an inversion when any
   of R+, R-, D does (SPEC §5); per-observable flags and rises are in the summary too."""
-  run = io.RunDir(workdir, overwrite)
-  task = load_task(data_cfg, log=log)
+  study = Study.open('random_labels', data_cfg, train_cfg, workdir, overwrite=overwrite, log=log)
+  task = study.task
   shuffled, permutation = permute_labels(task, np.random.default_rng(train_cfg.seed))
-  pipeline.write_config(run, 'random_labels', data_cfg, train_cfg, task)
   io.write_npz(
-      run.file('random_labels.npz'),
+      study.file('random_labels.npz'),
       permutation=permutation,
       y_train=shuffled.y_train,
       train_indices=task.train_indices,
   )
   histories = _train_variants(
-      run,
+      study,
       {
           'true_labels': (data_cfg, train_cfg, task),
           'random_labels': (data_cfg, train_cfg, shuffled),
       },
-      log,
   )
   inversions = {name: inversion_lib.analyse(h) for name, h in histories.items()}
   summary = {}
   for name, h in histories.items():
     s = _variant_summary(h, inversions[name])
     summary[name] = dict(s, inversion=s['inversion_any'], inversion_by_observable=s['inversion'])
-  io.write_json(run.file('summary.json'), summary)
-  plotting.save(
-      plotting.compare_vs_epoch(histories, inversions, _title(data_cfg, train_cfg)),
-      run.staging,
+  study.write_summary(summary)
+  study.draw(
+      plotting.compare_vs_epoch(histories, inversions, study.title),
       'random_labels_vs_epoch',
   )
-  plotting.save(
+  study.draw(
       plotting.observables_vs_train_error(
           list(histories.values()),
           ['true labels', 'random labels'],
-          title=_title(data_cfg, train_cfg),
+          title=study.title,
           colors=['#1f77b4', '0.5'],
       ),
-      run.staging,
       'observables_vs_train_error',
   )
-  path = run.commit()
   _log_variants(summary, log)
   for name, s in summary.items():
     log(
         f'{name}: inversion in {sum(s["inversion"])}/{len(s["inversion"])} seeds; median rise '
         + ', '.join(f'{k} {np.median(r):.4f}' for k, r in s['rise'].items())
     )
-  log(f'results in {path}')
+  study.commit()
   return summary

@@ -18,11 +18,13 @@ from typing import Callable, Dict, Sequence
 
 import numpy as np
 
-from manifold_dynamics import inversion as inversion_lib
-from manifold_dynamics import io, plotting, sweeps
+from manifold_dynamics import plotting
 from manifold_dynamics.config import DataConfig, TrainConfig
+from manifold_dynamics.engine.models import ACTIVATIONS
 from manifold_dynamics.errors import UserError
-from manifold_dynamics.models import ACTIVATIONS
+from manifold_dynamics.records import history as history_lib
+from manifold_dynamics.records import io
+from manifold_dynamics.studies import sweeps
 
 ACTIVATION_ORDER = ('relu', 'leaky_relu', 'silu', 'tanh', 'identity')
 # Below, at and far above s = sqrt(3), where Var(w) * fan_in = s^2 / 3 = 1.
@@ -31,7 +33,7 @@ INIT_SCALES = (0.25, 0.5, 1.0, math.sqrt(3.0), 3.0, 6.0, 12.0, 24.0)
 
 def _point_row(summary: dict) -> dict:
   fractions = summary['inversion_fraction']
-  every = np.all([summary['inversion'][k] for k in inversion_lib.OBSERVABLES], axis=0)
+  every = np.all([summary['inversion'][k] for k in history_lib.OBSERVABLES], axis=0)
   return {
       'phi_mean': summary['phi_mean'],
       'phi_std': summary['phi_std'],
@@ -41,8 +43,8 @@ def _point_row(summary: dict) -> dict:
       'rise_R_plus_mean': float(np.mean(summary['rise']['R_plus'])),
       'rise_R_plus_std': float(np.std(summary['rise']['R_plus'])),
       'epochs_trained': summary['epochs'],
-      'initial': {k: summary['initial'][k]['mean'] for k in inversion_lib.OBSERVABLES},
-      'final': {k: summary['final'][k]['mean'] for k in inversion_lib.OBSERVABLES},
+      'initial': {k: summary['initial'][k]['mean'] for k in history_lib.OBSERVABLES},
+      'final': {k: summary['final'][k]['mean'] for k in history_lib.OBSERVABLES},
       'final_train_error': summary['final']['train_error']['mean'],
       'final_test_error': summary['final']['test_error']['mean'],
   }

@@ -20,7 +20,6 @@ statistics (SPEC §1, recomputed on the pruned set), which are applied inside th
 and one matrix product over the shared raw inputs.
 """
 
-import dataclasses
 import functools
 import math
 import time
@@ -34,19 +33,27 @@ import numpy as np
 import optax
 from flax.training import train_state
 
-from manifold_dynamics import (
+from manifold_dynamics.config import TrainConfig
+from manifold_dynamics.engine import (
     contract,
     difficulty,
     distributed,
     geometry,
-    inversion,
     preemption,
     stopping,
 )
-from manifold_dynamics.config import TrainConfig
+from manifold_dynamics.engine.models import (
+    MLP,
+    MODELS,
+    PERTURBATION,
+    Standardiser,
+    perturbation_names,
+)
+from manifold_dynamics.engine.optimizers import make_optimizer
 from manifold_dynamics.errors import UserError
-from manifold_dynamics.models import MLP, MODELS, PERTURBATION, Standardiser, perturbation_names
-from manifold_dynamics.optimizers import make_optimizer
+from manifold_dynamics.records import history as history_lib
+from manifold_dynamics.records import scores as score_columns
+from manifold_dynamics.records.history import History, Resumed
 
 
 @flax.struct.dataclass
@@ -253,9 +260,9 @@ def make_train(cfg: TrainConfig, data: Optional[TrainData] = None, model=None) -
     num_inputs = standardiser.shift_N.shape[-1]  # N, whatever columns data.x_train holds
     params = model.init(key, jnp.zeros((1, num_inputs), jnp.float32))['params']
     scores = None
-    if difficulty.groups_of(cfg.scores):
+    if score_columns.groups_of(cfg.scores):
       scores = difficulty.init(
-          num_examples, difficulty.groups_of(cfg.scores), len(cfg.score_epochs)
+          num_examples, score_columns.groups_of(cfg.scores), len(cfg.score_epochs)
       )
     return RunState(
         train=train_state.TrainState.create(apply_fn=model.apply, params=params, tx=tx),
@@ -317,7 +324,7 @@ def make_train(cfg: TrainConfig, data: Optional[TrainData] = None, model=None) -
         layers=layers,
     )
 
-  def example_scores(state: RunState, data: TrainData, names=difficulty.CAPTURED):
+  def example_scores(state: RunState, data: TrainData, names=score_columns.CAPTURED):
     """The scores of every training example at the current parameters, {name: (P,)} for
     `names` among 'el2n' and 'grand'. GraNd is exact: the back-propagated errors of every
     layer are the gradients of the summed per-example losses with respect to zero
@@ -409,101 +416,6 @@ def standardised_sq_norms(standardiser: Standardiser, data: TrainData) -> jax.Ar
   s2 = jnp.square(scale)
   dot = lambda a, b: jnp.dot(a, b, precision=jax.lax.Precision.HIGHEST)
   return dot(jnp.square(x), s2) - 2.0 * dot(x, s2 * shift) + jnp.sum(s2 * jnp.square(shift))
-
-
-@dataclasses.dataclass
-class History:
-  """Host arrays of a finished (or stopped) run; every array has leading axes (seeds, epochs+1)."""
-
-  R_plus: Optional[np.ndarray]  # binary tasks: R+, R-, D (SPEC §4); None for K > 2
-  R_minus: Optional[np.ndarray]
-  D: Optional[np.ndarray]
-  loss: np.ndarray
-  train_error: np.ndarray
-  test_error: np.ndarray
-  mistakes_packed: np.ndarray  # (seeds, epochs + 1, ceil(P / 8)) uint8
-  num_examples: int  # P, to unpack the masks
-  # (seeds, epochs + 1, layers): the observables of every measured layer (cfg.layers other
-  # than 'first'), or None
-  layer_R_plus: Optional[np.ndarray] = None
-  layer_R_minus: Optional[np.ndarray] = None
-  layer_D: Optional[np.ndarray] = None
-  # K > 2 classes (SPEC §8): R_mean, D_mean (seeds, epochs + 1), R_class (.., K) and D_class
-  # (.., K (K - 1) / 2, pairs k < l); None for a binary task.
-  R_mean: Optional[np.ndarray] = None
-  D_mean: Optional[np.ndarray] = None
-  R_class: Optional[np.ndarray] = None
-  D_class: Optional[np.ndarray] = None
-  layer_R_mean: Optional[np.ndarray] = None
-  layer_D_mean: Optional[np.ndarray] = None
-
-  ARRAYS = ('R_plus', 'R_minus', 'D', 'loss', 'train_error', 'test_error')
-  MULTICLASS_ARRAYS = ('R_mean', 'D_mean', 'R_class', 'D_class')
-  LAYER_ARRAYS = ('layer_R_plus', 'layer_R_minus', 'layer_D', 'layer_R_mean', 'layer_D_mean')
-
-  @property
-  def observables(self):
-    """The headline curves: R_plus, R_minus, D for a binary task, else R_mean, D_mean."""
-    return inversion.observables(binary=self.R_plus is not None)
-
-  def arrays(self) -> dict:
-    """{name: array} of every array this history holds (ARRAYS, LAYER_ARRAYS, masks)."""
-    names = self.ARRAYS + self.MULTICLASS_ARRAYS + self.LAYER_ARRAYS + ('mistakes_packed',)
-    return {k: getattr(self, k) for k in names if getattr(self, k) is not None}
-
-  @property
-  def num_seeds(self) -> int:
-    return self.loss.shape[0]
-
-  @property
-  def num_epochs(self) -> int:
-    """Number of updates recorded (the last epoch index)."""
-    return self.loss.shape[1] - 1
-
-  def select(self, seeds) -> 'History':
-    """The history of some seeds (runs) only: `seeds` indexes the leading axis."""
-    return dataclasses.replace(self, **{k: v[seeds] for k, v in self.arrays().items()})
-
-  def mistakes(self, epoch=slice(None)) -> np.ndarray:
-    """Boolean misclassification masks (seeds, [epochs,] P) at `epoch` (index or slice)."""
-    return np.unpackbits(self.mistakes_packed[:, epoch], axis=-1, count=self.num_examples).astype(
-        bool
-    )
-
-  @classmethod
-  def from_records(cls, records: EpochRecord, num_examples: int) -> 'History':
-    return cls(**record_arrays(jax.device_get(records)), num_examples=num_examples)
-
-  def diverged_epochs(self, factor: float = np.inf) -> np.ndarray:
-    """(seeds,) first epoch with a non-finite observable or a loss above `factor` times the
-    initial loss, or -1 where there is none (the test error is NaN by design on the epochs
-    that cfg.test_every skips, so it is not looked at)."""
-    ok = np.all(
-        [
-            np.isfinite(v).reshape(v.shape[:2] + (-1,)).all(-1)
-            for k, v in self.arrays().items()
-            if k in self.ARRAYS + self.MULTICLASS_ARRAYS and k != 'test_error'
-        ],
-        axis=0,
-    )
-    with np.errstate(invalid='ignore'):
-      ok &= ~(self.loss > factor * self.loss[:, :1])
-    return np.where(ok.all(axis=1), -1, np.argmin(ok, axis=1))
-
-
-def record_arrays(records) -> dict:
-  """{History field: host array} of EpochRecord arrays (leading axes (seeds, epochs)): its
-  observables by name, those of the measured layers as layer_<name>."""
-  arrays = {
-      f.name: np.asarray(getattr(records, f.name))
-      for f in dataclasses.fields(records)
-      if f.name != 'layers' and getattr(records, f.name) is not None
-  }
-  for k, v in (records.layers or {}).items():
-    arrays[f'layer_{k}'] = np.asarray(v)
-  for k in ('R_plus', 'R_minus', 'D'):  # positional fields of History
-    arrays.setdefault(k, None)
-  return arrays
 
 
 class DivergenceError(UserError):
@@ -636,16 +548,6 @@ def start(
   return init_v(jnp.asarray(keys), data, weights, stats), data
 
 
-class Resumed(NamedTuple):
-  """Where a store left a run (`MemoryStore.resume`)."""
-
-  state: RunState  # host arrays, cfg.seeds runs
-  epochs: int  # updates done
-  chunk: Optional[int]  # epochs per chunk of the interrupted run
-  observables: dict  # the headline curves and 'loss': (seeds, epochs) so far
-  complete: bool  # the history is finished (the final observation written)
-
-
 class MemoryStore:
   """Where `fit` keeps the records of its chunks by default: in host memory. The protocol
   (resume, append, checkpoint, finish, diverged, history) is the one `store.HistoryStore`
@@ -714,7 +616,7 @@ def fit(
   num_examples = data.x_train.shape[0]
   store = MemoryStore(num_examples) if store is None else store
   state, data = start(cfg, data, keys, weights, log, model)
-  resumed = _resume(store, state, cfg.seeds, inversion.observables(data.num_classes == 2))
+  resumed = _resume(store, state, cfg.seeds, history_lib.observables(data.num_classes == 2))
   done, chunk, observed = 0, cfg.chunk_epochs or min(_PROBE_EPOCHS, cfg.epochs), None
   if resumed is not None:
     state = _put_like(state, pad_seeds_tree(resumed.state, seed_padding(cfg.seeds)))
@@ -729,10 +631,10 @@ def fit(
   )
   observe_v = jax.jit(over_seeds(cfg, trainer.observe))
   compiled = {}  # chunk length -> executable, compiled ahead of time so rates exclude it
-  observables = inversion.observables(binary=data.num_classes == 2)
+  observables = history_lib.observables(binary=data.num_classes == 2)
   stop = None
   if cfg.stop_after_inversion:
-    stop = stopping.InversionStop(cfg.seeds, observables=observables)
+    stop = stopping.InversionStop(cfg.seeds, observables=observables, rho=cfg.inversion_rho)
   initial_loss = None if observed is None else observed['loss'][:, :1]
   if stop is not None and observed is not None:
     stop.update(types.SimpleNamespace(**observed))

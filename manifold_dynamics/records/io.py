@@ -35,9 +35,9 @@ from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence
 
 import numpy as np
 
-from manifold_dynamics import distributed, store
 from manifold_dynamics.errors import UserError
-from manifold_dynamics.train import History
+from manifold_dynamics.records import store
+from manifold_dynamics.records.history import History
 
 
 def _atomic(path: str, write):
@@ -116,6 +116,8 @@ class RunDir:
   def __init__(self, path: str, overwrite: bool = False):
     self.path = os.path.abspath(path)
     self.overwrite = overwrite
+    from manifold_dynamics.engine import distributed  # writing a run: training has JAX loaded
+
     self.writer = distributed.is_writer()
     self.staging = f'{self.path}.partial'
     error = None
@@ -188,6 +190,8 @@ class RunDir:
 
 def _agree(error: Optional[str]):
   """Raises `error` on process 0, and a pointer to it on the others."""
+  from manifold_dynamics.engine import distributed
+
   if distributed.any_process(error is not None and distributed.is_writer()):
     raise UserError(error or 'process 0 refused the run directory; see its message.')
 

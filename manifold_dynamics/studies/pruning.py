@@ -1,0 +1,279 @@
+"""Pruning and retraining (Fig. 2a-c): train again from scratch on T \\ S.
+
+For every base seed s of a finished run the removal sets are
+  stragglers     S(t*)                     the examples misclassified at t*(R+);
+  before_t_star  S(t) at t = t_before * t*  (earlier: a larger set);
+  after_t_star   S(t) at t = t_after * t*   (later: a smaller set);
+  random         a random subset of T of the size of S(t*) (the control);
+  eps=E          S(t(E)) for each E of the eps grid, and random_eps=E, its random control.
+Every removal is a 0/1 weight vector over T, so all retrainings (removal kinds x base seeds,
+each with a fresh initialisation) train together in one vmapped program; the standardisation
+is recomputed on each pruned set inside the engine. After training, each net is tested on the
+clean test set and on noisy ones (Gaussian noise of std sigma on the standardised pixels).
+"""
+
+import dataclasses
+from typing import Callable, Dict, List, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from manifold_dynamics import plotting
+from manifold_dynamics.analysis import inversion as inversion_lib
+from manifold_dynamics.analysis import stragglers as stragglers_lib
+from manifold_dynamics.config import DataConfig, TrainConfig
+from manifold_dynamics.engine import contract
+from manifold_dynamics.engine.train import RunState, TrainData, logits_function
+from manifold_dynamics.records import history as history_lib
+from manifold_dynamics.records import io
+from manifold_dynamics.studies.skeleton import Study
+
+SIGMAS = (0.0, 0.5, 0.75, 1.0, 1.2, 1.5)  # SPEC §1 noise levels
+
+
+@dataclasses.dataclass
+class Removals:
+  """The retraining plan: one row per retrained run."""
+
+  kind: List[str]  # removal kind of each run ('stragglers', 'random', 'eps=0.05', ...)
+  base_seed: np.ndarray  # (runs,) the base seed whose sets define the removal
+  removed: List[np.ndarray]  # indices into T removed for each run
+
+  def weights(self, num_examples: int) -> np.ndarray:
+    """(runs, P) 0/1 weights: 0 on the removed examples."""
+    w = np.ones((len(self.kind), num_examples), np.float32)
+    for r, idx in enumerate(self.removed):
+      w[r, idx] = 0.0
+    return w
+
+  def kinds(self) -> List[str]:
+    return list(dict.fromkeys(self.kind))
+
+  def rows(self, kind: str) -> np.ndarray:
+    return np.array([r for r, k in enumerate(self.kind) if k == kind], np.int64)
+
+
+def eps_kind(eps: float) -> str:
+  return f'eps={eps:g}'
+
+
+def plan_removals(
+    history,
+    eps_grid: Sequence[float] = (),
+    t_before: float = 0.5,
+    t_after: float = 3.0,
+    seed: int = 0,
+) -> Removals:
+  """Removal sets of every base seed of `history` (see module docstring)."""
+  rng = np.random.default_rng(seed)
+  P, S = history.num_examples, history.num_seeds
+  t_star = inversion_lib.analyse(history).t_star
+  last = history.num_epochs
+  sets: Dict[str, List[np.ndarray]] = {
+      'stragglers': stragglers_lib.at_epochs(history, t_star),
+      'before_t_star': stragglers_lib.at_epochs(
+          history, np.clip(np.round(t_before * t_star).astype(int), 0, last)
+      ),
+      'after_t_star': stragglers_lib.at_epochs(
+          history, np.clip(np.round(t_after * t_star).astype(int), 0, last)
+      ),
+  }
+  random_of = lambda ref: [np.sort(rng.choice(P, len(r), replace=False)) for r in ref]
+  sets['random'] = random_of(sets['stragglers'])
+  for eps in eps_grid:
+    sets[eps_kind(eps)] = stragglers_lib.at_train_error(history, eps)
+    sets['random_' + eps_kind(eps)] = random_of(sets[eps_kind(eps)])
+  kind, base, removed = [], [], []
+  for name, per_seed in sets.items():
+    kind += [name] * S
+    base += list(range(S))
+    removed += per_seed
+  return Removals(kind, np.array(base), removed)
+
+
+def noisy_test_errors(
+    logits_of: Callable,
+    states: RunState,
+    data: TrainData,
+    sigmas: Sequence[float],
+    key: jax.Array,
+) -> np.ndarray:
+  """(runs, len(sigmas)) test error of each trained net with Gaussian noise of std sigma
+  added to the standardised test pixels (each run standardises with its own statistics).
+  `logits_of(params, x (B, N) standardised)` gives the logits (B, K) of a net
+  (`train.logits_function`). One noise draw per sigma is shared by all runs, so their
+  comparisons are paired."""
+  noise = jax.random.normal(key, (len(sigmas),) + data.x_test.shape)
+  sigmas = jnp.asarray(sigmas, jnp.float32)
+  labels = contract.targets(data.y_test, data.num_classes)
+
+  def one_run(state: RunState):
+    shift, scale = state.standardiser
+    x = (data.x_test - shift[None, :]) * scale[None, :]
+
+    def one_sigma(args):
+      sigma, eps = args
+      logits = logits_of(state.train.params, x + sigma * eps)
+      return jnp.mean((jnp.argmax(logits, axis=-1) != labels).astype(jnp.float32))
+
+    return jax.lax.map(one_sigma, (sigmas, noise))
+
+  return np.asarray(jax.jit(lambda s: jax.lax.map(one_run, s))(states))
+
+
+def retrain_removals(study: Study, name: str, plan: Removals, sigmas, data=None):
+  """Retrains every row of `plan` from a fresh initialisation (root seed train_cfg.seed + 1,
+  all rows in one program, history `name`), tests each net on the noise grid `sigmas`, and
+  writes removals.npz. Returns the History and the (runs, len(sigmas)) noisy test errors."""
+  train_cfg, task, log = study.train_cfg, study.task, study.log
+  retrain_cfg = dataclasses.replace(
+      train_cfg, seeds=len(plan.kind), seed=train_cfg.seed + 1, scores=(), score_epochs=()
+  )
+  base_seeds = len(set(plan.base_seed.tolist()))
+  log(
+      f'retraining {len(plan.kind)} runs: {len(plan.kinds())} removal kinds x {base_seeds} '
+      f'base seeds'
+  )
+  data = TrainData.from_task(task) if data is None else data
+  weights = plan.weights(len(task.y_train))
+  history, states = study.train(name, retrain_cfg, weights=weights, data=data)
+  noisy = noisy_test_errors(
+      logits_function(retrain_cfg, data),
+      states,
+      data,
+      sigmas,
+      jax.random.PRNGKey(train_cfg.seed + 2),
+  )
+  offsets = np.concatenate([[0], np.cumsum([len(r) for r in plan.removed])])
+  io.write_npz(
+      study.file('removals.npz'),
+      kind=np.array(plan.kind),
+      base_seed=plan.base_seed,
+      removed=np.concatenate(plan.removed).astype(np.int64),
+      offsets=offsets,
+      noisy_test_error=noisy,
+      sigmas=np.asarray(sigmas, np.float32),
+  )
+  return history, noisy
+
+
+def run_prune(
+    data_cfg: DataConfig,
+    train_cfg: TrainConfig,
+    workdir: str,
+    from_run: str = None,
+    eps_grid=(0.1, 0.05, 0.02, 0.01, 0.005),
+    t_before: float = 0.5,
+    t_after: float = 3.0,
+    sigmas=SIGMAS,
+    max_base_seeds: int = 10,
+    overwrite: bool = False,
+    log: Callable[[str], None] = print,
+) -> dict:
+  """Fig. 2a-c: retrain from scratch without the stragglers (and controls), then test.
+
+  The base run is `from_run` or is trained here with `train_cfg`; the removal sets of its first
+  `max_base_seeds` seeds (pruning.plan_removals) are each retrained once, from a fresh
+  initialisation, with the same settings.
+  """
+  study = Study.open(
+      'prune',
+      data_cfg,
+      train_cfg,
+      workdir,
+      overwrite=overwrite,
+      log=log,
+      from_run=from_run,
+      eps_grid=list(eps_grid),
+      t_before=t_before,
+      t_after=t_after,
+      sigmas=list(sigmas),
+      max_base_seeds=max_base_seeds,
+  )
+  data_cfg, train_cfg, source = study.data_cfg, study.train_cfg, study.source
+  base = source.history if source else study.train('history_base')[0]
+  keep = min(base.num_seeds, max_base_seeds)
+  base = base.select(slice(0, keep))
+  plan = plan_removals(base, eps_grid, t_before, t_after, seed=train_cfg.seed)
+  P = base.num_examples
+  history, noisy = retrain_removals(study, 'history', plan, sigmas)
+
+  curves = inversion_lib.curve_inversion(history.R_plus, 'R_plus')
+  summary = {
+      'dataset': data_cfg.dataset,
+      'base_seeds': keep,
+      'epochs': train_cfg.epochs,
+      'train_size': P,
+      'sigmas': list(sigmas),
+      'kinds': {},
+  }
+  for kind in plan.kinds():
+    rows = plan.rows(kind)
+    summary['kinds'][kind] = {
+        'base_seed': plan.base_seed[rows].tolist(),
+        'removed': [len(plan.removed[r]) for r in rows],
+        'inversion': curves.inverted[rows].tolist(),
+        'rise': curves.rise[rows].tolist(),
+        'test_error': history.test_error[rows, -1].tolist(),
+        'train_error': history.train_error[rows, -1].tolist(),
+        'noisy_test_error': {f'{s:g}': noisy[rows, i].tolist() for i, s in enumerate(sigmas)},
+        'final': {k: getattr(history, k)[rows, -1].tolist() for k in history_lib.OBSERVABLES},
+    }
+  for kind in ('stragglers', 'random', 'before_t_star', 'after_t_star'):
+    summary[kind] = summary['kinds'][kind]  # the headline kinds, at the top level too
+  summary['base_test_error'] = base.test_error[:, -1].tolist()
+  study.write_summary(summary)
+
+  title = study.title
+  heads = ('stragglers', 'random', 'before_t_star', 'after_t_star')
+  study.draw(
+      plotting.pruned_R_plus_vs_epoch(
+          {k: history.select(plan.rows(k)) for k in heads},
+          {k: curves.inverted[plan.rows(k)] for k in heads},
+          title,
+      ),
+      'prune_R_plus_vs_epoch',
+  )
+  if eps_grid:
+    eps = np.asarray(eps_grid, float)
+    at = lambda prefix, values: np.stack([values[plan.rows(prefix + eps_kind(e))] for e in eps])
+    finals = {k: getattr(history, k)[:, -1] for k in history_lib.OBSERVABLES}
+    study.draw(
+        plotting.pruned_vs_eps(
+            eps,
+            {k: at('', v) for k, v in finals.items()},
+            {k: at('random_', v) for k, v in finals.items()},
+            {
+                'R_plus': r'$R_+$ at convergence',
+                'R_minus': r'$R_-$ at convergence',
+                'D': '$D$ at convergence',
+            },
+            title,
+        ),
+        'prune_observables_vs_eps',
+    )
+    errors = {f'sigma={s:g}': noisy[:, i] for i, s in enumerate(sigmas)}
+    study.draw(
+        plotting.pruned_vs_eps(
+            eps,
+            {k: at('', v) for k, v in errors.items()},
+            {k: at('random_', v) for k, v in errors.items()},
+            {k: f'test error, noise {k.replace("sigma", "σ")}' for k in errors},
+            title,
+        ),
+        'prune_test_error_vs_eps',
+    )
+  study.commit()
+  for kind in heads:
+    k = summary[kind]
+    log(
+        f'{kind:>14s}: removed {np.mean(k["removed"]):7.1f}, inversion in '
+        f'{int(np.sum(k["inversion"]))}/{len(k["inversion"])} runs, test error '
+        f'{np.mean(k["test_error"]):.4f} +- {np.std(k["test_error"]):.4f}'
+    )
+  log(
+      f'{"no removal":>14s}: test error {np.mean(summary["base_test_error"]):.4f} +- '
+      f'{np.std(summary["base_test_error"]):.4f}'
+  )
+  return summary
