@@ -11,6 +11,7 @@ import importlib
 import math
 from typing import Callable, Optional, Sequence, Tuple
 
+from manifold_dynamics.data import synthetic
 from manifold_dynamics.data.registry import DATASETS, parse_task
 from manifold_dynamics.data.sources import SOURCES
 from manifold_dynamics.errors import UserError
@@ -20,7 +21,8 @@ from manifold_dynamics.records.scores import GROUPS as SCORE_GROUPS
 # Whose observables a run records: the first layer the model sows, every one, or named layers
 # (comma-separated names that the model sows, e.g. 'conv_0,conv_1').
 LAYERS = ('first', 'all')
-DATASET_PREFIXES = ('tfds:', 'npz:')  # datasets from anywhere: tfds:NAME, npz:PATH
+# datasets from anywhere: tfds:NAME, npz:PATH, and synthetic:NAME (data/synthetic.py)
+DATASET_PREFIXES = ('tfds:', 'npz:', 'synthetic:')
 
 
 def _registry(module: str, name: str) -> Callable[[], Tuple[str, ...]]:
@@ -54,8 +56,9 @@ class DataConfig:
   dataset: str = setting(
       'mnist',
       f'Dataset: {", ".join(sorted(DATASETS))} (SPEC §1), tfds:NAME (any TFDS image '
-      'classification dataset; the [tfds] extra) or npz:PATH (arrays x_train, y_train, '
-      'x_test, y_test).',
+      'classification dataset; the [tfds] extra), npz:PATH (arrays x_train, y_train, '
+      f'x_test, y_test) or {", ".join(synthetic.PREFIX + f for f in synthetic.FAMILIES)} '
+      '(known structure, SPEC §8; the --synthetic_* flags).',
   )
   train_size: int = setting(8192, 'P, training examples in the slice T.')
   subset_index: int = setting(0, 'k: train on examples [k*P, (k+1)*P) of the train split.')
@@ -75,6 +78,15 @@ class DataConfig:
       'Fraction of the training labels flipped (the same examples in every run of the slice; '
       'the test set keeps true labels).',
   )
+  synthetic_dim: int = setting(100, 'synthetic:*: N, the input dimension.')
+  separation: float = setting(
+      1.0, 'synthetic:gaussians, long_tail: m, the clouds at +-m u (Bayes error Phi(-m)).'
+  )
+  latent_dim: int = setting(10, 'synthetic:hidden_manifold: d, the intrinsic dimension.')
+  tail_fraction: float = setting(
+      0.05, 'synthetic:long_tail: f, the fraction of examples from rare sub-clusters.'
+  )
+  synthetic_seed: int = setting(0, "synthetic:*: the data set's own seed.")
   task: str = setting(
       'parity',
       "parity (even vs odd, the paper's), classes (all K classes, K-way softmax) or "
@@ -88,11 +100,23 @@ class DataConfig:
         or self.dataset == 'arrays'
         or self.dataset.startswith(DATASET_PREFIXES),
         f'unknown dataset {self.dataset!r}; choose one of {", ".join(sorted(DATASETS))}, '
-        f'tfds:NAME or npz:PATH.',
+        f'tfds:NAME, npz:PATH or synthetic:NAME.',
     )
+    if self.dataset.startswith(synthetic.PREFIX):
+      synthetic.family_of(self.dataset)
+      synthetic.check(self.synthetic_params())
     _require(self.train_size > 0, f'--train_size must be positive, got {self.train_size}.')
     _require(self.subset_index >= 0, f'--subset_index must be >= 0, got {self.subset_index}.')
     _require(0 <= self.label_noise < 1, f'--label_noise must be in [0, 1), got {self.label_noise}.')
+
+  def synthetic_params(self) -> synthetic.Params:
+    return synthetic.Params(
+        self.synthetic_dim,
+        self.separation,
+        self.latent_dim,
+        self.tail_fraction,
+        self.synthetic_seed,
+    )
 
 
 @dataclasses.dataclass(frozen=True)

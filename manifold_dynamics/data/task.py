@@ -19,11 +19,11 @@ statistics; `standardise` here is the float64 host reference, for checks and for
 want the standardised arrays.
 """
 
-from typing import Callable, NamedTuple, Optional, Tuple
+from typing import Callable, Dict, NamedTuple, Optional, Tuple
 
 import numpy as np
 
-from manifold_dynamics.data import sources
+from manifold_dynamics.data import sources, synthetic
 from manifold_dynamics.data.registry import TASKS, get_info, parse_task  # noqa: F401
 from manifold_dynamics.errors import UserError
 
@@ -39,6 +39,10 @@ class Task(NamedTuple):
   classes_train: Optional[np.ndarray] = None  # (P,) original class of each example of T
   num_classes: int = 2  # K, outputs of the network
   input_shape: Optional[Tuple[int, ...]] = None  # shape of one input before flattening
+  # What is known of each example of T, {name: (P,) array} (synthetic data, flipped labels),
+  # and of the data set, {name: number} (e.g. the Bayes error); None for real data.
+  truth: Optional[Dict[str, np.ndarray]] = None
+  known: Optional[Dict[str, float]] = None
 
   @classmethod
   def from_arrays(
@@ -232,7 +236,11 @@ def load_task(cfg, cache_root: str = None, log: Callable[[str], None] = print) -
         "dataset 'arrays' is a Task built in Python (Task.from_arrays): pass it to the study, "
         'or save the arrays as an .npz and use --dataset=npz:PATH.'
     )
-  if cfg.dataset.startswith(('tfds:', 'npz:')):
+  truth = known = None
+  if cfg.dataset.startswith(synthetic.PREFIX):
+    examples = (cfg.subset_index + 1) * cfg.train_size
+    raw, truth, known = synthetic.generate(cfg.dataset, cfg.synthetic_params(), examples)
+  elif cfg.dataset.startswith(('tfds:', 'npz:')):
     kind, _, where = cfg.dataset.partition(':')
     load = sources.load_tfds_by_name if kind == 'tfds' else sources.load_npz
     raw = load(where, cfg.data_dir) if kind == 'tfds' else load(where)
@@ -246,6 +254,8 @@ def load_task(cfg, cache_root: str = None, log: Callable[[str], None] = print) -
       )
     raw = sources.load_raw(cfg.dataset, cfg.data_dir, cfg.data_source, cache_root, log)
   task = make_task(raw, cfg.train_size, cfg.subset_index, cfg.dataset, cfg.task)
+  if truth is not None:
+    task = task._replace(truth={k: v[task.train_indices] for k, v in truth.items()}, known=known)
   if cfg.label_noise and task.num_classes != 2:
     raise UserError(
         f'--label_noise flips binary labels; --task={cfg.task} has {task.num_classes} '
@@ -253,5 +263,8 @@ def load_task(cfg, cache_root: str = None, log: Callable[[str], None] = print) -
     )
   if cfg.label_noise:
     task, flipped = flip_labels(task, cfg.label_noise)
+    mask = np.zeros(len(task.y_train), bool)
+    mask[flipped] = True
+    task = task._replace(truth={**(task.truth or {}), 'flipped': mask})
     log(f'label noise: {len(flipped)} of {len(task.y_train)} training labels flipped')
   return task

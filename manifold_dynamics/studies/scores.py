@@ -132,10 +132,12 @@ def write_examples_csv(
     columns: Dict[str, np.ndarray],
     task,
     flipped: Optional[np.ndarray] = None,
+    per_example: Optional[Dict[str, np.ndarray]] = None,
 ) -> str:
   """examples.csv: one row per training example in the order of the train split: its index
   there, original class, binary label as trained (and with label noise the true one and a
-  flipped flag), every score's mean and std over seeds, and the straggler frequency."""
+  flipped flag), every score's mean and std over seeds (`columns`, (seeds, P) each), the
+  straggler frequency, and the (P,) columns of `per_example` (predictors, ground truth)."""
   order = np.argsort(task.train_indices, kind='stable')
   header = ['index', 'class', 'label']
   cols = [task.train_indices, task.classes_train, task.y_train]
@@ -153,6 +155,10 @@ def write_examples_csv(
   if 'straggler' in columns:
     header.append('straggler_frequency')
     cols.append(np.asarray(columns['straggler'], np.float64).mean(axis=0))
+  for name, values in (per_example or {}).items():
+    header.append(name)
+    values = np.asarray(values)
+    cols.append(values.astype(np.int64) if values.dtype == bool else values)
   return io.write_csv(path, header, ([_cell(c[i]) for c in cols] for i in order))
 
 

@@ -86,6 +86,8 @@ class Study:
     if model is not None:
       config['model'] = type(model).__name__
     write_config(run, experiment, data_cfg, train_cfg, task, **config)
+    if task.truth is not None:
+      save_truth(run, task)
     return cls(experiment, run, data_cfg, train_cfg, task, log, source, model)
 
   @property
@@ -205,7 +207,19 @@ def task_info(task) -> dict:
     info['num_classes'] = int(task.num_classes)
   if task.input_shape is not None and len(task.input_shape) > 1:
     info['input_shape'] = [int(d) for d in task.input_shape]
+  if task.known:
+    info['known'] = dict(task.known)
   return info
+
+
+def save_truth(run: io.RunDir, task):
+  """truth.npz: what is known of each example of T (synthetic data, flipped labels), with
+  each example's index in the train split."""
+  io.write_npz(
+      run.file('truth.npz'),
+      train_indices=np.asarray(task.train_indices, np.int64),
+      **{k: np.asarray(v) for k, v in task.truth.items()},
+  )
 
 
 def train_and_save(
