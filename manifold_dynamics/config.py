@@ -14,6 +14,7 @@ from typing import Callable, Optional, Sequence, Tuple
 from manifold_dynamics.data import synthetic
 from manifold_dynamics.data.registry import DATASETS, parse_task
 from manifold_dynamics.data.sources import SOURCES
+from manifold_dynamics.data.task import GREY
 from manifold_dynamics.errors import UserError
 from manifold_dynamics.records.history import DEFAULT_RHO, RULES
 from manifold_dynamics.records.scores import GROUPS as SCORE_GROUPS
@@ -78,6 +79,13 @@ class DataConfig:
       'Fraction of the training labels flipped (the same examples in every run of the slice; '
       'the test set keeps true labels).',
   )
+  grey: str = setting(
+      'mean',
+      'RGB to one value per pixel (SPEC §8): mean (the channels averaged, as the paper says) '
+      'or sum_standardised (each channel standardised per pixel on T, then summed, as the '
+      "authors' notebook does; the runs then use these inputs as they are).",
+      lambda: GREY,
+  )
   synthetic_dim: int = setting(100, 'synthetic:*: N, the input dimension.')
   separation: float = setting(
       1.0, 'synthetic:gaussians, long_tail: m, the clouds at +-m u (Bayes error Phi(-m)).'
@@ -102,6 +110,7 @@ class DataConfig:
         f'unknown dataset {self.dataset!r}; choose one of {", ".join(sorted(DATASETS))}, '
         f'tfds:NAME, npz:PATH or synthetic:NAME.',
     )
+    _require(self.grey in GREY, f'unknown --grey={self.grey!r}; choose one of {", ".join(GREY)}.')
     if self.dataset.startswith(synthetic.PREFIX):
       synthetic.family_of(self.dataset)
       synthetic.check(self.synthetic_params())

@@ -859,6 +859,8 @@ def predictors_beside_phi(
     )
     right.legend(fontsize=8, markerscale=3)
   right.axvline(0.0, color='0.5', lw=0.8)
+  low, high = np.quantile(margin_P, [0.002, 0.95])  # the bulk: a few far margins hide it
+  right.set_xlim(min(low, -0.05 * high), high)
   right.set_xlabel('margin under the best linear classifier (< 0: misclassified)')
   right.set_ylabel('straggler frequency over seeds')
   if title:

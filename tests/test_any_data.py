@@ -6,7 +6,7 @@ import types
 import numpy as np
 import pytest
 
-from manifold_dynamics.config import DataConfig
+from manifold_dynamics.config import DataConfig, TrainConfig
 from manifold_dynamics.data import sources
 from manifold_dynamics.data.task import Task, load_task
 from manifold_dynamics.errors import UserError
@@ -152,3 +152,36 @@ def test_label_noise_needs_a_binary_task(tmp_path):
     load_task(
         DataConfig(dataset=f'npz:{path}', train_size=20, task='classes', label_noise=0.1), log=None
     )
+
+
+def test_grey_sum_standardised_is_the_authors_preprocessing_and_trains_as_it_is():
+  from manifold_dynamics.data import formats
+  from manifold_dynamics.data import task as task_lib
+  from manifold_dynamics.engine import train as train_lib
+
+  rng = np.random.default_rng(0)
+  images = rng.integers(0, 256, (64, 4, 4, 3), dtype=np.uint8)
+  test = rng.integers(0, 256, (16, 4, 4, 3), dtype=np.uint8)
+  raw = formats.RawSplits(images, np.arange(64) % 10, test, np.arange(16) % 10)
+  task = task_lib.task_from_arrays(raw, 'parity', 32, 0, 'rgb', grey='sum_standardised')
+  assert not task.standardise and task.x_train.shape == (32, 16)
+  x = images[:32].astype(np.float64) / 255  # T = the first 32
+  z = (x - x.mean(axis=0)) / x.std(axis=0)  # each channel of each pixel, on T
+  np.testing.assert_allclose(task.x_train, z.sum(axis=-1).reshape(32, 16), rtol=1e-4, atol=1e-4)
+  x_test = test.astype(np.float64) / 255
+  np.testing.assert_allclose(
+      task.x_test, ((x_test - x.mean(0)) / x.std(0)).sum(-1).reshape(16, 16), rtol=1e-4, atol=1e-4
+  )
+  data = train_lib.TrainData.from_task(task)
+  stats = train_lib.run_standardiser(data, np.ones(32, np.float32))
+  np.testing.assert_array_equal(stats.shift_N, 0.0)
+  np.testing.assert_array_equal(stats.scale_N, 1.0)  # the inputs enter as they are
+  history = train_lib.fit(TrainConfig(seeds=2, epochs=5, width=4), data, log=None)
+  assert np.all(np.isfinite(history.R_plus))
+  with pytest.raises(UserError, match='is not an RGB image set'):
+    task_lib.task_from_arrays(
+        formats.RawSplits(images[..., 0], raw.y_train, test[..., 0], raw.y_test),
+        grey='sum_standardised',
+    )
+  with pytest.raises(UserError, match='unknown --grey'):
+    DataConfig(grey='max')

@@ -200,7 +200,7 @@ def make_train(cfg, model: nn.Module, layers: Sequence[Layer], num_classes: int,
     num_examples = data.x_train.shape[0]
     weights = (jnp.ones(num_examples) if weights is None else weights).astype(jnp.float32)
     if standardiser is None:
-      standardiser = train_lib.weighted_standardiser(data.x_train, weights)
+      standardiser = train_lib.run_standardiser(data, weights)
     # The parameters from the seed's key itself, as on the fast path (so the MLP starts from
     # the same weights either way); the batches from a key folded off it.
     params = model.init(key, jnp.zeros((1,) + input_shape, jnp.float32))['params']

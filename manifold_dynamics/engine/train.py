@@ -71,6 +71,9 @@ class TrainData:
   num_classes: int = flax.struct.field(pytree_node=False, default=2)
   # Shape of one input before flattening, e.g. (28, 28, 1); None = the flat vector (N,).
   input_shape: Optional[Tuple[int, ...]] = flax.struct.field(pytree_node=False, default=None)
+  # False: the task standardised its inputs itself (--grey=sum_standardised) and the runs use
+  # them as they are (an identity standardiser), rather than standardising on T (SPEC §1).
+  standardise: bool = flax.struct.field(pytree_node=False, default=True)
 
   @classmethod
   def from_task(cls, task) -> 'TrainData':
@@ -82,6 +85,7 @@ class TrainData:
         jnp.asarray(task.y_test, jnp.int32),
         num_classes=int(getattr(task, 'num_classes', 2)),
         input_shape=None if shape is None else tuple(int(d) for d in shape),
+        standardise=bool(getattr(task, 'standardise', True)),
     )
 
   @property
@@ -119,6 +123,16 @@ class RunState:
   # Key of the run's mini-batch permutations (folded with the epoch), `contract.py`; None on
   # the fast path, which draws nothing.
   key: Optional[jax.Array] = None
+
+
+def run_standardiser(data: TrainData, w: jax.Array) -> Standardiser:
+  """The standardiser of runs weighted by w ((P,), or (runs, P) for one per run): the
+  statistics of the weighted training set, or the identity for a task's own inputs."""
+  if data.standardise:
+    stats = standardisers if w.ndim == 2 else weighted_standardiser
+    return stats(data.x_train, w)
+  shape = w.shape[:-1] + (data.x_train.shape[1],)
+  return Standardiser(jnp.zeros(shape, jnp.float32), jnp.ones(shape, jnp.float32))
 
 
 def standardisers(x_PxN: jax.Array, w_SxP: jax.Array) -> Standardiser:
@@ -256,7 +270,7 @@ def make_train(cfg: TrainConfig, data: Optional[TrainData] = None, model=None) -
     if standardiser is None:
       if data.columns is not None:
         raise ValueError('pass the standardiser of the full inputs with data.columns')
-      standardiser = weighted_standardiser(data.x_train, weights)
+      standardiser = run_standardiser(data, weights)
     num_inputs = standardiser.shift_N.shape[-1]  # N, whatever columns data.x_train holds
     params = model.init(key, jnp.zeros((1, num_inputs), jnp.float32))['params']
     scores = None
@@ -521,12 +535,9 @@ def start(
       padding,
   )
   weights = jnp.asarray(weights if weights.ndim == 1 else pad_seeds(weights, padding), jnp.float32)
-  if weights.ndim == 1:  # shared by every run: one standardiser, broadcast by vmap
-    stats = jax.jit(weighted_standardiser)(data.x_train, weights)
-    per_run = None
-  else:  # one pruned set per run
-    stats = jax.jit(standardisers)(data.x_train, weights)
-    per_run = 0
+  # one standardiser shared by every run (broadcast by vmap), or one per pruned set
+  stats = jax.jit(run_standardiser)(data, weights)
+  per_run = None if weights.ndim == 1 else 0
   fast = fast_path(cfg, data, model)
   if fast:
     data = data.without_constant_inputs(stats)
