@@ -883,6 +883,10 @@ def phi_against_difficulty(parameter: str, values, rows: Sequence[dict], title: 
       capsize=3,
       label=r'$\phi$ (network, training error at $t^*$)',
   )
+  flat = [i for i, r in enumerate(rows) if r['inversion_fraction'].get('R_plus', 1.0) < 0.5]
+  if flat:  # no inversion of R+ in most seeds: t* (and phi) read at a boundary or a wiggle
+    ax.plot(values[flat], [rows[i]['phi_mean'] for i in flat], 'o', mfc='white', mec='k',
+            label=r'$R_+$ inverts in < half the seeds')  # fmt: skip
   for name, style in PREDICTOR_STYLE.items():
     ax.plot(values, [r['predictors'][name]['error'] for r in rows], ls='--', lw=1, **style)
   if all('bayes_error' in (r.get('known') or {}) for r in rows):

@@ -312,6 +312,9 @@ def test_every_combination_of_task_and_path_is_finite(images):
     data = train.TrainData.from_task(task_of(images, task))
     history = train.fit(TrainConfig(batch_size=batch, **dict(SMALL, epochs=2)), data, log=None)
     for name, value in history.arrays().items():
+      if name == 'test_error_class':  # NaN for a class with no test example, by design
+        present = np.isin(np.arange(value.shape[-1]), np.asarray(data.y_test))
+        value = value[..., present]
       assert np.all(np.isfinite(value)), (task, batch, name)
 
 

@@ -241,6 +241,16 @@ def class_summary(history, delta: float = DEFAULT_DELTA) -> dict:
       phi = np.array([history.train_error[seeds, c.t_star] for c in per])  # (K, seeds)
       out[name]['phi_mean'] = phi.mean(axis=1).tolist()
       out['phi_class_spread'] = float(np.std(phi.mean(axis=1)))
+  if history.test_error_class is not None:
+    # each class's test error at the last epoch tested, mean over seeds, beside its phi_k
+    tested = np.flatnonzero(np.all(np.isfinite(history.test_error_class), axis=(0, 2)))
+    if len(tested):
+      final = history.test_error_class[:, tested[-1]].mean(axis=0)  # (K,)
+      phi_k = np.asarray(out['R_class']['phi_mean'])
+      out['test_error_class'] = final.tolist()
+      out['phi_class_vs_test_error_pearson'] = (
+          float(np.corrcoef(phi_k, final)[0, 1]) if np.std(phi_k) and np.std(final) else None
+      )
   return out
 
 

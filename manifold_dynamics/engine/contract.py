@@ -244,15 +244,23 @@ def make_train(cfg, model: nn.Module, layers: Sequence[Layer], num_classes: int,
     wrong = jnp.argmax(logits, axis=-1) != targets(data.y_train, num_classes)
 
     def test_error():
+      """The test error, and for K > 2 that of each class ((K,); NaN for a class with no test
+      example)."""
       test_logits = predict(params, state, data.x_test)
-      return jnp.mean(
-          (jnp.argmax(test_logits, -1) != targets(data.y_test, num_classes)).astype(jnp.float32)
-      )
+      labels = targets(data.y_test, num_classes)
+      wrong_test = (jnp.argmax(test_logits, -1) != labels).astype(jnp.float32)
+      if num_classes == 2:
+        return jnp.mean(wrong_test), None
+      count = jax.ops.segment_sum(jnp.ones_like(wrong_test), labels, num_classes)
+      per_class = jax.ops.segment_sum(wrong_test, labels, num_classes) / count
+      return jnp.mean(wrong_test), per_class
 
     if with_test is True:
-      test = test_error()
+      test, test_class = test_error()
     else:
-      test = jax.lax.cond(with_test, test_error, lambda: jnp.float32(jnp.nan))
+      nan = jnp.float32(jnp.nan)
+      skipped = (nan, None if num_classes == 2 else jnp.full(num_classes, nan))
+      test, test_class = jax.lax.cond(with_test, test_error, lambda: skipped)
     geos = [layer_geometry(r, data.y_train, state.weights, num_classes) for r in reps]
     per = None
     if per_layer:
@@ -261,6 +269,7 @@ def make_train(cfg, model: nn.Module, layers: Sequence[Layer], num_classes: int,
         loss=loss,
         train_error=jnp.sum(state.weights * wrong) / jnp.sum(state.weights),
         test_error=test,
+        test_error_class=test_class,
         mistakes_packed=jnp.packbits(wrong),
         layers=per,
         **geos[0],

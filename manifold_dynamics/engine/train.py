@@ -171,6 +171,7 @@ class EpochRecord:
   D_mean: Optional[jax.Array] = None  # mean over class pairs of D_kl
   R_class: Optional[jax.Array] = None  # (K,) R_k
   D_class: Optional[jax.Array] = None  # (K (K - 1) / 2,) D_kl, k < l
+  test_error_class: Optional[jax.Array] = None  # (K,) test error of each class
   # {observable: (layers,)} of every measured layer (cfg.layers other than 'first'), the
   # first one the headline; else None.
   layers: Optional[dict] = None

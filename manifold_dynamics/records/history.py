@@ -60,11 +60,12 @@ class History:
   D_mean: Optional[np.ndarray] = None
   R_class: Optional[np.ndarray] = None
   D_class: Optional[np.ndarray] = None
+  test_error_class: Optional[np.ndarray] = None  # (seeds, epochs + 1, K), NaN where skipped
   layer_R_mean: Optional[np.ndarray] = None
   layer_D_mean: Optional[np.ndarray] = None
 
   ARRAYS = ('R_plus', 'R_minus', 'D', 'loss', 'train_error', 'test_error')
-  MULTICLASS_ARRAYS = ('R_mean', 'D_mean', 'R_class', 'D_class')
+  MULTICLASS_ARRAYS = ('R_mean', 'D_mean', 'R_class', 'D_class', 'test_error_class')
   LAYER_ARRAYS = ('layer_R_plus', 'layer_R_minus', 'layer_D', 'layer_R_mean', 'layer_D_mean')
 
   @property
@@ -109,7 +110,8 @@ class History:
         [
             np.isfinite(v).reshape(v.shape[:2] + (-1,)).all(-1)
             for k, v in self.arrays().items()
-            if k in self.ARRAYS + self.MULTICLASS_ARRAYS and k != 'test_error'
+            if k in self.ARRAYS + self.MULTICLASS_ARRAYS
+            and k not in ('test_error', 'test_error_class')
         ],
         axis=0,
     )

@@ -202,10 +202,10 @@ def run_synthetic(
       'points_complete': len(done),
       'rows': rows,
   }
-  if rows and all('bayes_error' in r['known'] for r in rows):
-    bayes = np.array([r['known']['bayes_error'] for r in rows])
+  bayes = np.array([r['known'].get('bayes_error', np.nan) for r in rows])
+  if len(rows) > 1 and np.all(np.isfinite(bayes)) and np.ptp(bayes) > 0:
     phi = np.array([r['phi_mean'] for r in rows])
-    slope, intercept = np.polyfit(bayes, phi, 1) if len(rows) > 1 else (np.nan, np.nan)
+    slope, intercept = np.polyfit(bayes, phi, 1)
     summary['phi_against_bayes_error'] = {
         'slope': float(slope),
         'intercept': float(intercept),
