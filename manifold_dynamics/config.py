@@ -83,7 +83,8 @@ class DataConfig:
       'mean',
       'RGB to one value per pixel (SPEC §8): mean (the channels averaged, as the paper says) '
       'or sum_standardised (each channel standardised per pixel on T, then summed, as the '
-      "authors' notebook does; the runs then use these inputs as they are).",
+      "authors' notebook does; the runs then use these inputs as they are), or rgb (the three "
+      'channels kept, for conv models).',
       lambda: GREY,
   )
   synthetic_dim: int = setting(100, 'synthetic:*: N, the input dimension.')

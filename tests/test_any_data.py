@@ -178,7 +178,10 @@ def test_grey_sum_standardised_is_the_authors_preprocessing_and_trains_as_it_is(
   np.testing.assert_array_equal(stats.scale_N, 1.0)  # the inputs enter as they are
   history = train_lib.fit(TrainConfig(seeds=2, epochs=5, width=4), data, log=None)
   assert np.all(np.isfinite(history.R_plus))
-  with pytest.raises(UserError, match='is not an RGB image set'):
+  rgb = task_lib.task_from_arrays(raw, 'parity', 32, 0, 'rgb', grey='rgb')
+  assert rgb.input_shape == (4, 4, 3) and rgb.standardise
+  np.testing.assert_allclose(rgb.x_train, images[:32].reshape(32, -1) / 255.0, rtol=1e-6)
+  with pytest.raises(UserError, match='is not an RGB image'):
     task_lib.task_from_arrays(
         formats.RawSplits(images[..., 0], raw.y_train, test[..., 0], raw.y_test),
         grey='sum_standardised',

@@ -169,3 +169,33 @@ def test_predictors_and_synthetic_sweep_end_to_end(tmp_path):
   assert out['points_complete'] == 2 and [r['separation'] for r in out['rows']] == [0.5, 2.0]
   assert 'phi_against_bayes_error' in out
   assert os.path.exists(os.path.join(sweep, 'phi_against_difficulty.png'))
+
+
+def test_the_settings_grid_end_to_end(mnist_dir, tmp_path):
+  from manifold_dynamics.studies import settings
+
+  settings_main = load_experiment('settings')
+  sweep = str(tmp_path / 'grid')
+  with flagsaver.flagsaver(
+      data_dir=mnist_dir, workdir=sweep, models=['mlp'], datasets=['mnist'], batches=['0', '16'],
+      train_size=64, epochs=20, seeds=2, chunk_epochs=10, width=6, lr=0.5,
+  ):  # fmt: skip
+    settings_main.main(['settings.py'])
+  out = io.read_json(os.path.join(sweep, 'summary.json'))
+  assert out['points_complete'] == 4
+  rows = {r['cell']: r for r in out['rows']}
+  assert set(rows) == {
+      'mlp-mnist-parity-GD', 'mlp-mnist-parity-B16', 'mlp-mnist-classes-GD',
+      'mlp-mnist-classes-B16',
+  }  # fmt: skip
+  classes = rows['mlp-mnist-classes-GD']
+  assert len(classes['phi_class']) == 10 and len(classes['test_error_class']) == 10
+  assert classes['overlap_with_parity'] is not None  # the parity cell of the same model
+  config = io.read_json(os.path.join(sweep, 'points', 'mlp-mnist-parity-B16', 'config.json'))
+  assert config['train']['batch_size'] == 16 and config['train']['lr'] == 0.5 * 16 / 64
+  assert os.path.exists(os.path.join(sweep, 'table.md'))
+  assert os.path.exists(os.path.join(sweep, 'observables_vs_train_error_mlp_classes.png'))
+  with pytest.raises(UserError, match="unknown 'vgg' in --models"):
+    settings.cells(['vgg'], ['parity'], [0], ['mnist'])
+  assert not [c for c in settings.cells(['mlp', 'cnn'], ['parity'], [0], ['cifar10_rgb'])
+              if c.model == 'mlp']  # fmt: skip

@@ -243,13 +243,17 @@ def class_summary(history, delta: float = DEFAULT_DELTA) -> dict:
       out['phi_class_spread'] = float(np.std(phi.mean(axis=1)))
   if history.test_error_class is not None:
     # each class's test error at the last epoch tested, mean over seeds, beside its phi_k
-    tested = np.flatnonzero(np.all(np.isfinite(history.test_error_class), axis=(0, 2)))
+    # (a class absent from the test set stays NaN and out of the correlation)
+    tested = np.flatnonzero(np.any(np.isfinite(history.test_error_class), axis=(0, 2)))
     if len(tested):
       final = history.test_error_class[:, tested[-1]].mean(axis=0)  # (K,)
       phi_k = np.asarray(out['R_class']['phi_mean'])
+      ok = np.isfinite(final)
       out['test_error_class'] = final.tolist()
       out['phi_class_vs_test_error_pearson'] = (
-          float(np.corrcoef(phi_k, final)[0, 1]) if np.std(phi_k) and np.std(final) else None
+          float(np.corrcoef(phi_k[ok], final[ok])[0, 1])
+          if ok.sum() > 2 and np.std(phi_k[ok]) and np.std(final[ok])
+          else None
       )
   return out
 

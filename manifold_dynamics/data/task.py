@@ -73,8 +73,8 @@ class Task(NamedTuple):
 # How RGB images become one grey value per pixel (SPEC §8): 'mean' averages the channels on
 # [0, 1] (the paper's words; the runs then standardise each pixel on T), 'sum_standardised'
 # standardises each channel of each pixel on T and sums the three (the authors' notebook: pixel
-# std up to 3, used as they are).
-GREY = ('mean', 'sum_standardised')
+# std up to 3, used as they are); 'rgb' keeps the three channels (inputs (H, W, 3), on [0, 1]).
+GREY = ('mean', 'sum_standardised', 'rgb')
 
 
 def sum_standardised(train_images: np.ndarray, *others: np.ndarray):
@@ -123,13 +123,17 @@ def task_from_arrays(
   size = len(available) if train_size is None else train_size
   idx = available[slice_indices(len(available), size, subset_index, name)]
   test_idx = np.flatnonzero(keep_test)
+  if grey != 'mean' and not (raw.grey and x_train.ndim == 4 and x_train.shape[-1] == 3):
+    raise UserError(
+        f'--grey={grey} applies to the channels of RGB images; {name} is not an RGB image '
+        f'set. Use --grey=mean.'
+    )
   if grey == 'sum_standardised':
-    if not (raw.grey and x_train.ndim == 4 and x_train.shape[-1] == 3):
-      raise UserError(
-          f'--grey=sum_standardised sums the standardised channels of RGB images; {name} is not '
-          f'an RGB image set. Use --grey=mean.'
-      )
     xs_train, xs_test = sum_standardised(x_train[idx], x_test[test_idx])
+  elif grey == 'rgb':
+    xs_train, xs_test = (
+        _float_inputs(x) / np.float32(255.0) for x in (x_train[idx], x_test[test_idx])
+    )
   else:
     to_inputs = to_grey_inputs if raw.grey else _float_inputs
     xs_train, xs_test = to_inputs(x_train[idx]), to_inputs(x_test[test_idx])
@@ -164,7 +168,7 @@ def task_from_arrays(
         f'{name}: every example of T (P={len(idx)}) has the same label; use a larger --train_size.'
     )
   shape = tuple(x_train.shape[1:])
-  if raw.grey:
+  if raw.grey and grey != 'rgb':
     shape = shape[:2] + (1,)  # channels averaged to grey
   elif len(shape) == 2:
     shape = shape + (1,)  # images (H, W) gain a channel axis

@@ -1,0 +1,226 @@
+"""Does the inversion survive outside the paper's setting? (issue 19, SPEC §8)
+
+A sweep (sweeps.py: resumable, splittable over workers) over
+
+  model    mlp (2 x 20, the reference), cnn (two 3x3 conv blocks, then dense), resnet (narrow,
+           no normalisation);
+  task     parity, classes (all ten, K-way softmax);
+  batch    full (GD) and 128 (mini-batch SGD);
+  dataset  mnist, fashion_mnist, cifar10 (grey), and cifar10_rgb (three channels) for the conv
+           models;
+
+one inversion run per cell with every layer measured (--layers=all). Mini-batch cells use the
+learning rate of the full-batch cell times B / P (the linear scaling rule: the same expected
+move per epoch, so t* falls at a comparable epoch, which the per-epoch measurement resolves)
+and the same number of epochs.
+
+Per cell (`cell_row`): the fraction of seeds whose headline curves invert at the first
+measured layer and at every layer, t* and phi, |S(t*)|, the stability z of S(t*) across seeds,
+its overlap z with the MLP's S(t*) of the same data, task and batch (the same T: do the
+stragglers belong to the data or to the architecture family?), and for ten classes the spread
+of phi_k over classes, the correlation of phi_k with the per-class test error, and the overlap
+of the ten-class S(t*) with the parity S(t*) of the same model.
+"""
+
+import dataclasses
+import itertools
+from typing import Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from manifold_dynamics import plotting
+from manifold_dynamics.analysis import stragglers as stragglers_lib
+from manifold_dynamics.config import DataConfig, TrainConfig
+from manifold_dynamics.errors import UserError
+from manifold_dynamics.records import io
+from manifold_dynamics.studies import sweeps
+
+MODELS = ('mlp', 'cnn', 'resnet')
+TASKS = ('parity', 'classes')
+BATCHES = (0, 128)  # 0: full batch
+DATASETS = ('mnist', 'fashion_mnist', 'cifar10', 'cifar10_rgb')
+RGB = '_rgb'
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+  model: str
+  dataset: str  # a DATASETS entry
+  task: str
+  batch: int  # 0 = full batch
+
+  @property
+  def name(self) -> str:
+    return f'{self.model}-{self.dataset}-{self.task}-{"GD" if not self.batch else f"B{self.batch}"}'
+
+  def like(self, **changes) -> 'Cell':
+    return dataclasses.replace(self, **changes)
+
+
+def cells(models, tasks, batches, datasets) -> List[Cell]:
+  """The grid, RGB only for the conv models (an MLP flattens it like a grey image, which
+  the grey cells already cover)."""
+  for name, allowed, given in (
+      ('models', MODELS, models),
+      ('tasks', TASKS, tasks),
+      ('datasets', DATASETS, datasets),
+  ):
+    unknown = [v for v in given if v not in allowed]
+    if unknown or not given:
+      raise UserError(
+          f'unknown {unknown[0]!r} in --{name}; choose among {", ".join(allowed)}.'
+          if unknown
+          else f'--{name} is empty.'
+      )
+  if any(b < 0 for b in batches) or not batches:
+    raise UserError(f'--batches takes sizes >= 1 (0 = full batch), got {list(batches)}.')
+  return [
+      Cell(m, d, t, b)
+      for m, d, t, b in itertools.product(models, datasets, tasks, batches)
+      if not (m == 'mlp' and d.endswith(RGB))
+  ]
+
+
+def point(cell: Cell, data_cfg: DataConfig, train_cfg: TrainConfig) -> sweeps.Point:
+  rgb = cell.dataset.endswith(RGB)
+  data = dataclasses.replace(
+      data_cfg,
+      dataset=cell.dataset[: -len(RGB)] if rgb else cell.dataset,
+      task=cell.task,
+      grey='rgb' if rgb else data_cfg.grey,
+  )
+  batch = cell.batch or None
+  lr = train_cfg.lr * (cell.batch / data.train_size if batch else 1.0)
+  train = dataclasses.replace(train_cfg, model=cell.model, batch_size=batch, lr=lr, layers='all')
+  labels = dataclasses.asdict(cell)
+  return sweeps.Point(cell.name, data, train, labels)
+
+
+def _stragglers(sweep: sweeps.SweepDir, p: sweeps.Point) -> List[np.ndarray]:
+  return io.load_stragglers(f'{sweep.point_dir(p)}/stragglers.npz')
+
+
+def cell_row(
+    sweep: sweeps.SweepDir, p: sweeps.Point, by_name: Dict[str, sweeps.Point], done: set
+) -> dict:
+  """The numbers of one cell (see the module docstring); None where a compared cell is not
+  (yet) complete."""
+  summary = io.read_json(f'{sweep.point_dir(p)}/summary.json')
+  cell = Cell(**p.labels)
+  sets = _stragglers(sweep, p)
+  P = summary['train_size']
+  head = list(summary['inversion_fraction'])
+  row = {
+      'cell': cell.name,
+      **dataclasses.asdict(cell),
+      'seeds': summary['seeds'],
+      'epochs_trained': summary.get('epochs_trained', summary['epochs']),
+      'inversion_fraction': summary['inversion_fraction'],
+      'layer_names': summary.get('layer_names'),
+      'inversion_fraction_by_layer': {
+          k: v['inversion_fraction'] for k, v in summary.get('layers', {}).items()
+      },
+      't_star_mean': {k: v['mean'] for k, v in summary['t_star_stats'].items()},
+      'phi_mean': summary['phi_mean'],
+      'phi_std': summary['phi_std'],
+      'n_stragglers_mean': summary['n_stragglers_mean'],
+      'stability': (
+          stragglers_lib.within_run_overlap(sets, P).summary() if len(sets) >= 2 else None
+      ),
+      'headline': head,
+      'final_test_error': summary['final']['test_error']['mean'],
+  }
+
+  def overlap_with(other: Cell) -> Optional[dict]:
+    q = by_name.get(other.name)
+    if q is None or q.name not in done or other == cell:
+      return None
+    theirs = _stragglers(sweep, q)
+    n = min(len(sets), len(theirs))
+    return stragglers_lib.overlap(sets[:n], theirs[:n], P).summary()
+
+  grey = cell.dataset[: -len(RGB)] if cell.dataset.endswith(RGB) else cell.dataset
+  row['overlap_with_mlp'] = overlap_with(cell.like(model='mlp', dataset=grey))
+  if cell.task == 'classes':
+    per = summary.get('per_class', {})
+    row['phi_class'] = per.get('R_class', {}).get('phi_mean')
+    row['phi_class_spread'] = per.get('phi_class_spread')
+    row['test_error_class'] = per.get('test_error_class')
+    row['phi_class_vs_test_error_pearson'] = per.get('phi_class_vs_test_error_pearson')
+    row['overlap_with_parity'] = overlap_with(cell.like(task='parity'))
+  return row
+
+
+def _z(overlap: Optional[dict]) -> str:
+  if not overlap or overlap.get('z_null') is None:
+    return '-'
+  return f'{overlap["z_null"]:.0f}'
+
+
+def table(rows: Sequence[dict]) -> str:
+  """The grid as a Markdown table, one line per cell."""
+  lines = [
+      '| cell | inverts (first layer) | inverts (every layer) | t* | phi | size of S(t*) '
+      '| z seeds | z vs MLP | z vs parity |',
+      '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+  ]
+  for r in rows:
+    first = ', '.join(f'{k} {v:.0%}' for k, v in r['inversion_fraction'].items())
+    layers = '; '.join(
+        f'{k}: ' + '/'.join(f'{v:.0%}' for v in vs)
+        for k, vs in r['inversion_fraction_by_layer'].items()
+    )
+    t = ', '.join(f'{v:.0f}' for v in r['t_star_mean'].values())
+    stability = r['stability'] or {}
+    lines.append(
+        f'| {r["cell"]} | {first} | {layers or "-"} | {t} | {r["phi_mean"]:.3f} ± '
+        f'{r["phi_std"]:.3f} | {r["n_stragglers_mean"]:.0f} | {_z(stability)} | '
+        f'{_z(r.get("overlap_with_mlp"))} | {_z(r.get("overlap_with_parity"))} |'
+    )
+  return '\n'.join(lines)
+
+
+def run_settings(
+    grid: Sequence[Cell],
+    data_cfg: DataConfig,
+    train_cfg: TrainConfig,
+    workdir: str,
+    num_tasks: int = 1,
+    task_index: int = 0,
+    collect_only: bool = False,
+    log: Callable[[str], None] = print,
+) -> dict:
+  """Trains every cell of `grid` (one run directory each) and tabulates them."""
+  points = [point(c, data_cfg, train_cfg) for c in grid]
+  sweep = sweeps.SweepDir(workdir, 'settings', points, create=not collect_only)
+  done = sweeps.run(sweep, num_tasks, task_index, collect_only, log)
+  by_name = {p.name: p for p in points}
+  names = {p.name for p in done}
+  rows = [cell_row(sweep, p, by_name, names) for p in done]
+  summary = {
+      'experiment': 'settings',
+      'points_total': len(points),
+      'points_complete': len(done),
+      'sgd_lr_rule': 'lr(B) = lr * B / P (linear scaling), epochs as the full-batch cell',
+      'rows': rows,
+  }
+  io.write_json(sweep.file('summary.json'), summary)
+  with open(sweep.file('table.md'), 'w') as f:
+    f.write(table(rows) + '\n')
+  for model in dict.fromkeys(Cell(**p.labels).model for p in done):
+    for task in TASKS:
+      mine = [p for p in done if p.labels['model'] == model and p.labels['task'] == task]
+      if mine:
+        plotting.save(
+            plotting.observables_vs_train_error(
+                [sweeps.load_point(sweep, p).history for p in mine],
+                [p.name for p in mine],
+                title=f'{model}, {task}: first measured layer, {train_cfg.seeds} seeds per cell',
+            ),
+            sweep.path,
+            f'observables_vs_train_error_{model}_{task}',
+        )
+  log(table(rows))
+  log(f'results in {sweep.path}')
+  sweep.raise_failures()
+  return summary
