@@ -136,3 +136,13 @@ def test_criteria_report_every_reading_and_where_it_differs_from_the_headline():
   assert set(out) == {
       'delta', 'rho', 'global_absolute', 'global_relative', 'first_absolute', 'first_relative'
   }  # fmt: skip
+
+
+def test_class_stragglers_counts_each_class_in_s_t_star():
+  labels = np.array([0, 0, 1, 1, 2, 2, 2, 2])
+  sets = [np.array([0, 4]), np.array([0, 1, 4, 5])]
+  out = inversion.class_stragglers(sets, labels, {'test_error_class': [0.3, 0.0, 0.2]})
+  np.testing.assert_allclose(out['straggler_fraction'], [0.75, 0.0, 0.375])
+  assert out['straggler_fraction_vs_test_error_pearson'] == pytest.approx(
+      np.corrcoef([0.75, 0.0, 0.375], [0.3, 0.0, 0.2])[0, 1]
+  )

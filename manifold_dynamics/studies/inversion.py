@@ -53,6 +53,10 @@ def run_inversion(
     save_recorded_scores(study.run, states, train_cfg, task)
   summary = inversion_lib.summary(history, inv)
   summary['dataset'] = data_cfg.dataset
+  if 'per_class' in summary:
+    summary['per_class'].update(
+        inversion_lib.class_stragglers(sets, task.y_train, summary['per_class'])
+    )
   summary.update(t_star_rules(history, inv, train_cfg))
   layer_names = measured_layers(train_cfg, TrainData.from_task(task), model)
   summary['layer_names'] = layer_names

@@ -147,6 +147,10 @@ def cell_row(
     row['phi_class_spread'] = per.get('phi_class_spread')
     row['test_error_class'] = per.get('test_error_class')
     row['phi_class_vs_test_error_pearson'] = per.get('phi_class_vs_test_error_pearson')
+    row['straggler_fraction_class'] = per.get('straggler_fraction')
+    row['straggler_fraction_vs_test_error_pearson'] = per.get(
+        'straggler_fraction_vs_test_error_pearson'
+    )
     row['overlap_with_parity'] = overlap_with(cell.like(task='parity'))
   return row
 
