@@ -79,6 +79,10 @@ def test_label_noise_records_the_flipped_examples():
   assert flipped.sum() == 100
   np.testing.assert_array_equal(noisy.y_train[flipped], -clean.y_train[flipped])
   np.testing.assert_array_equal(noisy.y_train[~flipped], clean.y_train[~flipped])
+  # flipping at random moves the Bayes error of the labels trained on to f + (1 - 2 f) e
+  e = clean.known['bayes_error']
+  assert noisy.known['bayes_error'] == pytest.approx(0.1 + 0.8 * e)
+  assert noisy.known['bayes_error_clean'] == e
 
 
 @pytest.mark.parametrize(

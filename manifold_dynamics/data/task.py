@@ -302,5 +302,9 @@ def load_task(cfg, cache_root: str = None, log: Callable[[str], None] = print) -
     mask = np.zeros(len(task.y_train), bool)
     mask[flipped] = True
     task = task._replace(truth={**(task.truth or {}), 'flipped': mask})
+    if task.known and 'bayes_error' in task.known:  # flips at random: f + (1 - 2 f) e
+      clean, f = task.known['bayes_error'], cfg.label_noise
+      known = dict(task.known, bayes_error=f + (1 - 2 * f) * clean, bayes_error_clean=clean)
+      task = task._replace(known=known)
     log(f'label noise: {len(flipped)} of {len(task.y_train)} training labels flipped')
   return task
