@@ -60,6 +60,7 @@ def analyse_run(history, task, rule: str = 'global') -> Tuple[dict, Dict[str, np
       'twonn_dimension': dimension,
       'predictors': {k: predictors.compare(p, sets, P) for k, p in found.items()},
       'known': dict(task.known or {}),
+      'criteria': inversion_lib.criteria(history, reference=inv),
   }
   if task.truth:
     summary['truth'] = predictors.truth_agreement(task.truth, sets, P)
