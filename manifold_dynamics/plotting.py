@@ -885,7 +885,7 @@ def phi_against_difficulty(parameter: str, values, rows: Sequence[dict], title: 
   )
   flat = [i for i, r in enumerate(rows) if r['inversion_fraction'].get('R_plus', 1.0) < 0.5]
   if flat:  # no inversion of R+ in most seeds: t* (and phi) read at a boundary or a wiggle
-    ax.plot(values[flat], [rows[i]['phi_mean'] for i in flat], 'o', mfc='white', mec='k',
+    ax.plot(values[flat], [rows[i]['phi_mean'] for i in flat], 'o', mfc='white', mec='k', zorder=5,
             label=r'$R_+$ inverts in < half the seeds')  # fmt: skip
   for name, style in PREDICTOR_STYLE.items():
     ax.plot(values, [r['predictors'][name]['error'] for r in rows], ls='--', lw=1, **style)

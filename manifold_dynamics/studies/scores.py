@@ -43,7 +43,6 @@ from manifold_dynamics.analysis.scores import (
     top_k_sets,
 )
 from manifold_dynamics.config import DataConfig, TrainConfig
-from manifold_dynamics.data import get_info
 from manifold_dynamics.data.task import flipped_indices, standardise
 from manifold_dynamics.engine import difficulty, distributed, train
 from manifold_dynamics.errors import UserError
@@ -380,7 +379,8 @@ def _figures(study, columns, names, title):
         plotting.data_map(mean['confidence'], mean['variability'], mean['straggler'], title),
         'data_map',
     )
-  image_shape = get_info(study.data_cfg.dataset).image_shape[:2]
+  if not study.image_shape:
+    return
   hardest = {}
   for n in names:
     hard = hardness(mean, n)
@@ -388,7 +388,7 @@ def _figures(study, columns, names, title):
     hardest[n] = hardest[n][np.argsort(-hard[hardest[n]], kind='stable')]
   study.draw(
       plotting.hardest_grid(
-          {n: task.x_train[i].reshape((-1,) + image_shape) for n, i in hardest.items()},
+          {n: task.x_train[i].reshape((-1,) + study.image_shape) for n, i in hardest.items()},
           {n: task.y_train[i] for n, i in hardest.items()},
           {n: task.train_indices[i] for n, i in hardest.items()},
           title,

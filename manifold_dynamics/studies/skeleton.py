@@ -96,6 +96,15 @@ class Study:
     return run_label(self.data_cfg, self.train_cfg, self.model)
 
   @property
+  def image_shape(self) -> Optional[tuple]:
+    """(rows, cols) of the task's inputs when they are grey images (the figures that show
+    examples draw them), else None (vectors, synthetic data, RGB)."""
+    shape = self.task.input_shape
+    if shape is not None and len(shape) == 3 and shape[-1] == 1:
+      return tuple(shape[:2])
+    return None
+
+  @property
   def writer(self) -> bool:
     """False on the processes other than 0 of a multi-host run: they train, but write no
     results (`commit` then only cleans up)."""

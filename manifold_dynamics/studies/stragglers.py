@@ -10,7 +10,6 @@ from manifold_dynamics import plotting
 from manifold_dynamics.analysis import inversion as inversion_lib
 from manifold_dynamics.analysis import stragglers as stragglers_lib
 from manifold_dynamics.config import DataConfig, TrainConfig
-from manifold_dynamics.data import get_info
 from manifold_dynamics.errors import UserError
 from manifold_dynamics.records import io
 from manifold_dynamics.studies.skeleton import Study
@@ -126,17 +125,17 @@ def run_stragglers(
 
   title = study.title
   seed0 = sets[base][0][:40]
-  image_shape = get_info(data_cfg.dataset).image_shape[:2]
-  study.draw(
-      plotting.straggler_grid(
-          task.x_train[seed0].reshape((-1,) + image_shape),
-          task.y_train[seed0],
-          task.train_indices[seed0],
-          f'stragglers S(t*) of seed 0 ({len(sets[base][0])} in all; '
-          f'first {len(seed0)}), {title}',
-      ),
-      'stragglers_seed0',
-  )
+  if study.image_shape:
+    study.draw(
+        plotting.straggler_grid(
+            task.x_train[seed0].reshape((-1,) + study.image_shape),
+            task.y_train[seed0],
+            task.train_indices[seed0],
+            f'stragglers S(t*) of seed 0 ({len(sets[base][0])} in all; '
+            f'first {len(seed0)}), {title}',
+        ),
+        'stragglers_seed0',
+    )
   if eps_rows:
     study.draw(
         plotting.z_vs_train_error(
