@@ -5,6 +5,8 @@ r"""What phi measures: phi on data whose structure is known, against what sets i
     python experiments/synthetic.py --family=label_noise        # flipped fraction (clouds, m = 2)
     python experiments/synthetic.py --family=long_tail          # fraction in rare sub-clusters
     python experiments/synthetic.py --family=gaussians --values=0.5,1,2 --seeds=10
+    python experiments/synthetic.py --family=gaussians --values=0.5,1,1.5 \
+        --train_sizes=1024,2048,4096,8192,16384                  # and phi_inf per value
 
 A sweep (resumable and splittable like every sweep: --num_tasks/--task_index, SLURM array
 variables, --collect_only) of one inversion run per value of the family's parameter, each
@@ -29,6 +31,12 @@ cli.define_once(
 )
 cli.define_once(
     flags.DEFINE_list, 'values', [], "Values of the family's parameter (default: its grid)."
+)
+cli.define_once(
+    flags.DEFINE_list,
+    'train_sizes',
+    [],
+    'With several, every value is also trained at each P and phi_inf fitted (finite-size form).',
 )
 FLAGS = flags.FLAGS
 
@@ -56,7 +64,7 @@ def main(argv):
     )
     predictors.run_synthetic(
         FLAGS.family, values, data_cfg, train_cfg, workdir, num_tasks, task_index,
-        FLAGS.collect_only,
+        FLAGS.collect_only, train_sizes=cli.int_list(FLAGS, 'train_sizes'),
     )  # fmt: skip
 
 

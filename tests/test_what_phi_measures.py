@@ -167,12 +167,24 @@ def test_predictors_and_synthetic_sweep_end_to_end(tmp_path):
   assert io.read_json(os.path.join(again, 'summary.json'))['predictors'] == summary['predictors']
 
   sweep = str(tmp_path / 'sweep')
-  with flagsaver.flagsaver(family='gaussians', values=['0.5', '2'], workdir=sweep, **tiny):
+  with flagsaver.flagsaver(
+      family='gaussians', values=['0.5', '2'], train_sizes=[], workdir=sweep, **tiny
+  ):
     synthetic_main.main(['synthetic.py'])
   out = io.read_json(os.path.join(sweep, 'summary.json'))
   assert out['points_complete'] == 2 and [r['separation'] for r in out['rows']] == [0.5, 2.0]
   assert 'phi_against_bayes_error' in out
   assert os.path.exists(os.path.join(sweep, 'phi_against_difficulty.png'))
+  scan = str(tmp_path / 'scan')  # a P-scan per value: phi_inf fitted
+  with flagsaver.flagsaver(
+      family='gaussians', values=['1'], train_sizes=['64', '128', '256'], workdir=scan,
+      **dict(tiny, train_size=64),
+  ):  # fmt: skip
+    synthetic_main.main(['synthetic.py'])
+  out = io.read_json(os.path.join(scan, 'summary.json'))
+  assert out['points_complete'] == 3 and out['train_sizes'] == [64, 128, 256]
+  assert set(out['phi_inf']['1']['phi_by_train_size']) == {'64', '128', '256'}
+  assert 'converged' in out['phi_inf']['1'] and out['rows'][0]['train_size'] == 256
 
 
 def test_the_settings_grid_end_to_end(mnist_dir, tmp_path):

@@ -14,13 +14,14 @@ error.
 """
 
 import dataclasses
+import itertools
 from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
 from manifold_dynamics import plotting
+from manifold_dynamics.analysis import finite_size, predictors
 from manifold_dynamics.analysis import inversion as inversion_lib
-from manifold_dynamics.analysis import predictors
 from manifold_dynamics.config import DataConfig, TrainConfig, run_label
 from manifold_dynamics.data import load_task
 from manifold_dynamics.data.task import standardise
@@ -175,34 +176,55 @@ def run_synthetic(
     task_index: int = 0,
     collect_only: bool = False,
     log: Callable[[str], None] = print,
+    train_sizes: Sequence[int] = (),
 ) -> dict:
   """phi against the parameter that sets a family's difficulty, one run per value (a sweep:
-  resumable, splittable), each analysed by `analyse_run`."""
+  resumable, splittable), each analysed by `analyse_run`. With several `train_sizes` every
+  value is also trained at each P and phi(P) fitted with the finite-size form (phi_inf,
+  analysis/finite_size.py); the rows and the figure are those of the largest P."""
   if family not in FAMILIES:
     raise UserError(f'unknown --family={family!r}; choose one of {", ".join(FAMILIES)}.')
   field, grid, dataset = FAMILIES[family]
   values = list(grid if not values else values)
   kind = int if field == 'latent_dim' else float
+  sizes = sorted(set(int(P) for P in train_sizes)) or [data_cfg.train_size]
+  if sizes[0] <= 0:
+    raise UserError(f'--train_sizes must be positive, got {list(train_sizes)}.')
   points = []
-  for v in dict.fromkeys(values):
-    cfg = dataclasses.replace(data_cfg, dataset=dataset, **{field: kind(v)})
-    points.append(sweeps.Point(f'{field}{kind(v):g}', cfg, train_cfg, {field: kind(v)}))
+  for v, P in itertools.product(dict.fromkeys(values), sizes):
+    cfg = dataclasses.replace(data_cfg, dataset=dataset, train_size=P, **{field: kind(v)})
+    name = f'{field}{kind(v):g}' + (f'-P{P}' if len(sizes) > 1 else '')
+    points.append(sweeps.Point(name, cfg, train_cfg, {field: kind(v), 'train_size': P}))
   sweep = sweeps.SweepDir(workdir, f'synthetic_{family}', points, create=not collect_only)
   done = sweeps.run(sweep, num_tasks, task_index, collect_only, log)
-  rows = []
+  rows, phis = [], {}
   for point in done:
     run = sweeps.load_point(sweep, point)
+    v, P = point.labels[field], point.labels['train_size']
+    if P != sizes[-1]:
+      phis.setdefault(v, {})[P] = np.asarray(run.summary['phi'])
+      continue
     task = load_task(point.data, log=lambda _: None)
     row, _ = analyse_run(run.history, task, point.train.t_star_rule)
-    row[field] = point.labels[field]
+    row[field] = v
+    phis.setdefault(v, {})[P] = np.asarray(row['phi'])
     rows.append(row)
   summary = {
       'experiment': f'synthetic_{family}',
       'parameter': field,
+      'train_sizes': sizes,
       'points_total': len(points),
       'points_complete': len(done),
       'rows': rows,
   }
+  if len(sizes) > 1:
+    summary['phi_inf'] = {}
+    for v, by_size in phis.items():
+      fit = finite_size.fit_finite_size(list(by_size), list(by_size.values()))
+      summary['phi_inf'][f'{v:g}'] = {
+          'phi_by_train_size': {str(P): float(np.mean(x)) for P, x in by_size.items()},
+          **fit.to_json(),
+      }
   bayes = np.array([r['known'].get('bayes_error', np.nan) for r in rows])
   if len(rows) > 1 and np.all(np.isfinite(bayes)) and np.ptp(bayes) > 0:
     phi = np.array([r['phi_mean'] for r in rows])
@@ -214,7 +236,9 @@ def run_synthetic(
     }
   io.write_json(sweep.file('summary.json'), summary)
   if rows:
-    title = run_label(dataclasses.replace(data_cfg, dataset=dataset), train_cfg)
+    title = run_label(
+        dataclasses.replace(data_cfg, dataset=dataset, train_size=sizes[-1]), train_cfg
+    )
     plotting.save(
         plotting.phi_against_difficulty(field, [r[field] for r in rows], rows, title),
         sweep.path,
@@ -222,10 +246,13 @@ def run_synthetic(
     )
   for r in rows:
     p = r['predictors']
+    fit = summary.get('phi_inf', {}).get(f'{r[field]:g}')
     log(
         f'{field} = {r[field]:g}: phi = {r["phi_mean"]:.4f} +- {r["phi_std"]:.4f}, linear '
         f'{p["linear"]["error"]:.4f}, 1-NN {p["knn1"]["error"]:.4f}, 10-NN '
-        f'{p["knn10"]["error"]:.4f}' + ''.join(f', {k} {v:.4g}' for k, v in r['known'].items())
+        f'{p["knn10"]["error"]:.4f}'
+        + ''.join(f', {k} {v:.4g}' for k, v in r['known'].items())
+        + (f', phi_inf {fit["phi_inf"]:.4f}' if fit else '')
     )
   log(f'results in {sweep.path}')
   sweep.raise_failures()
