@@ -175,6 +175,11 @@ def test_predictors_and_synthetic_sweep_end_to_end(tmp_path):
   assert out['points_complete'] == 2 and [r['separation'] for r in out['rows']] == [0.5, 2.0]
   assert 'phi_against_bayes_error' in out
   assert os.path.exists(os.path.join(sweep, 'phi_against_difficulty.png'))
+
+
+@pytest.mark.slow
+def test_the_synthetic_sweep_fits_phi_inf_over_a_p_scan(tmp_path):
+  tiny = dict(epochs=40, seeds=2, chunk_epochs=20, synthetic_dim=10)
   scan = str(tmp_path / 'scan')  # a P-scan per value: phi_inf fitted
   with flagsaver.flagsaver(
       family='gaussians', values=['1'], train_sizes=['64', '128', '256'], workdir=scan,
@@ -187,6 +192,7 @@ def test_predictors_and_synthetic_sweep_end_to_end(tmp_path):
   assert 'converged' in out['phi_inf']['1'] and out['rows'][0]['train_size'] == 256
 
 
+@pytest.mark.slow
 def test_the_settings_grid_end_to_end(mnist_dir, tmp_path):
   from manifold_dynamics.studies import settings
 
