@@ -301,8 +301,9 @@ def overlap_by_architecture(
   return fig
 
 
-def pruned_R_plus_vs_epoch(histories: dict, inverted: dict, title: str = ''):
-  """Fig. 2a: R+ against epoch of every run retrained on T \\ S, one panel per removal kind."""
+def pruned_R_plus_vs_epoch(histories: dict, inverted: dict, title: str = '', name='R_plus'):
+  """Fig. 2a: R+ (or another curve, `name`) against epoch of every run retrained on T \\ S,
+  one panel per removal kind."""
   kinds = list(histories)
   fig, axes = plt.subplots(
       1, len(kinds), figsize=(3.0 * len(kinds), 3.0), sharey=True, squeeze=False
@@ -310,7 +311,7 @@ def pruned_R_plus_vs_epoch(histories: dict, inverted: dict, title: str = ''):
   for ax, kind in zip(axes[0], kinds):
     history = histories[kind]
     epochs = np.arange(history.num_epochs + 1)
-    for curve, inv in zip(history.R_plus, inverted[kind]):
+    for curve, inv in zip(getattr(history, name), inverted[kind]):
       ax.plot(epochs, curve, lw=0.6, alpha=0.6, color='#d62728' if inv else '#1f77b4')
     _epoch_axis(ax, history.num_epochs)
     ax.set_title(
@@ -319,7 +320,7 @@ def pruned_R_plus_vs_epoch(histories: dict, inverted: dict, title: str = ''):
         fontsize=9,
     )
     ax.set_xlabel('epoch')
-  axes[0][0].set_ylabel(r'$R_+$')
+  axes[0][0].set_ylabel(STYLE[name]['label'])
   axes[0][-1].plot([], [], color='#d62728', label='inversion')
   axes[0][-1].plot([], [], color='#1f77b4', label='monotone (rise < tolerance)')
   axes[0][-1].legend(fontsize=7, loc='upper right')

@@ -275,9 +275,10 @@ def test_bad_architecture_spec(mnist_dir, tmp_path, capsys):
 prune_main = load_experiment('prune')
 
 
-def test_prune_writes_a_complete_run_directory(mnist_dir, tmp_path):
+@pytest.mark.parametrize('task', ['parity', 'classes'])
+def test_prune_writes_a_complete_run_directory(mnist_dir, tmp_path, task):
   base = str(tmp_path / 'base')
-  with flagsaver.flagsaver(data_dir=mnist_dir, workdir=base, lr=0.5, **TINY):
+  with flagsaver.flagsaver(data_dir=mnist_dir, workdir=base, lr=0.5, task=task, **TINY):
     inversion_main.main(['inversion.py'])
   out = str(tmp_path / 'prune')
   with flagsaver.flagsaver(
@@ -289,18 +290,20 @@ def test_prune_writes_a_complete_run_directory(mnist_dir, tmp_path):
       data_dir=mnist_dir,
   ):
     prune_main.main(['prune.py'])
+  head = 'R_plus' if task == 'parity' else 'R_mean'  # ten classes: the K-class headline
   assert {
       'config.json',
       'history',
       'removals.npz',
       'summary.json',
-      'prune_R_plus_vs_epoch.png',
-      'prune_R_plus_vs_epoch.pdf',
+      f'prune_{head}_vs_epoch.png',
+      f'prune_{head}_vs_epoch.pdf',
       'prune_observables_vs_eps.png',
       'prune_test_error_vs_eps.png',
   } <= set(os.listdir(out))
   summary = io.read_json(os.path.join(out, 'summary.json'))
   base_summary = io.read_json(os.path.join(base, 'summary.json'))
+  assert summary['observable'] == head
   for kind in ('stragglers', 'random', 'before_t_star', 'after_t_star'):
     assert len(summary[kind]['inversion']) == 2 and len(summary[kind]['test_error']) == 2
   assert summary['stragglers']['removed'] == base_summary['n_stragglers']

@@ -25,7 +25,6 @@ from manifold_dynamics.analysis import stragglers as stragglers_lib
 from manifold_dynamics.config import DataConfig, TrainConfig
 from manifold_dynamics.engine import contract
 from manifold_dynamics.engine.train import RunState, TrainData, logits_function
-from manifold_dynamics.records import history as history_lib
 from manifold_dynamics.records import io
 from manifold_dynamics.studies.skeleton import Study
 
@@ -199,9 +198,11 @@ def run_prune(
   P = base.num_examples
   history, noisy = retrain_removals(study, 'history', plan, sigmas)
 
-  curves = inversion_lib.curve_inversion(history.R_plus, 'R_plus')
+  head = history.observables[0]  # R_plus, or R_mean for K > 2 classes
+  curves = inversion_lib.curve_inversion(getattr(history, head), head)
   summary = {
       'dataset': data_cfg.dataset,
+      'observable': head,
       'base_seeds': keep,
       'epochs': train_cfg.epochs,
       'train_size': P,
@@ -218,7 +219,7 @@ def run_prune(
         'test_error': history.test_error[rows, -1].tolist(),
         'train_error': history.train_error[rows, -1].tolist(),
         'noisy_test_error': {f'{s:g}': noisy[rows, i].tolist() for i, s in enumerate(sigmas)},
-        'final': {k: getattr(history, k)[rows, -1].tolist() for k in history_lib.OBSERVABLES},
+        'final': {k: getattr(history, k)[rows, -1].tolist() for k in history.observables},
     }
   for kind in ('stragglers', 'random', 'before_t_star', 'after_t_star'):
     summary[kind] = summary['kinds'][kind]  # the headline kinds, at the top level too
@@ -232,23 +233,20 @@ def run_prune(
           {k: history.select(plan.rows(k)) for k in heads},
           {k: curves.inverted[plan.rows(k)] for k in heads},
           title,
+          head,
       ),
-      'prune_R_plus_vs_epoch',
+      f'prune_{head}_vs_epoch',
   )
   if eps_grid:
     eps = np.asarray(eps_grid, float)
     at = lambda prefix, values: np.stack([values[plan.rows(prefix + eps_kind(e))] for e in eps])
-    finals = {k: getattr(history, k)[:, -1] for k in history_lib.OBSERVABLES}
+    finals = {k: getattr(history, k)[:, -1] for k in history.observables}
     study.draw(
         plotting.pruned_vs_eps(
             eps,
             {k: at('', v) for k, v in finals.items()},
             {k: at('random_', v) for k, v in finals.items()},
-            {
-                'R_plus': r'$R_+$ at convergence',
-                'R_minus': r'$R_-$ at convergence',
-                'D': '$D$ at convergence',
-            },
+            {k: f'{plotting.STYLE[k]["label"]} at convergence' for k in finals},
             title,
         ),
         'prune_observables_vs_eps',
