@@ -27,6 +27,7 @@ import numpy as np
 import scipy.optimize
 from scipy import special, stats
 
+from manifold_dynamics.analysis import scores as score_stats
 from manifold_dynamics.analysis import stragglers as stragglers_lib
 
 L2 = 1e-6  # per-example L2 penalty of the linear classifier (only to bound separable data)
@@ -125,10 +126,7 @@ def all_predictors(x: np.ndarray, y: np.ndarray) -> Dict[str, Predictor]:
 
 def straggler_frequency(sets: Sequence[np.ndarray], num_examples: int) -> np.ndarray:
   """(P,) the fraction of seeds whose S(t*) holds each example."""
-  counts = np.zeros(num_examples)
-  for s in sets:
-    counts[s] += 1
-  return counts / max(len(sets), 1)
+  return score_stats.straggler_columns(sets, num_examples).mean(axis=0)
 
 
 def compare(
