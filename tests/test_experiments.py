@@ -190,6 +190,23 @@ def test_divergence_keeps_the_partial_history(mnist_dir, tmp_path, capsys):
   assert not (tmp_path / 'run').exists()
 
 
+def test_running_out_of_memory_is_a_one_line_error_that_says_what_to_do(capsys):
+  import jax.numpy as jnp
+
+  from manifold_dynamics import cli
+
+  with pytest.raises(SystemExit) as exit_info:
+    with cli.one_line_errors('settings.py'):
+      jnp.zeros((10**12,), jnp.float32).block_until_ready()  # 4 TB
+  assert exit_info.value.code == 1
+  err = capsys.readouterr().err
+  assert err.count('\n') == 1 and err.startswith('settings.py: error: out of memory (')
+  assert '--seed_batch' in err
+  with pytest.raises(ZeroDivisionError):  # any other error keeps its traceback
+    with cli.one_line_errors('settings.py'):
+      _ = 1 / 0
+
+
 def test_missing_data_dir_files(tmp_path, capsys):
   err = run_expect_error(capsys, data_dir=str(tmp_path), workdir=str(tmp_path / 'run'), **TINY)
   assert 'has no train-images-idx3-ubyte' in err
