@@ -72,9 +72,8 @@ def test_twonn_finds_the_hidden_manifolds_intrinsic_dimension():
 def test_label_noise_records_the_flipped_examples():
   clean = load_task(DataConfig(dataset='synthetic:gaussians', train_size=1000), log=lambda _: None)
   noisy = load_task(
-      DataConfig(dataset='synthetic:gaussians', train_size=1000, label_noise=0.1),
-      log=lambda _: None,
-  )
+      DataConfig(dataset='synthetic:gaussians', train_size=1000, label_noise=0.1), log=None
+  )  # log=None: silent
   flipped = noisy.truth['flipped']
   assert flipped.sum() == 100
   np.testing.assert_array_equal(noisy.y_train[flipped], -clean.y_train[flipped])

@@ -266,7 +266,8 @@ def make_task(
 
 def load_task(cfg, cache_root: str = None, log: Callable[[str], None] = print) -> Task:
   """Loads dataset `cfg.dataset` (a `config.DataConfig`) from its source (a registry name,
-  tfds:NAME or npz:PATH) and builds the task of `cfg`."""
+  tfds:NAME or npz:PATH) and builds the task of `cfg`; `log=None` logs nothing."""
+  log = log or (lambda _: None)
   if cfg.dataset == 'arrays':
     raise UserError(
         "dataset 'arrays' is a Task built in Python (Task.from_arrays): pass it to the study, "
