@@ -3,6 +3,7 @@ r"""Does the inversion survive outside the paper's setting? The settings grid (i
     python experiments/settings.py                                  # the whole grid (a GPU's job)
     python experiments/settings.py --models=mlp --seeds=10          # the MLP cells (CPU: ~1 h)
     python experiments/settings.py --quick                          # P = 256, 2 seeds, 40 epochs
+    python experiments/settings.py --models=mlp --datasets=mnist --prune   # and Fig. 2's pruning
 
 Cells: --models (mlp 2x20, cnn, resnet) x --tasks (parity, classes) x --batches (0 = full-batch
 GD, 128) x --datasets (mnist, fashion_mnist, cifar10 grey, cifar10_rgb for the conv models).
@@ -17,11 +18,17 @@ phi, |S(t*)|, the stability z of S(t*) across seeds, its overlap z with the MLP'
 same data, and for ten classes the spread of phi_k, its correlation with the per-class test
 error and the overlap with the parity stragglers), table.md, and per model and task
 observables_vs_train_error_<model>_<task>.{png,pdf} (the analogue of Fig. 3a).
+
+--prune then prunes every complete cell (prune/<cell>/, resumable: experiments/prune.py on the
+cell): the first --prune_base_seeds seeds retrained from scratch without S(t*), without a
+random set of its size, without S(t) at t*/2 and 3t* (and S(t(eps)) for --prune_eps), each
+tested clean and under noise; the table gets whether R still inverts and both test errors.
 """
 
 from absl import app, flags
 
 from manifold_dynamics import cli
+from manifold_dynamics.errors import UserError
 from manifold_dynamics.studies import settings
 
 cli.define_run_flags(epochs=1000, seeds=10)
@@ -31,6 +38,9 @@ define(flags.DEFINE_list, 'models', list(settings.MODELS), 'Models of the grid.'
 define(flags.DEFINE_list, 'tasks', list(settings.TASKS), 'Tasks of the grid.')
 define(flags.DEFINE_list, 'batches', ['0', '128'], 'Batch sizes (0 = full batch).')
 define(flags.DEFINE_list, 'datasets', list(settings.DATASETS), 'Datasets of the grid.')
+define(flags.DEFINE_bool, 'prune', False, 'Prune every complete cell (Fig. 2 on the grid).')
+define(flags.DEFINE_list, 'prune_eps', [], 'Training errors eps: also remove S(t(eps)).')
+define(flags.DEFINE_integer, 'prune_base_seeds', 10, 'Base seeds of each cell to prune.')
 FLAGS = flags.FLAGS
 
 DEFAULTS = dict(cli.SWEEP_DEFAULTS, t_star_rule='first')
@@ -49,8 +59,16 @@ def main(argv):
         FLAGS.datasets,
     )
     workdir = cli.sweep_workdir(FLAGS, 'settings', f'P{data_cfg.train_size}', f'S{train_cfg.seeds}')
+    prune = None
+    if FLAGS.prune:
+      if FLAGS.prune_base_seeds < 1:
+        raise UserError(f'--prune_base_seeds must be positive, got {FLAGS.prune_base_seeds}.')
+      eps = cli.float_list(FLAGS, 'prune_eps')
+      if any(not 0 < e < 1 for e in eps):
+        raise UserError(f'--prune_eps takes training errors in (0, 1), got {eps}.')
+      prune = settings.Pruning(eps=eps, max_base_seeds=FLAGS.prune_base_seeds)
     settings.run_settings(
-        grid, data_cfg, train_cfg, workdir, num_tasks, task_index, FLAGS.collect_only
+        grid, data_cfg, train_cfg, workdir, num_tasks, task_index, FLAGS.collect_only, prune=prune
     )
 
 

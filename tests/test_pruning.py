@@ -1,5 +1,7 @@
 """Removal plans and the noisy test errors of retrained nets."""
 
+import os
+
 import jax
 import numpy as np
 
@@ -41,6 +43,20 @@ def test_plan_removals_sets_and_sizes():
     assert np.all(weights[r, removed] == 0) and weights[r].sum() == 40 - len(removed)
 
 
+def test_plan_removals_reads_t_star_by_the_base_runs_rule():
+  """A curve that dips twice: 'first' removes S(t) at the first confirmed minimum (epoch 2),
+  'global' at the deeper second one (epoch 6)."""
+  masks = np.zeros((1, 9, 20), bool)
+  for t in range(9):
+    masks[0, t, t:] = True  # a different set at every epoch
+  R_plus = [1.0, 0.8, 0.6, 0.7, 0.65, 0.55, 0.5, 0.6, 0.7]
+  history = make_history(R_plus, masks=masks)
+  for rule, t_star in (('first', 2), ('global', 6)):
+    plan = pruning.plan_removals(history, rule=rule)
+    removed = plan.removed[plan.rows('stragglers')[0]]
+    np.testing.assert_array_equal(removed, np.flatnonzero(masks[0, t_star]))
+
+
 def test_noisy_test_error_at_sigma_zero_is_the_test_error(data):  # noqa: F811
   cfg = TrainConfig(depth=2, width=8, epochs=10, seeds=2, lr=0.5)
   weights = np.ones((2, 64), np.float32)
@@ -51,3 +67,34 @@ def test_noisy_test_error_at_sigma_zero_is_the_test_error(data):  # noqa: F811
   assert errors.shape == (2, 2)
   np.testing.assert_allclose(errors[:, 0], history.test_error[:, -1], atol=1e-6)
   assert np.all(errors[:, 1] >= 0) and np.all(errors[:, 1] <= 1)
+
+
+def test_the_settings_grid_prunes_its_cells(mnist_dir, tmp_path):
+  """--prune on a grid cell: retrained without S(t*) and without a random set of its size,
+  the row reports both; a second run of the command finds everything done. (Slow learning
+  on noisy labels: 64 examples in 784 dimensions are fitted, and nothing inverts, within a
+  few epochs at a larger lr; here S(t*) is the set still misclassified at the end.)"""
+  from absl.testing import flagsaver
+
+  from manifold_dynamics.records import io
+  from tests.test_experiments import load_experiment
+
+  settings_main = load_experiment('settings')
+  sweep = str(tmp_path / 'grid')
+  flags = dict(
+      data_dir=mnist_dir, workdir=sweep, models=['mlp'], datasets=['mnist'], tasks=['parity'],
+      batches=['0'], train_size=64, epochs=12, seeds=2, chunk_epochs=6, width=6, lr=0.02,
+      label_noise=0.2, prune=True, prune_base_seeds=2, test_every=0,
+  )  # fmt: skip
+  with flagsaver.flagsaver(**flags):
+    settings_main.main(['settings.py'])
+  pruned = io.read_json(os.path.join(sweep, 'prune', 'mlp-mnist-parity-GD', 'summary.json'))
+  assert pruned['base_seeds'] == 2 and pruned['t_star_rule'] == 'first'
+  (row,) = io.read_json(os.path.join(sweep, 'summary.json'))['rows']
+  prune = row['prune']
+  assert prune['stragglers']['removed_mean'] == prune['random']['removed_mean'] > 0
+  assert set(prune['stragglers']['noisy_test_error_mean']) == {f'{s:g}' for s in pruning.SIGMAS}
+  assert prune['tradeoff']['sigma'] == max(pruning.SIGMAS)
+  assert 'w/o S(t*)' in open(os.path.join(sweep, 'table.md')).read()
+  with flagsaver.flagsaver(**flags):  # resumes: nothing left to train or prune
+    settings_main.main(['settings.py'])

@@ -63,11 +63,13 @@ def plan_removals(
     t_before: float = 0.5,
     t_after: float = 3.0,
     seed: int = 0,
+    rule: str = 'global',
 ) -> Removals:
-  """Removal sets of every base seed of `history` (see module docstring)."""
+  """Removal sets of every base seed of `history` (see module docstring), t* read by `rule`
+  (the base run's --t_star_rule)."""
   rng = np.random.default_rng(seed)
   P, S = history.num_examples, history.num_seeds
-  t_star = inversion_lib.analyse(history).t_star
+  t_star = inversion_lib.analyse(history, rule=rule).t_star
   last = history.num_epochs
   sets: Dict[str, List[np.ndarray]] = {
       'stragglers': stragglers_lib.at_epochs(history, t_star),
@@ -194,15 +196,17 @@ def run_prune(
   base = source.history if source else study.train('history_base')[0]
   keep = min(base.num_seeds, max_base_seeds)
   base = base.select(slice(0, keep))
-  plan = plan_removals(base, eps_grid, t_before, t_after, seed=train_cfg.seed)
+  rule = train_cfg.t_star_rule
+  plan = plan_removals(base, eps_grid, t_before, t_after, seed=train_cfg.seed, rule=rule)
   P = base.num_examples
   history, noisy = retrain_removals(study, 'history', plan, sigmas)
 
   head = history.observables[0]  # R_plus, or R_mean for K > 2 classes
-  curves = inversion_lib.curve_inversion(getattr(history, head), head)
+  curves = inversion_lib.curve_inversion(getattr(history, head), head, rule=rule)
   summary = {
       'dataset': data_cfg.dataset,
       'observable': head,
+      't_star_rule': rule,
       'base_seeds': keep,
       'epochs': train_cfg.epochs,
       'train_size': P,

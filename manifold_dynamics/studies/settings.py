@@ -20,10 +20,16 @@ its overlap z with the MLP's S(t*) of the same data, task and batch (the same T:
 stragglers belong to the data or to the architecture family?), and for ten classes the spread
 of phi_k over classes, the correlation of phi_k with the per-class test error, and the overlap
 of the ten-class S(t*) with the parity S(t*) of the same model.
+
+With `prune` (`Pruning`), each complete cell is then pruned (pruning.run_prune, SWEEP/prune/
+CELL/, resumable): its first base seeds retrained from scratch without S(t*) and without a
+random set of the same size (and the other removal kinds of Fig. 2), and its row gets whether
+the headline R still inverts and the clean and noisy test errors of both (Fig. 2c's tradeoff).
 """
 
 import dataclasses
 import itertools
+import os
 from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
@@ -33,13 +39,23 @@ from manifold_dynamics.analysis import stragglers as stragglers_lib
 from manifold_dynamics.config import DataConfig, TrainConfig
 from manifold_dynamics.errors import UserError
 from manifold_dynamics.records import io
-from manifold_dynamics.studies import sweeps
+from manifold_dynamics.studies import pruning, sweeps
 
 MODELS = ('mlp', 'cnn', 'resnet')
 TASKS = ('parity', 'classes')
 BATCHES = (0, 128)  # 0: full batch
 DATASETS = ('mnist', 'fashion_mnist', 'cifar10', 'cifar10_rgb')
 RGB = '_rgb'
+PRUNED = 'prune'  # SWEEP/prune/CELL: the pruning study of each cell
+
+
+@dataclasses.dataclass(frozen=True)
+class Pruning:
+  """The pruning stage of the grid (pruning.run_prune on every complete cell)."""
+
+  eps: Sequence[float] = ()  # S(t(eps)) removals beside S(t*), its random control, t*/2, 3t*
+  max_base_seeds: int = 10
+  sigmas: Sequence[float] = pruning.SIGMAS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,6 +155,8 @@ def cell_row(
     n = min(len(sets), len(theirs))
     return stragglers_lib.overlap(sets[:n], theirs[:n], P).summary()
 
+  pruned = f'{sweep.file(PRUNED)}/{cell.name}/summary.json'
+  row['prune'] = prune_row(io.read_json(pruned)) if os.path.isfile(pruned) else None
   grey = cell.dataset[: -len(RGB)] if cell.dataset.endswith(RGB) else cell.dataset
   row['overlap_with_mlp'] = overlap_with(cell.like(model='mlp', dataset=grey))
   if cell.task == 'classes':
@@ -155,6 +173,62 @@ def cell_row(
   return row
 
 
+def prune_row(summary: dict) -> dict:
+  """What the pruning of a cell says: per removal (S(t*), a random set of its size), the
+  fraction of retrained runs whose headline R still inverts, and the mean test error, clean
+  and at every noise level."""
+  out = {'observable': summary['observable'], 'base_seeds': summary['base_seeds']}
+  for kind in ('stragglers', 'random'):
+    k = summary[kind]
+    out[kind] = {
+        'removed_mean': float(np.mean(k['removed'])),
+        'inversion_fraction': float(np.mean(k['inversion'])),
+        'test_error_mean': float(np.mean(k['test_error'])),
+        'noisy_test_error_mean': {s: float(np.mean(v)) for s, v in k['noisy_test_error'].items()},
+    }
+  noisiest = max(summary['sigmas'])
+  key = f'{noisiest:g}'
+  s, r = out['stragglers'], out['random']
+  out['tradeoff'] = {
+      'sigma': noisiest,
+      'clean_cost': s['test_error_mean'] - r['test_error_mean'],
+      'noisy_gain': r['noisy_test_error_mean'][key] - s['noisy_test_error_mean'][key],
+  }
+  out['tradeoff']['holds'] = bool(
+      out['tradeoff']['clean_cost'] > 0 and out['tradeoff']['noisy_gain'] > 0
+  )
+  return out
+
+
+def run_pruning(
+    sweep: sweeps.SweepDir,
+    mine: Sequence[sweeps.Point],
+    stage: Pruning,
+    log: Callable[[str], None] = print,
+):
+  """Prunes every complete cell of `mine` not yet pruned (SWEEP/prune/CELL, resumable); a
+  failing cell is recorded in sweep.failures and the others go on."""
+  for p in mine:
+    target = f'{sweep.file(PRUNED)}/{p.name}'
+    if not sweep.is_complete(p) or os.path.isfile(f'{target}/summary.json'):
+      continue
+    log(f'--- pruning {p.name}')
+    try:
+      pruning.run_prune(
+          p.data,
+          p.train,
+          target,
+          from_run=sweep.point_dir(p),
+          eps_grid=tuple(stage.eps),
+          sigmas=tuple(stage.sigmas),
+          max_base_seeds=stage.max_base_seeds,
+          log=log,
+      )
+    except UserError as e:
+      log(f'pruning {p.name} failed: {e}')
+      sweep.failures.append(f'pruning {p.name} ({e})')
+
+
 def _z(overlap: Optional[dict]) -> str:
   if not overlap or overlap.get('z_null') is None:
     return '-'
@@ -168,6 +242,12 @@ def table(rows: Sequence[dict]) -> str:
       '| z seeds | z vs MLP | z vs parity |',
       '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
   ]
+  pruned = any(r.get('prune') for r in rows)
+  if pruned:
+    lines[0] += (
+        ' inverts w/o S(t*), w/o random | test error w/o S(t*), w/o random: clean; noisiest ' '|'
+    )
+    lines[1] += ' --- | --- |'
   for r in rows:
     first = ', '.join(f'{k} {v:.0%}' for k, v in r['inversion_fraction'].items())
     layers = '; '.join(
@@ -180,8 +260,22 @@ def table(rows: Sequence[dict]) -> str:
         f'| {r["cell"]} | {first} | {layers or "-"} | {t} | {r["phi_mean"]:.3f} ± '
         f'{r["phi_std"]:.3f} | {r["n_stragglers_mean"]:.0f} | {_z(stability)} | '
         f'{_z(r.get("overlap_with_mlp"))} | {_z(r.get("overlap_with_parity"))} |'
+        + (_prune_cells(r.get('prune')) if pruned else '')
     )
   return '\n'.join(lines)
+
+
+def _prune_cells(prune: Optional[dict]) -> str:
+  if not prune:
+    return ' - | - |'
+  s, r, t = prune['stragglers'], prune['random'], prune['tradeoff']
+  key = f'{t["sigma"]:g}'
+  return (
+      f' {s["inversion_fraction"]:.0%}, {r["inversion_fraction"]:.0%} | '
+      f'{s["test_error_mean"]:.4f}, {r["test_error_mean"]:.4f}; '
+      f'{s["noisy_test_error_mean"][key]:.3f}, {r["noisy_test_error_mean"][key]:.3f} '
+      f'(σ {key}) |'
+  )
 
 
 def run_settings(
@@ -193,11 +287,15 @@ def run_settings(
     task_index: int = 0,
     collect_only: bool = False,
     log: Callable[[str], None] = print,
+    prune: Optional[Pruning] = None,
 ) -> dict:
-  """Trains every cell of `grid` (one run directory each) and tabulates them."""
+  """Trains every cell of `grid` (one run directory each), prunes them with `prune`, and
+  tabulates them."""
   points = [point(c, data_cfg, train_cfg) for c in grid]
   sweep = sweeps.SweepDir(workdir, 'settings', points, create=not collect_only)
   done = sweeps.run(sweep, num_tasks, task_index, collect_only, log)
+  if prune is not None and not collect_only:
+    run_pruning(sweep, sweeps.assign(points, num_tasks, task_index), prune, log)
   by_name = {p.name: p for p in points}
   names = {p.name for p in done}
   rows = [cell_row(sweep, p, by_name, names) for p in done]
