@@ -38,6 +38,13 @@ define(flags.DEFINE_list, 'models', list(settings.MODELS), 'Models of the grid.'
 define(flags.DEFINE_list, 'tasks', list(settings.TASKS), 'Tasks of the grid.')
 define(flags.DEFINE_list, 'batches', ['0', '128'], 'Batch sizes (0 = full batch).')
 define(flags.DEFINE_list, 'datasets', list(settings.DATASETS), 'Datasets of the grid.')
+define(
+    flags.DEFINE_list,
+    'tabulate',
+    [],
+    'Train nothing: print every cell of the grid as one table, from the summaries of these '
+    'settings sweeps (cells measured in none: "not run").',
+)
 define(flags.DEFINE_bool, 'prune', False, 'Prune every complete cell (Fig. 2 on the grid).')
 define(flags.DEFINE_list, 'prune_eps', [], 'Training errors eps: also remove S(t(eps)).')
 define(flags.DEFINE_integer, 'prune_base_seeds', 10, 'Base seeds of each cell to prune.')
@@ -58,6 +65,9 @@ def main(argv):
         cli.int_list(FLAGS, 'batches', ['0', '32'] if FLAGS.quick else None),
         FLAGS.datasets,
     )
+    if FLAGS.tabulate:
+      print(settings.matrix(settings.collected_rows(FLAGS.tabulate), grid))
+      return
     workdir = cli.sweep_workdir(FLAGS, 'settings', f'P{data_cfg.train_size}', f'S{train_cfg.seeds}')
     prune = None
     if FLAGS.prune:

@@ -4,6 +4,7 @@ import os
 
 import jax
 import numpy as np
+import pytest
 
 from manifold_dynamics.config import TrainConfig
 from manifold_dynamics.engine import train
@@ -69,14 +70,16 @@ def test_noisy_test_error_at_sigma_zero_is_the_test_error(data):  # noqa: F811
   assert np.all(errors[:, 1] >= 0) and np.all(errors[:, 1] <= 1)
 
 
-def test_the_settings_grid_prunes_its_cells(mnist_dir, tmp_path):
+def test_the_settings_grid_prunes_its_cells(mnist_dir, tmp_path, capsys):
   """--prune on a grid cell: retrained without S(t*) and without a random set of its size,
   the row reports both; a second run of the command finds everything done. (Slow learning
   on noisy labels: 64 examples in 784 dimensions are fitted, and nothing inverts, within a
   few epochs at a larger lr; here S(t*) is the set still misclassified at the end.)"""
   from absl.testing import flagsaver
 
+  from manifold_dynamics.errors import UserError
   from manifold_dynamics.records import io
+  from manifold_dynamics.studies import settings
   from tests.test_experiments import load_experiment
 
   settings_main = load_experiment('settings')
@@ -98,3 +101,13 @@ def test_the_settings_grid_prunes_its_cells(mnist_dir, tmp_path):
   assert 'w/o S(t*)' in open(os.path.join(sweep, 'table.md')).read()
   with flagsaver.flagsaver(**flags):  # resumes: nothing left to train or prune
     settings_main.main(['settings.py'])
+  capsys.readouterr()
+  with flagsaver.flagsaver(tabulate=[sweep], models=['mlp', 'cnn'], datasets=['mnist']):
+    settings_main.main(['settings.py'])  # every cell of the grid, from the sweeps given
+  table = capsys.readouterr().out.splitlines()
+  assert len(table) == 2 + 4  # header, rule, parity and classes at GD and B = 128
+  phi = f'{row["phi_mean"]:.3f} ('
+  assert table[2].startswith('| mnist | parity | GD | ' + phi) and 'tradeoff' in table[2]
+  assert table[2].endswith('| not run |') and table[3].count('not run') == 2
+  with pytest.raises(UserError, match='has no summary.json'):
+    settings.collected_rows([str(tmp_path)])

@@ -265,6 +265,55 @@ def table(rows: Sequence[dict]) -> str:
   return '\n'.join(lines)
 
 
+def matrix(rows: Sequence[dict], grid: Sequence[Cell]) -> str:
+  """Every cell of `grid` as one Markdown table: a line per dataset, task and batch, a column
+  per model; a measured cell (in `rows`, from any number of sweeps) gives phi, the percentage
+  of seeds whose headline curves invert at the first measured layer (R+/R-/D, or R_mean/D_mean
+  for ten classes) and, when pruned, 'tradeoff' if Fig. 2c's holds; the others 'not run'."""
+  by_name = {r['cell']: r for r in rows}
+  models = list(dict.fromkeys(c.model for c in grid))
+  lines = [
+      '| dataset | task | batch | ' + ' | '.join(models) + ' |',
+      '| --- | --- | --- | ' + ' | '.join('---' for _ in models) + ' |',
+  ]
+  for dataset, task, batch in dict.fromkeys((c.dataset, c.task, c.batch) for c in grid):
+    entries = []
+    for model in models:
+      cell = Cell(model, dataset, task, batch)
+      r = by_name.get(cell.name)
+      if cell not in grid:
+        entries.append('-')
+      elif r is None:
+        entries.append('not run')
+      else:
+        inverts = '/'.join(f'{100 * v:.0f}' for v in r['inversion_fraction'].values())
+        pruned = r.get('prune')
+        tradeoff = (
+            '' if not pruned else (', tradeoff' if pruned['tradeoff']['holds'] else ', no tradeoff')
+        )
+        entries.append(f'{r["phi_mean"]:.3f} ({inverts}%{tradeoff})')
+    lines.append(
+        f'| {dataset} | {task} | {"GD" if not batch else f"B = {batch}"} | '
+        + ' | '.join(entries)
+        + ' |'
+    )
+  return '\n'.join(lines)
+
+
+def collected_rows(sweep_paths: Sequence[str]) -> List[dict]:
+  """The rows of every given settings sweep (its summary.json), later sweeps winning."""
+  rows: Dict[str, dict] = {}
+  for path in sweep_paths:
+    summary_path = os.path.join(path, 'summary.json')
+    if not os.path.isfile(summary_path):
+      raise UserError(f'{path} has no summary.json: is it a settings sweep? Check the path.')
+    summary = io.read_json(summary_path)
+    if summary.get('experiment') != 'settings':
+      raise UserError(f'{path} is a {summary.get("experiment")!r} sweep, not a settings one.')
+    rows.update({r['cell']: r for r in summary['rows']})
+  return list(rows.values())
+
+
 def _prune_cells(prune: Optional[dict]) -> str:
   if not prune:
     return ' - | - |'
