@@ -17,7 +17,7 @@ from absl import app, flags, logging
 from manifold_dynamics.config import DataConfig, TrainConfig
 from manifold_dynamics.data.registry import DATASETS
 from manifold_dynamics.engine import distributed
-from manifold_dynamics.errors import UserError
+from manifold_dynamics.errors import UserError, as_user_error
 from manifold_dynamics.studies import skeleton, sweeps
 
 _DATA = DataConfig()
@@ -245,29 +245,13 @@ def sweep_worker(flag_values):
 
 @contextlib.contextmanager
 def one_line_errors(program: str):
-  """Turns a UserError, or the accelerator running out of memory, into `program: error:
-  message` on stderr and exit status 1."""
+  """Turns a UserError, or XLA running out of memory, into `program: error: message` on
+  stderr and exit status 1 (errors.as_user_error)."""
   try:
     yield
   except Exception as e:  # pylint: disable=broad-except
-    message = e if isinstance(e, UserError) else out_of_memory(e)
+    message = as_user_error(e)
     if message is None:
       raise
     sys.stderr.write(f'{os.path.basename(program)}: error: {message}\n')
     sys.exit(1)
-
-
-def out_of_memory(error: BaseException) -> Optional[str]:
-  """What to do, when `error` is XLA's RESOURCE_EXHAUSTED (a device or the host out of
-  memory); None for any other error. Every chunk trained before it is checkpointed."""
-  text = str(error)
-  if type(error).__name__ not in ('JaxRuntimeError', 'XlaRuntimeError') or (
-      'RESOURCE_EXHAUSTED' not in text
-  ):
-    return None
-  detail = text.split('RESOURCE_EXHAUSTED:', 1)[1].strip().splitlines()[0]
-  return (
-      f'out of memory ({detail}); train fewer seeds at once (--seed_batch=2, say) or lower '
-      f"--eval_batch_size; the chunks trained so far are checkpointed in the run's .partial "
-      f'directory, which the same settings resume.'
-  )

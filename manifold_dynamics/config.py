@@ -129,6 +129,11 @@ class DataConfig:
     )
 
 
+# TrainConfig fields that bound memory and change results by float rounding at most: a sweep
+# may change them between its runs (a point that ran out of memory reruns with less).
+MEMORY_ONLY = ('seed_batch', 'eval_batch_size')
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
   """Model, optimiser and schedule of a seed-parallel training run (SPEC §2-3, §8)."""

@@ -31,6 +31,20 @@ def test_overwrite_replaces_only_on_commit(tmp_path):
   assert [p for p in os.listdir(tmp_path) if p != 'run'] == []
 
 
+def test_an_unfinished_run_with_other_settings_restarts_only_if_nothing_was_trained(tmp_path):
+  path = str(tmp_path / 'run')
+  io.RunDir(path).begin({'train': {'seed_batch': 0}})  # then out of memory in the first chunk
+  again = io.RunDir(path)
+  assert again.resuming
+  again.begin({'train': {'seed_batch': 2}})  # nothing to lose: starts afresh
+  assert io.read_json(again.file('config.json')) == {'train': {'seed_batch': 2}}
+  os.makedirs(again.file('history'))
+  open(os.path.join(again.file('history'), 'checkpoint.npz'), 'wb').close()  # trained
+  with pytest.raises(UserError, match=r'unfinished run with train.seed_batch = 2 \(now 4\)'):
+    io.RunDir(path).begin({'train': {'seed_batch': 4}})
+  assert os.path.exists(os.path.join(again.file('history'), 'checkpoint.npz'))
+
+
 def test_history_and_stragglers_round_trip(tmp_path):
   masks = np.random.default_rng(0).random((2, 5, 11)) < 0.3
   history = make_history(np.random.default_rng(1).random((2, 5)), masks=masks)

@@ -67,6 +67,13 @@ def test_a_different_grid_is_refused(mnist_dir, tmp_path):
   ]
   with pytest.raises(UserError, match='point P32 has other settings'):
     sweeps.SweepDir(path, 'test', other)
+  # how much memory a run may use is not part of the grid: a point that ran out of memory
+  # reruns with --seed_batch, the others keep what they ran with
+  lighter = [
+      dataclasses.replace(p, train=dataclasses.replace(TRAIN, seed_batch=1, eval_batch_size=8))
+      for p in grid(mnist_dir)
+  ]
+  sweeps.SweepDir(path, 'test', lighter)
   with pytest.raises(UserError, match="experiment 'test', not 'other'"):
     sweeps.SweepDir(path, 'other', grid(mnist_dir))
   os.makedirs(tmp_path / 'busy')
@@ -182,6 +189,21 @@ def test_a_failing_point_does_not_stop_the_others_and_fails_at_the_end(mnist_dir
   assert 's0.5 (' in err and 's1 (' in err  # both were tried: the first did not stop the run
   summary = io.read_json(os.path.join(workdir, 'summary.json'))  # written all the same
   assert summary['points_total'] == 2 and summary['points_complete'] == 0
+
+
+def test_a_point_out_of_memory_fails_alone_and_says_what_to_do(mnist_dir, tmp_path):
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+
+  def train_point(point, directory, log):
+    if point.name == 'P48':
+      jnp.zeros((10**12,), jnp.float32).block_until_ready()  # 4 TB: XLA's RESOURCE_EXHAUSTED
+    sweeps._train_point(point, directory, log)
+
+  sweep = sweeps.SweepDir(str(tmp_path / 'sweep'), 'test', grid(mnist_dir, (32, 48, 64)))
+  done = sweeps.run(sweep, log=lambda _: None, train_point=train_point)
+  assert [p.name for p in done] == ['P32', 'P64']
+  with pytest.raises(UserError, match=r'1 point\(s\) .* P48 \(out of memory .*--seed_batch'):
+    sweep.raise_failures()
 
 
 def test_collecting_a_missing_sweep_and_bad_cluster_variables_are_one_line_errors(

@@ -108,8 +108,9 @@ class RunDir:
   """A run directory being written; see the module docstring for the contract.
 
   The run is built in NAME.partial. Opening a NAME whose NAME.partial exists resumes it: the
-  files already there are kept, `begin` refuses a different configuration, and every training
-  streamed with `history_store` continues from its last checkpoint. In a multi-host run only
+  files already there are kept, `begin` refuses a different configuration (or, when nothing
+  was trained yet, as after running out of memory in the first chunk, starts afresh), and
+  every training streamed with `history_store` continues from its last checkpoint. In a multi-host run only
   process 0 writes here; the other processes write into a temporary directory that `commit`
   deletes, and follow process 0's refusals."""
 
@@ -140,14 +141,14 @@ class RunDir:
   def begin(self, config: dict):
     """Writes config.json; when resuming, refuses a config that differs from the one already
     there (the environment aside), unless --overwrite, which starts the run afresh."""
-    error = None
+    error = None  # a different config restarts a run that has trained nothing yet
     if self.writer and self.resuming:
       old = read_json(self.file('config.json'))
       difference = _first_difference(
           {k: v for k, v in strict_json(config).items() if k not in _NOT_COMPARED},
           {k: v for k, v in old.items() if k not in _NOT_COMPARED},
       )
-      if difference and self.overwrite:
+      if difference and (self.overwrite or not _trained_anything(self.staging)):
         shutil.rmtree(self.staging)
         os.makedirs(self.staging)
         self.resuming = False
@@ -194,6 +195,11 @@ def _agree(error: Optional[str]):
 
   if distributed.any_process(error is not None and distributed.is_writer()):
     raise UserError(error or 'process 0 refused the run directory; see its message.')
+
+
+def _trained_anything(staging: str) -> bool:
+  """Whether an unfinished run holds a checkpoint of any training (store.HistoryStore)."""
+  return any(store.CHECKPOINT in files for _, _, files in os.walk(staging))
 
 
 def _first_difference(new, old, prefix='') -> Optional[str]:

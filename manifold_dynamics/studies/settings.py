@@ -37,7 +37,7 @@ import numpy as np
 from manifold_dynamics import plotting
 from manifold_dynamics.analysis import stragglers as stragglers_lib
 from manifold_dynamics.config import DataConfig, TrainConfig
-from manifold_dynamics.errors import UserError
+from manifold_dynamics.errors import UserError, as_user_error
 from manifold_dynamics.records import io
 from manifold_dynamics.studies import pruning, sweeps
 
@@ -224,9 +224,12 @@ def run_pruning(
           max_base_seeds=stage.max_base_seeds,
           log=log,
       )
-    except UserError as e:
-      log(f'pruning {p.name} failed: {e}')
-      sweep.failures.append(f'pruning {p.name} ({e})')
+    except Exception as e:  # pylint: disable=broad-except
+      failure = as_user_error(e)  # a diverging lr, out of memory: the other cells go on
+      if failure is None:
+        raise
+      log(f'pruning {p.name} failed: {failure}')
+      sweep.failures.append(f'pruning {p.name} ({failure})')
 
 
 def _z(overlap: Optional[dict]) -> str:

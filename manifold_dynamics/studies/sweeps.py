@@ -26,8 +26,8 @@ import os
 import shutil
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from manifold_dynamics.config import DataConfig, TrainConfig
-from manifold_dynamics.errors import UserError
+from manifold_dynamics.config import MEMORY_ONLY, DataConfig, TrainConfig
+from manifold_dynamics.errors import UserError, as_user_error
 from manifold_dynamics.records import io
 from manifold_dynamics.studies import skeleton
 from manifold_dynamics.studies.inversion import run_inversion
@@ -126,7 +126,7 @@ class SweepDir:
       raise UserError(f'{self.path} exists and is not a directory; choose another --workdir.')
     if os.path.isfile(config_path):
       old = _with_new_defaults(io.read_json(config_path))
-      if {k: old.get(k) for k in grid} != io.strict_json(grid):
+      if _comparable({k: old.get(k) for k in grid}) != _comparable(io.strict_json(grid)):
         raise UserError(
             f'sweep directory {self.path} holds a different grid '
             f'({_difference(old, grid)}); choose another --workdir, or delete it '
@@ -186,6 +186,15 @@ def _with_new_defaults(config: dict) -> dict:
   return config
 
 
+def _comparable(grid: dict) -> dict:
+  """A grid without the fields a sweep may change between runs (config.MEMORY_ONLY)."""
+  points = [
+      dict(p, train={k: v for k, v in p['train'].items() if k not in MEMORY_ONLY})
+      for p in grid.get('points') or []
+  ]
+  return dict(grid, points=points)
+
+
 def _difference(old: dict, new: dict) -> str:
   if old.get('experiment') != new['experiment']:
     return f'experiment {old.get("experiment")!r}, not {new["experiment"]!r}'
@@ -239,9 +248,12 @@ def run(
     log(f'--- point {point.name} ({i + 1}/{len(todo)} of this worker)')
     try:
       train_point(point, directory, log)
-    except UserError as e:  # e.g. a diverging lr: the other points still train
-      log(f'point {point.name} failed: {e}')
-      sweep.failures.append(f'{point.name} ({e})')
+    except Exception as e:  # pylint: disable=broad-except
+      failure = as_user_error(e)  # a diverging lr, out of memory: the other points train
+      if failure is None:
+        raise
+      log(f'point {point.name} failed: {failure}')
+      sweep.failures.append(f'{point.name} ({failure})')
   done = sweep.complete()
   log(f'sweep {sweep.path}: {len(done)} of {len(sweep.points)} points complete')
   return done
