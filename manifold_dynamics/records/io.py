@@ -110,9 +110,9 @@ class RunDir:
   The run is built in NAME.partial. Opening a NAME whose NAME.partial exists resumes it: the
   files already there are kept, `begin` refuses a different configuration (or, when nothing
   was trained yet, as after running out of memory in the first chunk, starts afresh), and
-  every training streamed with `history_store` continues from its last checkpoint. In a multi-host run only
-  process 0 writes here; the other processes write into a temporary directory that `commit`
-  deletes, and follow process 0's refusals."""
+  every training streamed with `history_store` continues from its last checkpoint. In a
+  multi-host run only process 0 writes here; the other processes write into a temporary
+  directory that `commit` deletes, and follow process 0's refusals."""
 
   def __init__(self, path: str, overwrite: bool = False):
     self.path = os.path.abspath(path)
