@@ -93,6 +93,7 @@ def test_the_settings_grid_prunes_its_cells(mnist_dir, tmp_path, capsys):
     settings_main.main(['settings.py'])
   pruned = io.read_json(os.path.join(sweep, 'prune', 'mlp-mnist-parity-GD', 'summary.json'))
   assert pruned['base_seeds'] == 2 and pruned['t_star_rule'] == 'first'
+  assert pruned['base_epochs'] == 12  # the base run's last epoch, where its test error is read
   (row,) = io.read_json(os.path.join(sweep, 'summary.json'))['rows']
   prune = row['prune']
   assert prune['stragglers']['removed_mean'] == prune['random']['removed_mean'] > 0

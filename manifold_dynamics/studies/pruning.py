@@ -227,7 +227,8 @@ def run_prune(
     }
   for kind in ('stragglers', 'random', 'before_t_star', 'after_t_star'):
     summary[kind] = summary['kinds'][kind]  # the headline kinds, at the top level too
-  summary['base_test_error'] = base.test_error[:, -1].tolist()
+  summary['base_test_error'] = base.test_error[:, -1].tolist()  # at the base run's last epoch
+  summary['base_epochs'] = base.num_epochs  # fewer than 'epochs' if the base run stopped early
   study.write_summary(summary)
 
   title = study.title
@@ -276,6 +277,6 @@ def run_prune(
     )
   log(
       f'{"no removal":>14s}: test error {np.mean(summary["base_test_error"]):.4f} +- '
-      f'{np.std(summary["base_test_error"]):.4f}'
+      f'{np.std(summary["base_test_error"]):.4f} (the base run at epoch {base.num_epochs})'
   )
   return summary
