@@ -1,5 +1,6 @@
 """The run directory contract: refuse, stage, commit, round-trip."""
 
+import dataclasses
 import os
 
 import numpy as np
@@ -68,3 +69,17 @@ def test_json_is_standard_non_finite_floats_become_null(tmp_path):
   text = open(path).read()
   assert 'NaN' not in text and 'Infinity' not in text
   assert io.read_json(path) == {'z': None, 'rows': [{'a': None, 'b': 1.5}], 't': [1, 2]}
+
+
+def test_a_history_read_at_one_of_its_layers():
+  rng = np.random.default_rng(0)
+  history = make_history(rng.random((2, 5)))
+  with pytest.raises(ValueError, match='no per-layer observables'):
+    history.at_layer(0)
+  layers = {k: rng.random((2, 5, 3)) for k in ('layer_R_plus', 'layer_R_minus', 'layer_D')}
+  history = dataclasses.replace(history, **layers)
+  second = history.at_layer(1)
+  for k in ('R_plus', 'R_minus', 'D'):
+    np.testing.assert_array_equal(getattr(second, k), layers[f'layer_{k}'][..., 1])
+  assert second.layer_R_plus is None and second.observables == history.observables
+  np.testing.assert_array_equal(second.train_error, history.train_error)

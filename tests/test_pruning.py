@@ -100,6 +100,8 @@ def test_the_settings_grid_prunes_its_cells(mnist_dir, tmp_path, capsys):
   assert set(prune['stragglers']['noisy_test_error_mean']) == {f'{s:g}' for s in pruning.SIGMAS}
   assert prune['tradeoff']['sigma'] == max(pruning.SIGMAS)
   assert 'w/o S(t*)' in open(os.path.join(sweep, 'table.md')).read()
+  for layer in ('', '_dense_1'):  # the first measured layer, and the last one
+    assert os.path.exists(os.path.join(sweep, f'observables_vs_train_error_mlp_parity{layer}.png'))
   with flagsaver.flagsaver(**flags):  # resumes: nothing left to train or prune
     settings_main.main(['settings.py'])
   capsys.readouterr()

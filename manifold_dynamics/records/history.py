@@ -91,6 +91,18 @@ class History:
     """The history of some seeds (runs) only: `seeds` indexes the leading axis."""
     return dataclasses.replace(self, **{k: v[seeds] for k, v in self.arrays().items()})
 
+  def at_layer(self, layer: int) -> 'History':
+    """This history with the observables of measured layer `layer` (an index into the layer
+    arrays) as its headline curves, and no layer arrays."""
+    if self.layer_R_plus is None and self.layer_R_mean is None:
+      raise ValueError('this history has no per-layer observables (run with --layers=all).')
+    views = {
+        k[len('layer_') :]: getattr(self, k)[..., layer]
+        for k in self.LAYER_ARRAYS
+        if getattr(self, k) is not None
+    }
+    return dataclasses.replace(self, **views, **{k: None for k in self.LAYER_ARRAYS})
+
   def mistakes(self, epoch=slice(None)) -> np.ndarray:
     """Boolean misclassification masks (seeds, [epochs,] P) at `epoch` (index or slice)."""
     return np.unpackbits(self.mistakes_packed[:, epoch], axis=-1, count=self.num_examples).astype(

@@ -330,6 +330,29 @@ def _prune_cells(prune: Optional[dict]) -> str:
   )
 
 
+def draw_observables(
+    sweep: sweeps.SweepDir, points: Sequence[sweeps.Point], name: str, title: str, seeds: int
+):
+  """observables_vs_train_error_NAME: the first measured layer of every cell in `points`
+  (the analogue of Fig. 3a), and _NAME_LAYER the same at the last measured layer (the dense
+  layer of a conv net) when it is another one."""
+  histories = [sweeps.load_point(sweep, p).history for p in points]
+  labels = [p.name for p in points]
+  layers = io.read_json(f'{sweep.point_dir(points[0])}/summary.json').get('layer_names') or []
+  views = [(f'observables_vs_train_error_{name}', 'first measured layer', histories)]
+  if len(layers) > 1:
+    last = [h.at_layer(len(layers) - 1) for h in histories]
+    views.append((f'observables_vs_train_error_{name}_{layers[-1]}', layers[-1], last))
+  for filename, where, curves in views:
+    plotting.save(
+        plotting.observables_vs_train_error(
+            curves, labels, title=f'{title}: {where}, {seeds} seeds per cell'
+        ),
+        sweep.path,
+        filename,
+    )
+
+
 def run_settings(
     grid: Sequence[Cell],
     data_cfg: DataConfig,
@@ -365,15 +388,7 @@ def run_settings(
     for task in TASKS:
       mine = [p for p in done if p.labels['model'] == model and p.labels['task'] == task]
       if mine:
-        plotting.save(
-            plotting.observables_vs_train_error(
-                [sweeps.load_point(sweep, p).history for p in mine],
-                [p.name for p in mine],
-                title=f'{model}, {task}: first measured layer, {train_cfg.seeds} seeds per cell',
-            ),
-            sweep.path,
-            f'observables_vs_train_error_{model}_{task}',
-        )
+        draw_observables(sweep, mine, f'{model}_{task}', f'{model}, {task}', train_cfg.seeds)
   log(table(rows))
   log(f'results in {sweep.path}')
   sweep.raise_failures()
