@@ -86,7 +86,7 @@ def test_the_settings_grid_prunes_its_cells(mnist_dir, tmp_path, capsys):
   sweep = str(tmp_path / 'grid')
   flags = dict(
       data_dir=mnist_dir, workdir=sweep, models=['mlp'], datasets=['mnist'], tasks=['parity'],
-      batches=['0'], train_size=64, epochs=12, seeds=2, chunk_epochs=6, width=6, lr=0.02,
+      batches=['0'], train_size=64, epochs=12, seeds=2, chunk_epochs=6, width=6, depth=3, lr=0.02,
       label_noise=0.2, prune=True, prune_base_seeds=2, test_every=0,
   )  # fmt: skip
   with flagsaver.flagsaver(**flags):
@@ -100,7 +100,7 @@ def test_the_settings_grid_prunes_its_cells(mnist_dir, tmp_path, capsys):
   assert set(prune['stragglers']['noisy_test_error_mean']) == {f'{s:g}' for s in pruning.SIGMAS}
   assert prune['tradeoff']['sigma'] == max(pruning.SIGMAS)
   assert 'w/o S(t*)' in open(os.path.join(sweep, 'table.md')).read()
-  for layer in ('', '_dense_1'):  # the first measured layer, and the last one
+  for layer in ('', '_hidden_1'):  # the first measured layer, and the last one
     assert os.path.exists(os.path.join(sweep, f'observables_vs_train_error_mlp_parity{layer}.png'))
   with flagsaver.flagsaver(**flags):  # resumes: nothing left to train or prune
     settings_main.main(['settings.py'])
