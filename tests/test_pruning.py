@@ -111,6 +111,7 @@ def test_the_settings_grid_prunes_its_cells(mnist_dir, tmp_path, capsys):
   assert len(table) == 2 + 4  # header, rule, parity and classes at GD and B = 128
   phi = f'{row["phi_mean"]:.3f} ('
   assert table[2].startswith('| mnist | parity | GD | ' + phi) and 'tradeoff' in table[2]
+  assert '%; hidden_1 ' in table[2]  # and at the last measured layer
   assert table[2].endswith('| not run |') and table[3].count('not run') == 2
   with pytest.raises(UserError, match='has no summary.json'):
     settings.collected_rows([str(tmp_path)])

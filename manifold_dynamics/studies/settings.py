@@ -272,7 +272,8 @@ def matrix(rows: Sequence[dict], grid: Sequence[Cell]) -> str:
   """Every cell of `grid` as one Markdown table: a line per dataset, task and batch, a column
   per model; a measured cell (in `rows`, from any number of sweeps) gives phi, the percentage
   of seeds whose headline curves invert at the first measured layer (R+/R-/D, or R_mean/D_mean
-  for ten classes) and, when pruned, 'tradeoff' if Fig. 2c's holds; the others 'not run'."""
+  for ten classes), and at the last one when there are several, and, when pruned, 'tradeoff'
+  if Fig. 2c's holds; the others 'not run'."""
   by_name = {r['cell']: r for r in rows}
   models = list(dict.fromkeys(c.model for c in grid))
   lines = [
@@ -290,6 +291,9 @@ def matrix(rows: Sequence[dict], grid: Sequence[Cell]) -> str:
         entries.append('not run')
       else:
         inverts = '/'.join(f'{100 * v:.0f}' for v in r['inversion_fraction'].values())
+        layers, by_layer = r.get('layer_names') or [], r.get('inversion_fraction_by_layer')
+        if len(layers) > 1 and by_layer:  # and at the last measured layer (a conv net's dense)
+          inverts += f'; {layers[-1]} ' + '/'.join(f'{100 * v[-1]:.0f}' for v in by_layer.values())
         pruned = r.get('prune')
         tradeoff = (
             '' if not pruned else (', tradeoff' if pruned['tradeoff']['holds'] else ', no tradeoff')
