@@ -290,15 +290,16 @@ def matrix(rows: Sequence[dict], grid: Sequence[Cell]) -> str:
       elif r is None:
         entries.append('not run')
       else:
-        inverts = '/'.join(f'{100 * v:.0f}' for v in r['inversion_fraction'].values())
+        inverts = '/'.join(f'{100 * v:.0f}' for v in r['inversion_fraction'].values()) + '%'
         layers, by_layer = r.get('layer_names') or [], r.get('inversion_fraction_by_layer')
         if len(layers) > 1 and by_layer:  # and at the last measured layer (a conv net's dense)
-          inverts += f'; {layers[-1]} ' + '/'.join(f'{100 * v[-1]:.0f}' for v in by_layer.values())
+          last = '/'.join(f'{100 * v[-1]:.0f}' for v in by_layer.values())
+          inverts += f'; {layers[-1]} {last}%'
         pruned = r.get('prune')
         tradeoff = (
             '' if not pruned else (', tradeoff' if pruned['tradeoff']['holds'] else ', no tradeoff')
         )
-        entries.append(f'{r["phi_mean"]:.3f} ({inverts}%{tradeoff})')
+        entries.append(f'{r["phi_mean"]:.3f} ({inverts}{tradeoff})')
     lines.append(
         f'| {dataset} | {task} | {"GD" if not batch else f"B = {batch}"} | '
         + ' | '.join(entries)
