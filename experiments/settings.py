@@ -42,8 +42,9 @@ define(
     flags.DEFINE_list,
     'tabulate',
     [],
-    'Train nothing: print every cell of the grid as one table, from the summaries of these '
-    'settings sweeps (cells measured in none: "not run").',
+    'Train nothing: print the measured cells of these settings sweeps, compared across them '
+    '(the overlap with the MLP of another sweep), then every cell of the grid as one table '
+    '(cells measured in none: "not run").',
 )
 define(flags.DEFINE_bool, 'prune', False, 'Prune every complete cell (Fig. 2 on the grid).')
 define(flags.DEFINE_list, 'prune_eps', [], 'Training errors eps: also remove S(t(eps)).')
@@ -66,7 +67,8 @@ def main(argv):
         FLAGS.datasets,
     )
     if FLAGS.tabulate:
-      print(settings.matrix(settings.collected_rows(FLAGS.tabulate), grid))
+      rows = settings.collected_rows(FLAGS.tabulate)
+      print(settings.table(rows) + '\n\n' + settings.matrix(rows, grid))
       return
     workdir = cli.sweep_workdir(FLAGS, 'settings', f'P{data_cfg.train_size}', f'S{train_cfg.seeds}')
     prune = None

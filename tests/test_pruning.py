@@ -95,6 +95,8 @@ def test_the_settings_grid_prunes_its_cells(mnist_dir, tmp_path, capsys):
   assert pruned['base_seeds'] == 2 and pruned['t_star_rule'] == 'first'
   assert pruned['base_epochs'] == 12  # the base run's last epoch, where its test error is read
   (row,) = io.read_json(os.path.join(sweep, 'summary.json'))['rows']
+  last = row['last_layer']  # S(t*) and its stability at hidden_1 too
+  assert last['layer'] == 'hidden_1' and last['n_stragglers_mean'] > 0 and 'sets' not in last
   prune = row['prune']
   assert prune['stragglers']['removed_mean'] == prune['random']['removed_mean'] > 0
   assert set(prune['stragglers']['noisy_test_error_mean']) == {f'{s:g}' for s in pruning.SIGMAS}
@@ -107,11 +109,13 @@ def test_the_settings_grid_prunes_its_cells(mnist_dir, tmp_path, capsys):
   capsys.readouterr()
   with flagsaver.flagsaver(tabulate=[sweep], models=['mlp', 'cnn'], datasets=['mnist']):
     settings_main.main(['settings.py'])  # every cell of the grid, from the sweeps given
-  table = capsys.readouterr().out.splitlines()
+  cells, table = capsys.readouterr().out.split('\n\n')
+  assert 'z vs MLP' in cells and 'hidden_1: ' in cells.splitlines()[2]  # the last layer's S(t*)
+  table = table.splitlines()
   assert len(table) == 2 + 4  # header, rule, parity and classes at GD and B = 128
   phi = f'{row["phi_mean"]:.3f} ('
   assert table[2].startswith('| mnist | parity | GD | ' + phi) and 'tradeoff' in table[2]
   assert '%; hidden_1 ' in table[2]  # and at the last measured layer
   assert table[2].endswith('| not run |') and table[3].count('not run') == 2
-  with pytest.raises(UserError, match='has no summary.json'):
+  with pytest.raises(UserError, match='has no config.json'):
     settings.collected_rows([str(tmp_path)])

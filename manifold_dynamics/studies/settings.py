@@ -30,11 +30,12 @@ the headline R still inverts and the clean and noisy test errors of both (Fig. 2
 import dataclasses
 import itertools
 import os
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, NamedTuple, Optional, Sequence
 
 import numpy as np
 
 from manifold_dynamics import plotting
+from manifold_dynamics.analysis import inversion as inversion_lib
 from manifold_dynamics.analysis import stragglers as stragglers_lib
 from manifold_dynamics.config import DataConfig, TrainConfig
 from manifold_dynamics.errors import UserError, as_user_error
@@ -112,18 +113,37 @@ def point(cell: Cell, data_cfg: DataConfig, train_cfg: TrainConfig) -> sweeps.Po
   return sweeps.Point(cell.name, data, train, labels)
 
 
-def _stragglers(sweep: sweeps.SweepDir, p: sweeps.Point) -> List[np.ndarray]:
-  return io.load_stragglers(f'{sweep.point_dir(p)}/stragglers.npz')
+class Located(NamedTuple):
+  """Where a complete cell's files are: its run directory and its sweep's."""
+
+  cell: Cell
+  run: str  # SWEEP/points/CELL
+  sweep: str
+
+  @property
+  def pruned(self) -> str:
+    return os.path.join(self.sweep, PRUNED, self.cell.name, 'summary.json')
 
 
-def cell_row(
-    sweep: sweeps.SweepDir, p: sweeps.Point, by_name: Dict[str, sweeps.Point], done: set
-) -> dict:
-  """The numbers of one cell (see the module docstring); None where a compared cell is not
-  (yet) complete."""
-  summary = io.read_json(f'{sweep.point_dir(p)}/summary.json')
-  cell = Cell(**p.labels)
-  sets = _stragglers(sweep, p)
+def located(sweep: sweeps.SweepDir, points: Sequence[sweeps.Point]) -> Dict[str, Located]:
+  """The complete cells among `points`, by name."""
+  return {
+      p.name: Located(Cell(**p.labels), sweep.point_dir(p), sweep.path)
+      for p in points
+      if sweep.is_complete(p)
+  }
+
+
+def _stragglers(where: Located) -> List[np.ndarray]:
+  return io.load_stragglers(f'{where.run}/stragglers.npz')
+
+
+def cell_row(where: Located, cells: Dict[str, Located]) -> dict:
+  """The numbers of one cell (see the module docstring), compared with the other complete
+  `cells` (of any sweep); None where a compared cell is not (yet) complete."""
+  summary = io.read_json(f'{where.run}/summary.json')
+  cell = where.cell
+  sets = _stragglers(where)
   P = summary['train_size']
   head = list(summary['inversion_fraction'])
   row = {
@@ -147,18 +167,24 @@ def cell_row(
       'final_test_error': summary['final']['test_error']['mean'],
   }
 
-  def overlap_with(other: Cell) -> Optional[dict]:
-    q = by_name.get(other.name)
-    if q is None or q.name not in done or other == cell:
+  def overlap_with(other: Cell, mine: List[np.ndarray] = sets) -> Optional[dict]:
+    if other.name not in cells or other == cell:
       return None
-    theirs = _stragglers(sweep, q)
-    n = min(len(sets), len(theirs))
-    return stragglers_lib.overlap(sets[:n], theirs[:n], P).summary()
+    theirs = _stragglers(cells[other.name])
+    n = min(len(mine), len(theirs))
+    return stragglers_lib.overlap(mine[:n], theirs[:n], P).summary()
 
-  pruned = f'{sweep.file(PRUNED)}/{cell.name}/summary.json'
-  row['prune'] = prune_row(io.read_json(pruned)) if os.path.isfile(pruned) else None
+  row['prune'] = prune_row(io.read_json(where.pruned)) if os.path.isfile(where.pruned) else None
   grey = cell.dataset[: -len(RGB)] if cell.dataset.endswith(RGB) else cell.dataset
-  row['overlap_with_mlp'] = overlap_with(cell.like(model='mlp', dataset=grey))
+  mlp = cell.like(model='mlp', dataset=grey)
+  row['overlap_with_mlp'] = overlap_with(mlp)
+  layers = summary.get('layer_names') or []
+  if len(layers) > 1:
+    rule = io.read_json(f'{where.run}/config.json')['train'].get('t_star_rule', 'global')
+    history = io.load_run(where.run).history.at_layer(len(layers) - 1)
+    row['last_layer'] = layer_row(history, layers[-1], rule, P)
+    last = row['last_layer'].pop('sets')
+    row['last_layer']['overlap_with_mlp'] = overlap_with(mlp, last)
   if cell.task == 'classes':
     per = summary.get('per_class', {})
     row['phi_class'] = per.get('R_class', {}).get('phi_mean')
@@ -171,6 +197,28 @@ def cell_row(
     )
     row['overlap_with_parity'] = overlap_with(cell.like(task='parity'))
   return row
+
+
+def layer_row(history, layer: str, rule: str, num_examples: int) -> dict:
+  """The inversion at one measured layer (`history.at_layer`), read by `rule`: per headline
+  curve the fraction of seeds that invert and the mean t*, phi, and S(t*) (as 'sets') with
+  its size and stability across seeds."""
+  inv = inversion_lib.analyse(history, rule=rule)
+  sets = inversion_lib.stragglers(history, inv.t_star)
+  return {
+      'layer': layer,
+      'inversion_fraction': {k: float(np.mean(c.inverted)) for k, c in inv.curves.items()},
+      't_star_mean': {k: float(np.mean(c.t_star)) for k, c in inv.curves.items()},
+      'phi_mean': float(np.mean(inv.phi)),
+      'phi_std': float(np.std(inv.phi)),
+      'n_stragglers_mean': float(np.mean([len(x) for x in sets])),
+      'stability': (
+          stragglers_lib.within_run_overlap(sets, num_examples).summary()
+          if len(sets) >= 2
+          else None
+      ),
+      'sets': sets,
+  }
 
 
 def prune_row(summary: dict) -> dict:
@@ -245,6 +293,10 @@ def table(rows: Sequence[dict]) -> str:
       '| z seeds | z vs MLP | z vs parity |',
       '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
   ]
+  deeper = any(r.get('last_layer') for r in rows)
+  if deeper:
+    lines[0] += ' last layer: inverts, t*, phi, size of S(t*), z seeds, z vs MLP |'
+    lines[1] += ' --- |'
   pruned = any(r.get('prune') for r in rows)
   if pruned:
     lines[0] += (
@@ -263,6 +315,7 @@ def table(rows: Sequence[dict]) -> str:
         f'| {r["cell"]} | {first} | {layers or "-"} | {t} | {r["phi_mean"]:.3f} ± '
         f'{r["phi_std"]:.3f} | {r["n_stragglers_mean"]:.0f} | {_z(stability)} | '
         f'{_z(r.get("overlap_with_mlp"))} | {_z(r.get("overlap_with_parity"))} |'
+        + (_last_layer_cell(r.get('last_layer')) if deeper else '')
         + (_prune_cells(r.get('prune')) if pruned else '')
     )
   return '\n'.join(lines)
@@ -309,17 +362,33 @@ def matrix(rows: Sequence[dict], grid: Sequence[Cell]) -> str:
 
 
 def collected_rows(sweep_paths: Sequence[str]) -> List[dict]:
-  """The rows of every given settings sweep (its summary.json), later sweeps winning."""
-  rows: Dict[str, dict] = {}
+  """The row of every complete cell of the given settings sweeps, each compared with the
+  cells of all of them (a later sweep's cell of the same name wins)."""
+  cells: Dict[str, Located] = {}
   for path in sweep_paths:
-    summary_path = os.path.join(path, 'summary.json')
-    if not os.path.isfile(summary_path):
-      raise UserError(f'{path} has no summary.json: is it a settings sweep? Check the path.')
-    summary = io.read_json(summary_path)
-    if summary.get('experiment') != 'settings':
-      raise UserError(f'{path} is a {summary.get("experiment")!r} sweep, not a settings one.')
-    rows.update({r['cell']: r for r in summary['rows']})
-  return list(rows.values())
+    config_path = os.path.join(path, 'config.json')
+    if not os.path.isfile(config_path):
+      raise UserError(f'{path} has no config.json: is it a settings sweep? Check the path.')
+    config = io.read_json(config_path)
+    if config.get('experiment') != 'settings':
+      raise UserError(f'{path} is a {config.get("experiment")!r} sweep, not a settings one.')
+    for p in config['points']:
+      run = os.path.join(os.path.abspath(path), sweeps.POINTS, p['name'])
+      if os.path.isfile(os.path.join(run, 'summary.json')):
+        cells[p['name']] = Located(Cell(**p['labels']), run, os.path.abspath(path))
+  return [cell_row(where, cells) for where in cells.values()]
+
+
+def _last_layer_cell(last: Optional[dict]) -> str:
+  if not last:
+    return ' - |'
+  inverts = ', '.join(f'{k} {v:.0%}' for k, v in last['inversion_fraction'].items())
+  t = ', '.join(f'{v:.0f}' for v in last['t_star_mean'].values())
+  return (
+      f' {last["layer"]}: {inverts}; t* {t}; phi {last["phi_mean"]:.3f} ± '
+      f'{last["phi_std"]:.3f}; {last["n_stragglers_mean"]:.0f}; z {_z(last["stability"])}; '
+      f'z vs MLP {_z(last.get("overlap_with_mlp"))} |'
+  )
 
 
 def _prune_cells(prune: Optional[dict]) -> str:
@@ -376,9 +445,8 @@ def run_settings(
   done = sweeps.run(sweep, num_tasks, task_index, collect_only, log)
   if prune is not None and not collect_only:
     run_pruning(sweep, sweeps.assign(points, num_tasks, task_index), prune, log)
-  by_name = {p.name: p for p in points}
-  names = {p.name for p in done}
-  rows = [cell_row(sweep, p, by_name, names) for p in done]
+  cells = located(sweep, points)
+  rows = [cell_row(cells[p.name], cells) for p in done]
   summary = {
       'experiment': 'settings',
       'points_total': len(points),
