@@ -4,6 +4,12 @@ r"""Does the inversion survive outside the paper's setting? The settings grid (i
     python experiments/settings.py --models=mlp --seeds=10          # the MLP cells (CPU: ~1 h)
     python experiments/settings.py --quick                          # P = 256, 2 seeds, 40 epochs
     python experiments/settings.py --models=mlp --datasets=mnist --prune   # and Fig. 2's pruning
+    python experiments/settings.py --models=cnn --datasets=mnist --tasks=parity --batches=0 \
+        --epochs=200 --seed_batch=2             # one conv cell on a 24 GB CPU: ~80 min
+    python experiments/settings.py --tabulate=runs/settings-a,runs/settings-b   # one table
+
+A conv cell's ten seeds at P = 8192 need about 41 GB at once: --seed_batch=2 trains them two
+by two (memory only; a sweep accepts the change between its runs).
 
 Cells: --models (mlp 2x20, cnn, resnet) x --tasks (parity, classes) x --batches (0 = full-batch
 GD, 128) x --datasets (mnist, fashion_mnist, cifar10 grey, cifar10_rgb for the conv models).
