@@ -95,8 +95,9 @@ def test_the_settings_grid_prunes_its_cells(mnist_dir, tmp_path, capsys):
   assert pruned['base_seeds'] == 2 and pruned['t_star_rule'] == 'first'
   assert pruned['base_epochs'] == 12  # the base run's last epoch, where its test error is read
   (row,) = io.read_json(os.path.join(sweep, 'summary.json'))['rows']
-  last = row['last_layer']  # S(t*) and its stability at hidden_1 too
-  assert last['layer'] == 'hidden_1' and last['n_stragglers_mean'] > 0 and 'sets' not in last
+  last = row['last_layer']  # S(t*) and its stability at hidden_1 too, curve by curve
+  assert last['layer'] == 'hidden_1' and set(last['curves']) == {'R_plus', 'R_minus', 'D'}
+  assert all(c['n_stragglers_mean'] > 0 and 'sets' not in c for c in last['curves'].values())
   prune = row['prune']
   assert prune['stragglers']['removed_mean'] == prune['random']['removed_mean'] > 0
   assert set(prune['stragglers']['noisy_test_error_mean']) == {f'{s:g}' for s in pruning.SIGMAS}

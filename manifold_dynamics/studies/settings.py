@@ -183,8 +183,8 @@ def cell_row(where: Located, cells: Dict[str, Located]) -> dict:
     rule = io.read_json(f'{where.run}/config.json')['train'].get('t_star_rule', 'global')
     history = io.load_run(where.run).history.at_layer(len(layers) - 1)
     row['last_layer'] = layer_row(history, layers[-1], rule, P)
-    last = row['last_layer'].pop('sets')
-    row['last_layer']['overlap_with_mlp'] = overlap_with(mlp, last)
+    for curve in row['last_layer']['curves'].values():
+      curve['overlap_with_mlp'] = overlap_with(mlp, curve.pop('sets'))
   if cell.task == 'classes':
     per = summary.get('per_class', {})
     row['phi_class'] = per.get('R_class', {}).get('phi_mean')
@@ -200,25 +200,29 @@ def cell_row(where: Located, cells: Dict[str, Located]) -> dict:
 
 
 def layer_row(history, layer: str, rule: str, num_examples: int) -> dict:
-  """The inversion at one measured layer (`history.at_layer`), read by `rule`: per headline
-  curve the fraction of seeds that invert and the mean t*, phi, and S(t*) (as 'sets') with
-  its size and stability across seeds."""
+  """The inversion at one measured layer (`history.at_layer`), read by `rule`, curve by curve
+  (a conv net's dense layer can invert on D and not on R): the fraction of seeds that invert,
+  the mean t*, phi = the training error at that curve's t*, and S(t*) at it (as 'sets') with
+  its size and its stability across seeds."""
   inv = inversion_lib.analyse(history, rule=rule)
-  sets = inversion_lib.stragglers(history, inv.t_star)
-  return {
-      'layer': layer,
-      'inversion_fraction': {k: float(np.mean(c.inverted)) for k, c in inv.curves.items()},
-      't_star_mean': {k: float(np.mean(c.t_star)) for k, c in inv.curves.items()},
-      'phi_mean': float(np.mean(inv.phi)),
-      'phi_std': float(np.std(inv.phi)),
-      'n_stragglers_mean': float(np.mean([len(x) for x in sets])),
-      'stability': (
-          stragglers_lib.within_run_overlap(sets, num_examples).summary()
-          if len(sets) >= 2
-          else None
-      ),
-      'sets': sets,
-  }
+  out = {'layer': layer, 'curves': {}}
+  for k, c in inv.curves.items():
+    sets = inversion_lib.stragglers(history, c.t_star)
+    phi = history.train_error[np.arange(history.num_seeds), c.t_star]
+    out['curves'][k] = {
+        'inversion_fraction': float(np.mean(c.inverted)),
+        't_star_mean': float(np.mean(c.t_star)),
+        'phi_mean': float(np.mean(phi)),
+        'phi_std': float(np.std(phi)),
+        'n_stragglers_mean': float(np.mean([len(x) for x in sets])),
+        'stability': (
+            stragglers_lib.within_run_overlap(sets, num_examples).summary()
+            if len(sets) >= 2
+            else None
+        ),
+        'sets': sets,
+    }
+  return out
 
 
 def prune_row(summary: dict) -> dict:
@@ -295,7 +299,7 @@ def table(rows: Sequence[dict]) -> str:
   ]
   deeper = any(r.get('last_layer') for r in rows)
   if deeper:
-    lines[0] += ' last layer: inverts, t*, phi, size of S(t*), z seeds, z vs MLP |'
+    lines[0] += ' last layer, per curve: inverts, t*, phi, size of S(t*), z seeds, z vs MLP |'
     lines[1] += ' --- |'
   pruned = any(r.get('prune') for r in rows)
   if pruned:
@@ -382,13 +386,13 @@ def collected_rows(sweep_paths: Sequence[str]) -> List[dict]:
 def _last_layer_cell(last: Optional[dict]) -> str:
   if not last:
     return ' - |'
-  inverts = ', '.join(f'{k} {v:.0%}' for k, v in last['inversion_fraction'].items())
-  t = ', '.join(f'{v:.0f}' for v in last['t_star_mean'].values())
-  return (
-      f' {last["layer"]}: {inverts}; t* {t}; phi {last["phi_mean"]:.3f} ± '
-      f'{last["phi_std"]:.3f}; {last["n_stragglers_mean"]:.0f}; z {_z(last["stability"])}; '
-      f'z vs MLP {_z(last.get("overlap_with_mlp"))} |'
+  curves = '; '.join(
+      f'{k} {c["inversion_fraction"]:.0%}, t* {c["t_star_mean"]:.0f}, phi {c["phi_mean"]:.3f}, '
+      f'{c["n_stragglers_mean"]:.0f}, z {_z(c["stability"])}, z vs MLP '
+      f'{_z(c.get("overlap_with_mlp"))}'
+      for k, c in last['curves'].items()
   )
+  return f' {last["layer"]}: {curves} |'
 
 
 def _prune_cells(prune: Optional[dict]) -> str:
