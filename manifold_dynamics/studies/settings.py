@@ -38,7 +38,7 @@ from manifold_dynamics import plotting
 from manifold_dynamics.analysis import inversion as inversion_lib
 from manifold_dynamics.analysis import stragglers as stragglers_lib
 from manifold_dynamics.config import DataConfig, TrainConfig
-from manifold_dynamics.errors import UserError, as_user_error
+from manifold_dynamics.errors import UserError
 from manifold_dynamics.records import io
 from manifold_dynamics.studies import pruning, sweeps
 
@@ -265,7 +265,7 @@ def run_pruning(
     if not sweep.is_complete(p) or os.path.isfile(f'{target}/summary.json'):
       continue
     log(f'--- pruning {p.name}')
-    try:
+    with sweep.failing_alone(f'pruning {p.name}', log):
       pruning.run_prune(
           p.data,
           p.train,
@@ -276,12 +276,6 @@ def run_pruning(
           max_base_seeds=stage.max_base_seeds,
           log=log,
       )
-    except Exception as e:  # pylint: disable=broad-except
-      failure = as_user_error(e)  # a diverging lr, out of memory: the other cells go on
-      if failure is None:
-        raise
-      log(f'pruning {p.name} failed: {failure}')
-      sweep.failures.append(f'pruning {p.name} ({failure})')
 
 
 def _z(overlap: Optional[dict]) -> str:
@@ -303,9 +297,8 @@ def table(rows: Sequence[dict]) -> str:
     lines[1] += ' --- |'
   pruned = any(r.get('prune') for r in rows)
   if pruned:
-    lines[0] += (
-        ' inverts w/o S(t*), w/o random | test error w/o S(t*), w/o random: clean; noisiest ' '|'
-    )
+    lines[0] += ' inverts w/o S(t*), w/o random |'
+    lines[0] += ' test error w/o S(t*), w/o random: clean; noisiest |'
     lines[1] += ' --- | --- |'
   for r in rows:
     first = ', '.join(f'{k} {v:.0%}' for k, v in r['inversion_fraction'].items())

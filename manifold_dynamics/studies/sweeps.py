@@ -20,6 +20,7 @@ figures are rebuilt from whatever points are complete, by every worker when it f
 by `collect_only`.
 """
 
+import contextlib
 import dataclasses
 import glob
 import os
@@ -162,6 +163,20 @@ class SweepDir:
           f'complete and summarised: {"; ".join(self.failures)}'
       )
 
+  @contextlib.contextmanager
+  def failing_alone(self, label: str, log: Callable[[str], None]):
+    """Runs the body; if it raises a UserError (a diverging lr) or runs out of memory
+    (errors.as_user_error), logs it and records it under `label` for `raise_failures`, so that
+    the rest of the sweep goes on. Any other error propagates."""
+    try:
+      yield
+    except Exception as e:  # pylint: disable=broad-except
+      failure = as_user_error(e)
+      if failure is None:
+        raise
+      log(f'{label} failed: {failure}')
+      self.failures.append(f'{label} ({failure})')
+
   def point_dir(self, point: Point) -> str:
     return os.path.join(self.path, POINTS, point.name)
 
@@ -246,14 +261,8 @@ def run(
     for stale in glob.glob(f'{directory}.partial-*'):
       shutil.rmtree(stale, ignore_errors=True)
     log(f'--- point {point.name} ({i + 1}/{len(todo)} of this worker)')
-    try:
+    with sweep.failing_alone(point.name, log):
       train_point(point, directory, log)
-    except Exception as e:  # pylint: disable=broad-except
-      failure = as_user_error(e)  # a diverging lr, out of memory: the other points train
-      if failure is None:
-        raise
-      log(f'point {point.name} failed: {failure}')
-      sweep.failures.append(f'{point.name} ({failure})')
   done = sweep.complete()
   log(f'sweep {sweep.path}: {len(done)} of {len(sweep.points)} points complete')
   return done
