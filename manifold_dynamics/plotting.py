@@ -68,8 +68,8 @@ def _train_error_axis(ax):
   labelled at 1-2-5 values: the range often spans less than a decade, where the default log
   labels of the minor ticks overlap."""
   ax.set_xscale('log')
-  ax.invert_xaxis()
   lo, hi = sorted(ax.get_xlim())
+  ax.set_xlim(hi, lo)  # not invert_xaxis: it toggles, and panels sharing x would undo it
   decades = range(int(np.floor(np.log10(lo))), int(np.ceil(np.log10(hi))) + 1)
   mantissas = (1, 2, 5) if len(decades) <= 3 else (1,)
   ticks = [m * 10.0**d for d in decades for m in mantissas if lo <= m * 10.0**d <= hi]

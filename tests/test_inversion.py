@@ -146,3 +146,26 @@ def test_class_stragglers_counts_each_class_in_s_t_star():
   assert out['straggler_fraction_vs_test_error_pearson'] == pytest.approx(
       np.corrcoef([0.75, 0.0, 0.375], [0.3, 0.0, 0.2])[0, 1]
   )
+
+
+def test_observables_against_training_error_run_left_to_right_for_any_panel_count():
+  """Training error decreases to the right with three panels (R+, R-, D) and with two
+  (R_mean, D_mean): panels share x, so inverting each one in turn would undo itself."""
+  import dataclasses  # pylint: disable=g-import-not-at-top
+
+  from manifold_dynamics import plotting  # pylint: disable=g-import-not-at-top
+
+  rng = np.random.default_rng(0)
+  binary = make_history(rng.random((2, 6)))
+  ten = dataclasses.replace(
+      binary,
+      R_plus=None,
+      R_minus=None,
+      D=None,
+      R_mean=rng.random((2, 6)),
+      D_mean=rng.random((2, 6)),
+  )
+  for history, panels in ((binary, 3), (ten, 2)):
+    fig = plotting.observables_vs_train_error([history])
+    assert len(fig.axes) == panels
+    assert all(ax.xaxis_inverted() for ax in fig.axes)
