@@ -67,7 +67,7 @@ def main(argv):
   if FLAGS.full_run:
     source = io.load_run(FLAGS.full_run)
     data_cfg = DataConfig(**source.config['data'])
-    train_cfg = TrainConfig(**source.config['train'])
+    train_cfg = TrainConfig.from_dict(source.config['train'])
     full, full_seconds = source.history, None
   else:
     data_cfg, train_cfg = cli.configs_from_flags(FLAGS, {})

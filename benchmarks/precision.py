@@ -22,7 +22,7 @@ from absl import app, flags
 
 from manifold_dynamics import cli
 from manifold_dynamics.analysis import inversion
-from manifold_dynamics.config import DataConfig, TrainConfig
+from manifold_dynamics.config import DataConfig, TrainConfig, upgraded
 from manifold_dynamics.errors import UserError
 from manifold_dynamics.records import history as history_lib
 from manifold_dynamics.records import io
@@ -42,8 +42,9 @@ def compare(reference: io.Run, candidate: io.Run) -> dict:
   # Settings a run's config.json predates (written before they existed) take their defaults.
   train_defaults = json.loads(json.dumps(dataclasses.asdict(TrainConfig())))
   data_defaults = json.loads(json.dumps(dataclasses.asdict(DataConfig())))
-  ref_cfg = {**train_defaults, **reference.config['train'], 'matmul_precision': None}
-  cand_cfg = {**train_defaults, **candidate.config['train'], 'matmul_precision': None}
+  # A run written before the models held their own settings has them as fields: `upgraded`.
+  ref_cfg = {**train_defaults, **upgraded(reference.config['train']), 'matmul_precision': None}
+  cand_cfg = {**train_defaults, **upgraded(candidate.config['train']), 'matmul_precision': None}
   ref_data = {**data_defaults, **reference.config['data']}
   if ref_cfg != cand_cfg or ref_data != {**data_defaults, **candidate.config['data']}:
     raise UserError(

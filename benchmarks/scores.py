@@ -47,7 +47,9 @@ def main(argv):
   compiled = {}
   for name, cfg in variants.items():
     state, prepared = start(cfg, data)
-    run = jax.jit(jax.vmap(make_train(cfg).run_epochs, in_axes=(0, None, None)), static_argnums=2)
+    run = jax.jit(
+        jax.vmap(make_train(cfg, prepared).run_epochs, in_axes=(0, None, None)), static_argnums=2
+    )
     fn = run.lower(state, prepared, FLAGS.epochs).compile()
     jax.block_until_ready(fn(state, prepared))
     carry = sum(x.nbytes for x in jax.tree.leaves(state))

@@ -184,7 +184,7 @@ def _profile(rows) -> list:
 def _task():
   from manifold_dynamics.config import DataConfig  # pylint: disable=g-import-not-at-top
   from manifold_dynamics.data import load_task  # pylint: disable=g-import-not-at-top
-  from manifold_dynamics.engine.train import TrainData  # pylint: disable=g-import-not-at-top
+  from manifold_dynamics.engine.state import TrainData  # pylint: disable=g-import-not-at-top
 
   return TrainData.from_task(load_task(DataConfig(train_size=FLAGS.train_size)))
 
@@ -198,13 +198,14 @@ def cnn_throughput() -> list:
 
   from manifold_dynamics.config import DataConfig, TrainConfig  # pylint: disable=g-import-not-at-top
   from manifold_dynamics.data import load_task  # pylint: disable=g-import-not-at-top
-  from manifold_dynamics.engine import models
-  from manifold_dynamics.engine.train import TrainData, make_train, start  # pylint: disable=g-import-not-at-top
+  from manifold_dynamics.engine.models.cnn import CNN  # pylint: disable=g-import-not-at-top
+  from manifold_dynamics.engine.state import TrainData  # pylint: disable=g-import-not-at-top
+  from manifold_dynamics.engine.train import make_train, start  # pylint: disable=g-import-not-at-top
 
   data = TrainData.from_task(load_task(DataConfig(train_size=FLAGS.cnn_train_size), log=None))
   rows = []
   for impl in ('xla', 'shifted'):
-    model = models.CNN(num_outputs=2, conv_impl=impl)  # the --model=cnn defaults
+    model = CNN(num_outputs=2, conv_impl=impl)  # the --model=cnn defaults
     for seeds in map(int, FLAGS.cnn_seeds):
       cfg = TrainConfig(model='cnn', seeds=seeds, epochs=FLAGS.cnn_epochs, test_every=0)
       state, prepared = start(cfg, data, model=model)
@@ -295,14 +296,15 @@ def main(argv):
       'epochs_per_chunk': FLAGS.epochs,
       'engine': [],
   }
-  width = TrainConfig().width
   for seeds in map(int, FLAGS.seeds if FLAGS.engine else []):
     for test_every, precision in _VARIANTS:
       cfg = TrainConfig(
           seeds=seeds, epochs=FLAGS.epochs, test_every=test_every, matmul_precision=precision
       )
       state, prepared = start(cfg, data)  # as fit trains: constant inputs left out
-      run = jax.jit(jax.vmap(make_train(cfg).run_epochs, in_axes=(0, None, None)), static_argnums=2)
+      run = jax.jit(
+          jax.vmap(make_train(cfg, prepared).run_epochs, in_axes=(0, None, None)), static_argnums=2
+      )
       compiled = run.lower(state, prepared, FLAGS.epochs).compile()
       seconds = _best_time(lambda: compiled(state, prepared), FLAGS.repeats)
       # XLA counts a loop body once, whatever its trip count: count a one-epoch chunk.
@@ -336,7 +338,7 @@ def main(argv):
       with open(FLAGS.output, 'w') as f:
         json.dump(results, f, indent=2)
     return
-  cols = width * max(map(int, FLAGS.seeds))
+  cols = 20 * max(map(int, FLAGS.seeds))  # H = 20, the default width
   x = jax.random.normal(jax.random.PRNGKey(0), (P, N))
   w = jax.random.normal(jax.random.PRNGKey(1), (N, cols))
   d = jax.random.normal(jax.random.PRNGKey(2), (P, cols))

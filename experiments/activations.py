@@ -33,22 +33,20 @@ DEFAULTS = dict(cli.SWEEP_DEFAULTS, depth=4)  # the Discussion's 4 x 20 net
 QUICK = dict(seeds=4, epochs=300, train_size=1024)
 
 
-def main(argv):
-  cli.reject_arguments(argv)
-  with cli.one_line_errors(argv[0]):
-    data_cfg, train_cfg = cli.configs_from_flags(FLAGS, QUICK, DEFAULTS)
-    num_tasks, task_index = cli.sweep_worker(FLAGS)
-    workdir = cli.sweep_workdir(
-        FLAGS,
-        'activations',
-        data_cfg.dataset,
-        f'P{data_cfg.train_size}',
-        f'L{train_cfg.depth}xH{train_cfg.width}',
-        f'S{train_cfg.seeds}',
-    )
-    discussion.run_activations(
-        FLAGS.activations, data_cfg, train_cfg, workdir, num_tasks, task_index, FLAGS.collect_only
-    )
+@cli.entry
+def main():
+  data_cfg, train_cfg = cli.configs_from_flags(FLAGS, QUICK, DEFAULTS)
+  workdir = cli.sweep_workdir(
+      FLAGS,
+      'activations',
+      data_cfg.dataset,
+      f'P{data_cfg.train_size}',
+      cli.network_name(train_cfg),
+      f'S{train_cfg.seeds}',
+  )
+  discussion.run_activations(
+      FLAGS.activations, data_cfg, train_cfg, workdir, cli.sweep_workers(FLAGS)
+  )
 
 
 if __name__ == '__main__':

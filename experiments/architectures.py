@@ -55,35 +55,31 @@ QUICK = dict(seeds=4, epochs=300, train_size=1024)
 QUICK_LISTS = dict(depths=['2', '3'], widths=['20'], train_sizes=['1024', '2048', '4096'])
 
 
-def main(argv):
-  cli.reject_arguments(argv)
-  with cli.one_line_errors(argv[0]):
-    data_cfg, train_cfg = cli.configs_from_flags(FLAGS, QUICK, DEFAULTS)
-    depths = cli.int_list(FLAGS, 'depths', QUICK_LISTS['depths'])
-    widths = cli.int_list(FLAGS, 'widths', QUICK_LISTS['widths'])
-    sizes = cli.int_list(FLAGS, 'train_sizes', QUICK_LISTS['train_sizes'])
-    num_tasks, task_index = cli.sweep_worker(FLAGS)
-    workdir = cli.sweep_workdir(
-        FLAGS,
-        'architectures',
-        data_cfg.dataset,
-        train_cfg.activation,
-        f'{train_cfg.optimizer}-lr{train_cfg.lr:g}',
-        f'S{train_cfg.seeds}',
-    )
-    scaling.run_architectures(
-        depths,
-        widths,
-        sizes,
-        data_cfg,
-        train_cfg,
-        workdir,
-        FLAGS.bootstrap,
-        FLAGS.overlap_size,
-        num_tasks,
-        task_index,
-        FLAGS.collect_only,
-    )
+@cli.entry
+def main():
+  data_cfg, train_cfg = cli.configs_from_flags(FLAGS, QUICK, DEFAULTS)
+  depths = cli.int_list(FLAGS, 'depths', QUICK_LISTS['depths'])
+  widths = cli.int_list(FLAGS, 'widths', QUICK_LISTS['widths'])
+  sizes = cli.int_list(FLAGS, 'train_sizes', QUICK_LISTS['train_sizes'])
+  workdir = cli.sweep_workdir(
+      FLAGS,
+      'architectures',
+      data_cfg.dataset,
+      train_cfg.activation,
+      f'{train_cfg.optimizer}-lr{train_cfg.lr:g}',
+      f'S{train_cfg.seeds}',
+  )
+  scaling.run_architectures(
+      depths,
+      widths,
+      sizes,
+      data_cfg,
+      train_cfg,
+      workdir,
+      FLAGS.bootstrap,
+      FLAGS.overlap_size,
+      cli.sweep_workers(FLAGS),
+  )
 
 
 if __name__ == '__main__':

@@ -37,13 +37,12 @@ FLAGS = flags.FLAGS
 QUICK = dict(seeds=8, epochs=300, train_size=1024, seeds_per_group=4)
 
 
-def main(argv):
-  cli.reject_arguments(argv)
-  with cli.one_line_errors(argv[0]):
-    data_cfg, train_cfg = cli.configs_from_flags(FLAGS, QUICK)
-    group = cli.quick_value(FLAGS, 'seeds_per_group', QUICK['seeds_per_group'])
-    workdir = cli.workdir(FLAGS, 'before_after', data_cfg, train_cfg)
-    robustness.run_before_after(data_cfg, train_cfg, workdir, group, FLAGS.overwrite)
+@cli.entry
+def main():
+  data_cfg, train_cfg = cli.configs_from_flags(FLAGS, QUICK)
+  group = cli.quick_value(FLAGS, 'seeds_per_group', QUICK['seeds_per_group'])
+  workdir = cli.workdir(FLAGS, 'before_after', data_cfg, train_cfg)
+  robustness.run_before_after(data_cfg, train_cfg, workdir, group, FLAGS.overwrite)
 
 
 if __name__ == '__main__':

@@ -38,24 +38,20 @@ QUICK = dict(seeds=4, epochs=300, train_size=1024)
 QUICK_SCALES = ['0.5', '1', '12']
 
 
-def main(argv):
-  cli.reject_arguments(argv)
-  with cli.one_line_errors(argv[0]):
-    data_cfg, train_cfg = cli.configs_from_flags(FLAGS, QUICK, DEFAULTS)
-    scales = cli.float_list(FLAGS, 'init_scales', QUICK_SCALES)
-    num_tasks, task_index = cli.sweep_worker(FLAGS)
-    workdir = cli.sweep_workdir(
-        FLAGS,
-        'init_scale',
-        data_cfg.dataset,
-        f'P{data_cfg.train_size}',
-        f'L{train_cfg.depth}xH{train_cfg.width}',
-        train_cfg.activation,
-        f'S{train_cfg.seeds}',
-    )
-    discussion.run_init_scale(
-        scales, data_cfg, train_cfg, workdir, num_tasks, task_index, FLAGS.collect_only
-    )
+@cli.entry
+def main():
+  data_cfg, train_cfg = cli.configs_from_flags(FLAGS, QUICK, DEFAULTS)
+  scales = cli.float_list(FLAGS, 'init_scales', QUICK_SCALES)
+  workdir = cli.sweep_workdir(
+      FLAGS,
+      'init_scale',
+      data_cfg.dataset,
+      f'P{data_cfg.train_size}',
+      cli.network_name(train_cfg),
+      train_cfg.activation,
+      f'S{train_cfg.seeds}',
+  )
+  discussion.run_init_scale(scales, data_cfg, train_cfg, workdir, cli.sweep_workers(FLAGS))
 
 
 if __name__ == '__main__':

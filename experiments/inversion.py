@@ -52,12 +52,7 @@ FLAGS = flags.FLAGS
 QUICK = dict(seeds=4, epochs=300, train_size=1024)
 
 
-def main(argv):
-  cli.reject_arguments(argv)
-  with cli.one_line_errors(argv[0]):
-    data_cfg, train_cfg = cli.configs_from_flags(FLAGS, QUICK)
-    workdir = cli.workdir(FLAGS, 'inversion', data_cfg, train_cfg)
-    run_inversion(data_cfg, train_cfg, workdir, FLAGS.overwrite)
+main = cli.study_main('inversion', run_inversion, QUICK)
 
 
 if __name__ == '__main__':

@@ -43,19 +43,18 @@ QUICK = dict(
 SET_PER_SETTING = ('optimizer', 'lr', 'momentum', 'weight_decay')
 
 
-def main(argv):
-  cli.reject_arguments(argv)
-  with cli.one_line_errors(argv[0]):
-    given = [f'--{name}' for name in SET_PER_SETTING if FLAGS[name].present]
-    if given:
-      raise UserError(
-          f'{", ".join(given)} cannot be set here: each --settings entry fixes '
-          f'the optimiser; choose among {", ".join(robustness.OPTIMIZER_SETTINGS)}.'
-      )
-    data_cfg, train_cfg = cli.configs_from_flags(FLAGS, QUICK)
-    settings = cli.quick_value(FLAGS, 'settings', QUICK['settings'])
-    workdir = cli.workdir(FLAGS, 'optimizers', data_cfg, train_cfg, with_optimizer=False)
-    robustness.run_optimizers(data_cfg, train_cfg, workdir, settings, FLAGS.overwrite)
+@cli.entry
+def main():
+  given = [f'--{name}' for name in SET_PER_SETTING if FLAGS[name].present]
+  if given:
+    raise UserError(
+        f'{", ".join(given)} cannot be set here: each --settings entry fixes '
+        f'the optimiser; choose among {", ".join(robustness.OPTIMIZER_SETTINGS)}.'
+    )
+  data_cfg, train_cfg = cli.configs_from_flags(FLAGS, QUICK)
+  settings = cli.quick_value(FLAGS, 'settings', QUICK['settings'])
+  workdir = cli.workdir(FLAGS, 'optimizers', data_cfg, train_cfg, with_optimizer=False)
+  robustness.run_optimizers(data_cfg, train_cfg, workdir, settings, FLAGS.overwrite)
 
 
 if __name__ == '__main__':

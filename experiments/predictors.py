@@ -22,24 +22,17 @@ from manifold_dynamics import cli
 from manifold_dynamics.studies.predictors import run_predictors
 
 cli.define_run_flags(epochs=1000, seeds=20)
-cli.define_once(
-    flags.DEFINE_string,
-    'from_run',
-    None,
-    'A finished inversion run directory to analyse; its data and training settings replace '
-    'the flags.',
-)
+cli.define_from_run('to analyse')
 FLAGS = flags.FLAGS
 
 QUICK = dict(seeds=4, epochs=300, train_size=1024)
 
 
-def main(argv):
-  cli.reject_arguments(argv)
-  with cli.one_line_errors(argv[0]):
-    data_cfg, train_cfg = cli.configs_from_flags(FLAGS, QUICK)
-    workdir = cli.workdir(FLAGS, 'predictors', data_cfg, train_cfg)
-    run_predictors(data_cfg, train_cfg, workdir, FLAGS.from_run, overwrite=FLAGS.overwrite)
+@cli.entry
+def main():
+  data_cfg, train_cfg = cli.configs_from_flags(FLAGS, QUICK)
+  workdir = cli.workdir(FLAGS, 'predictors', data_cfg, train_cfg)
+  run_predictors(data_cfg, train_cfg, workdir, FLAGS.from_run, overwrite=FLAGS.overwrite)
 
 
 if __name__ == '__main__':

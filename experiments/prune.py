@@ -31,13 +31,7 @@ from manifold_dynamics.studies.pruning import run_prune
 
 cli.define_run_flags(epochs=1000, seeds=10)
 define = cli.define_once
-define(
-    flags.DEFINE_string,
-    'from_run',
-    None,
-    'A finished inversion run directory to prune; '
-    'its data and training settings replace the flags.',
-)
+cli.define_from_run('to prune')
 define(
     flags.DEFINE_list,
     'eps',
@@ -60,27 +54,26 @@ FLAGS = flags.FLAGS
 QUICK = dict(seeds=2, epochs=300, train_size=1024, max_base_seeds=2)
 
 
-def main(argv):
-  cli.reject_arguments(argv)
-  with cli.one_line_errors(argv[0]):
-    data_cfg, train_cfg = cli.configs_from_flags(FLAGS, QUICK)
-    max_base = cli.quick_value(FLAGS, 'max_base_seeds', QUICK['max_base_seeds'])
-    if max_base < 1:
-      raise UserError(f'--max_base_seeds must be positive, got {max_base}.')
-    eps, sigmas = cli.float_list(FLAGS, 'eps'), cli.float_list(FLAGS, 'sigmas')
-    workdir = cli.workdir(FLAGS, 'prune', data_cfg, train_cfg)
-    run_prune(
-        data_cfg,
-        train_cfg,
-        workdir,
-        FLAGS.from_run,
-        eps,
-        FLAGS.t_before,
-        FLAGS.t_after,
-        sigmas,
-        max_base,
-        overwrite=FLAGS.overwrite,
-    )
+@cli.entry
+def main():
+  data_cfg, train_cfg = cli.configs_from_flags(FLAGS, QUICK)
+  max_base = cli.quick_value(FLAGS, 'max_base_seeds', QUICK['max_base_seeds'])
+  if max_base < 1:
+    raise UserError(f'--max_base_seeds must be positive, got {max_base}.')
+  eps, sigmas = cli.float_list(FLAGS, 'eps'), cli.float_list(FLAGS, 'sigmas')
+  workdir = cli.workdir(FLAGS, 'prune', data_cfg, train_cfg)
+  run_prune(
+      data_cfg,
+      train_cfg,
+      workdir,
+      FLAGS.from_run,
+      eps,
+      FLAGS.t_before,
+      FLAGS.t_after,
+      sigmas,
+      max_base,
+      overwrite=FLAGS.overwrite,
+  )
 
 
 if __name__ == '__main__':

@@ -55,33 +55,29 @@ QUICK = dict(seeds=4, epochs=300)
 QUICK_LISTS = dict(datasets=['mnist'], train_sizes=['1024', '2048', '4096'])
 
 
-def main(argv):
-  cli.reject_arguments(argv)
-  with cli.one_line_errors(argv[0]):
-    data_cfg, train_cfg = cli.configs_from_flags(FLAGS, QUICK, cli.SWEEP_DEFAULTS)
-    datasets = cli.known_datasets(cli.quick_value(FLAGS, 'datasets', QUICK_LISTS['datasets']))
-    sizes = cli.int_list(FLAGS, 'train_sizes', QUICK_LISTS['train_sizes']) or None
-    num_tasks, task_index = cli.sweep_worker(FLAGS)
-    workdir = cli.sweep_workdir(
-        FLAGS,
-        'scaling',
-        *datasets,
-        f'L{train_cfg.depth}xH{train_cfg.width}',
-        train_cfg.activation,
-        f'S{train_cfg.seeds}',
-    )
-    scaling.run_scaling(
-        datasets,
-        sizes,
-        train_cfg,
-        workdir,
-        data_cfg.data_dir,
-        data_cfg.data_source,
-        FLAGS.bootstrap,
-        num_tasks,
-        task_index,
-        FLAGS.collect_only,
-    )
+@cli.entry
+def main():
+  data_cfg, train_cfg = cli.configs_from_flags(FLAGS, QUICK, cli.SWEEP_DEFAULTS)
+  datasets = cli.known_datasets(cli.quick_value(FLAGS, 'datasets', QUICK_LISTS['datasets']))
+  sizes = cli.int_list(FLAGS, 'train_sizes', QUICK_LISTS['train_sizes']) or None
+  workdir = cli.sweep_workdir(
+      FLAGS,
+      'scaling',
+      *datasets,
+      cli.network_name(train_cfg),
+      train_cfg.activation,
+      f'S{train_cfg.seeds}',
+  )
+  scaling.run_scaling(
+      datasets,
+      sizes,
+      train_cfg,
+      workdir,
+      data_cfg.data_dir,
+      data_cfg.data_source,
+      FLAGS.bootstrap,
+      cli.sweep_workers(FLAGS),
+  )
 
 
 if __name__ == '__main__':

@@ -44,13 +44,7 @@ from manifold_dynamics.studies import scores
 
 cli.define_run_flags(epochs=1000, seeds=100)
 define = cli.define_once
-define(
-    flags.DEFINE_string,
-    'from_run',
-    None,
-    'An inversion run directory recorded with --scores to analyse; its settings replace the '
-    'flags (--dataset, if given, must match).',
-)
+cli.define_from_run('recorded with --scores, to analyse (--dataset, if given, must match)')
 define(
     flags.DEFINE_list,
     'prune_scores',
@@ -76,29 +70,28 @@ DEFAULTS = dict(scores=['all'], score_epochs=list(scores.DEFAULT_SCORE_EPOCHS))
 QUICK = dict(seeds=4, epochs=300, train_size=1024, max_base_seeds=2)
 
 
-def main(argv):
-  cli.reject_arguments(argv)
-  with cli.one_line_errors(argv[0]):
-    data_cfg, train_cfg = cli.configs_from_flags(FLAGS, QUICK, DEFAULTS)
-    max_base = cli.quick_value(FLAGS, 'max_base_seeds', QUICK['max_base_seeds'])
-    dataset = FLAGS['dataset']
-    if FLAGS.from_run and not (dataset.present or dataset.value != dataset.default):
-      data_cfg = None  # the run's own
-    if FLAGS.from_run:
-      name = os.path.basename(os.path.normpath(FLAGS.from_run))
-      workdir = FLAGS.workdir or os.path.join('runs', f'scores-of-{name}')
-    else:
-      workdir = cli.workdir(FLAGS, 'scores', data_cfg, train_cfg)
-    scores.run_scores(
-        data_cfg,
-        train_cfg,
-        workdir,
-        FLAGS.from_run,
-        FLAGS.prune_scores,
-        cli.float_list(FLAGS, 'sigmas'),
-        max_base,
-        overwrite=FLAGS.overwrite,
-    )
+@cli.entry
+def main():
+  data_cfg, train_cfg = cli.configs_from_flags(FLAGS, QUICK, DEFAULTS)
+  max_base = cli.quick_value(FLAGS, 'max_base_seeds', QUICK['max_base_seeds'])
+  dataset = FLAGS['dataset']
+  if FLAGS.from_run and not (dataset.present or dataset.value != dataset.default):
+    data_cfg = None  # the run's own
+  if FLAGS.from_run:
+    name = os.path.basename(os.path.normpath(FLAGS.from_run))
+    workdir = FLAGS.workdir or os.path.join('runs', f'scores-of-{name}')
+  else:
+    workdir = cli.workdir(FLAGS, 'scores', data_cfg, train_cfg)
+  scores.run_scores(
+      data_cfg,
+      train_cfg,
+      workdir,
+      FLAGS.from_run,
+      FLAGS.prune_scores,
+      cli.float_list(FLAGS, 'sigmas'),
+      max_base,
+      overwrite=FLAGS.overwrite,
+  )
 
 
 if __name__ == '__main__':

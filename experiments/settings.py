@@ -34,16 +34,17 @@ tested clean and under noise; the table gets whether R still inverts and both te
 from absl import app, flags
 
 from manifold_dynamics import cli
+from manifold_dynamics.analysis import grid as grid_lib
 from manifold_dynamics.errors import UserError
 from manifold_dynamics.studies import settings
 
 cli.define_run_flags(epochs=1000, seeds=10)
 cli.define_sweep_flags(bootstrap=False)
 define = cli.define_once
-define(flags.DEFINE_list, 'models', list(settings.MODELS), 'Models of the grid.')
-define(flags.DEFINE_list, 'tasks', list(settings.TASKS), 'Tasks of the grid.')
+define(flags.DEFINE_list, 'models', list(grid_lib.MODELS), 'Models of the grid.')
+define(flags.DEFINE_list, 'tasks', list(grid_lib.TASKS), 'Tasks of the grid.')
 define(flags.DEFINE_list, 'batches', ['0', '128'], 'Batch sizes (0 = full batch).')
-define(flags.DEFINE_list, 'datasets', list(settings.DATASETS), 'Datasets of the grid.')
+define(flags.DEFINE_list, 'datasets', list(grid_lib.DATASETS), 'Datasets of the grid.')
 define(
     flags.DEFINE_list,
     'tabulate',
@@ -61,33 +62,39 @@ DEFAULTS = dict(cli.SWEEP_DEFAULTS, t_star_rule='first')
 QUICK = dict(seeds=2, epochs=40, train_size=256, chunk_epochs=20)
 
 
-def main(argv):
-  cli.reject_arguments(argv)
-  with cli.one_line_errors(argv[0]):
-    data_cfg, train_cfg = cli.configs_from_flags(FLAGS, QUICK, DEFAULTS)
-    num_tasks, task_index = cli.sweep_worker(FLAGS)
-    grid = settings.cells(
-        FLAGS.models,
-        FLAGS.tasks,
-        cli.int_list(FLAGS, 'batches', ['0', '32'] if FLAGS.quick else None),
-        FLAGS.datasets,
-    )
-    if FLAGS.tabulate:
-      rows = settings.collected_rows(FLAGS.tabulate)
-      print(settings.table(rows) + '\n\n' + settings.matrix(rows, grid))
-      return
-    workdir = cli.sweep_workdir(FLAGS, 'settings', f'P{data_cfg.train_size}', f'S{train_cfg.seeds}')
-    prune = None
-    if FLAGS.prune:
-      if FLAGS.prune_base_seeds < 1:
-        raise UserError(f'--prune_base_seeds must be positive, got {FLAGS.prune_base_seeds}.')
-      eps = cli.float_list(FLAGS, 'prune_eps')
-      if any(not 0 < e < 1 for e in eps):
-        raise UserError(f'--prune_eps takes training errors in (0, 1), got {eps}.')
-      prune = settings.Pruning(eps=eps, max_base_seeds=FLAGS.prune_base_seeds)
-    settings.run_settings(
-        grid, data_cfg, train_cfg, workdir, num_tasks, task_index, FLAGS.collect_only, prune=prune
-    )
+@cli.entry
+def main():
+  data_cfg, train_cfg = cli.configs_from_flags(FLAGS, QUICK, DEFAULTS, strict_models=False)
+  grid = grid_lib.cells(
+      FLAGS.models,
+      FLAGS.tasks,
+      cli.int_list(FLAGS, 'batches', ['0', '32'] if FLAGS.quick else None),
+      FLAGS.datasets,
+  )
+  if FLAGS.tabulate:
+    rows = grid_lib.collected_rows(FLAGS.tabulate)
+    print(grid_lib.table(rows) + '\n\n' + grid_lib.matrix(rows, grid))
+    return
+  workdir = cli.sweep_workdir(FLAGS, 'settings', f'P{data_cfg.train_size}', f'S{train_cfg.seeds}')
+  prune = None
+  if FLAGS.prune:
+    if FLAGS.prune_base_seeds < 1:
+      raise UserError(f'--prune_base_seeds must be positive, got {FLAGS.prune_base_seeds}.')
+    eps = cli.float_list(FLAGS, 'prune_eps')
+    if any(not 0 < e < 1 for e in eps):
+      raise UserError(f'--prune_eps takes training errors in (0, 1), got {eps}.')
+    prune = settings.Pruning(eps=eps, max_base_seeds=FLAGS.prune_base_seeds)
+  settings.run_settings(
+      grid,
+      data_cfg,
+      train_cfg,
+      workdir,
+      cli.sweep_workers(FLAGS),
+      prune=prune,
+      model_settings={
+          m: cli.model_settings(FLAGS, m, strict=False) for m in dict.fromkeys(FLAGS.models)
+      },
+  )
 
 
 if __name__ == '__main__':

@@ -22,8 +22,6 @@ Writes config.json, history_L*xH*/ (architectures trained here), stragglers.npz,
 and the figures stragglers_seed0 (the images), z_vs_eps and overlap_by_architecture (PNG, PDF).
 """
 
-import dataclasses
-
 from absl import app, flags
 
 from manifold_dynamics import cli
@@ -32,13 +30,7 @@ from manifold_dynamics.studies.stragglers import run_stragglers
 
 cli.define_run_flags(epochs=1000, seeds=100)
 define = cli.define_once
-define(
-    flags.DEFINE_string,
-    'from_run',
-    None,
-    'A finished inversion run directory to analyse; '
-    'its data and training settings replace the flags.',
-)
+cli.define_from_run('to analyse')
 define(
     flags.DEFINE_list,
     'architectures',
@@ -69,28 +61,23 @@ def parse_architectures(values):
     ) from None
 
 
-def main(argv):
-  cli.reject_arguments(argv)
-  with cli.one_line_errors(argv[0]):
-    data_cfg, train_cfg = cli.configs_from_flags(FLAGS, QUICK)
-    architectures = parse_architectures(
-        cli.quick_value(FLAGS, 'architectures', QUICK_ARCHITECTURES)
-    )
-    if not FLAGS.from_run:  # the first architecture is the base run
-      train_cfg = dataclasses.replace(
-          train_cfg, depth=architectures[0][0], width=architectures[0][1]
-      )
-    workdir = cli.workdir(FLAGS, 'stragglers', data_cfg, train_cfg)
-    run_stragglers(
-        data_cfg,
-        train_cfg,
-        workdir,
-        FLAGS.from_run,
-        architectures,
-        cli.float_list(FLAGS, 'eps'),
-        FLAGS.observable,
-        overwrite=FLAGS.overwrite,
-    )
+@cli.entry
+def main():
+  data_cfg, train_cfg = cli.configs_from_flags(FLAGS, QUICK)
+  architectures = parse_architectures(cli.quick_value(FLAGS, 'architectures', QUICK_ARCHITECTURES))
+  if not FLAGS.from_run and train_cfg.model == 'mlp':  # the first architecture is the base
+    train_cfg = train_cfg.with_model(depth=architectures[0][0], width=architectures[0][1])
+  workdir = cli.workdir(FLAGS, 'stragglers', data_cfg, train_cfg)
+  run_stragglers(
+      data_cfg,
+      train_cfg,
+      workdir,
+      FLAGS.from_run,
+      architectures,
+      cli.float_list(FLAGS, 'eps'),
+      FLAGS.observable,
+      overwrite=FLAGS.overwrite,
+  )
 
 
 if __name__ == '__main__':

@@ -34,13 +34,12 @@ FLAGS = flags.FLAGS
 QUICK = dict(seeds=4, epochs=300, train_size=1024, num_subsets=2)
 
 
-def main(argv):
-  cli.reject_arguments(argv)
-  with cli.one_line_errors(argv[0]):
-    data_cfg, train_cfg = cli.configs_from_flags(FLAGS, QUICK)
-    num_subsets = cli.quick_value(FLAGS, 'num_subsets', QUICK['num_subsets'])
-    workdir = cli.workdir(FLAGS, f'subsampling{num_subsets}', data_cfg, train_cfg)
-    robustness.run_subsampling(data_cfg, train_cfg, workdir, num_subsets, FLAGS.overwrite)
+@cli.entry
+def main():
+  data_cfg, train_cfg = cli.configs_from_flags(FLAGS, QUICK)
+  num_subsets = cli.quick_value(FLAGS, 'num_subsets', QUICK['num_subsets'])
+  workdir = cli.workdir(FLAGS, f'subsampling{num_subsets}', data_cfg, train_cfg)
+  robustness.run_subsampling(data_cfg, train_cfg, workdir, num_subsets, FLAGS.overwrite)
 
 
 if __name__ == '__main__':

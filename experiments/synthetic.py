@@ -47,25 +47,23 @@ QUICK_VALUES = {'gaussians': [0.5, 2.0], 'hidden_manifold': [2, 20], 'label_nois
                 'long_tail': [0.0, 0.1]}  # fmt: skip
 
 
-def main(argv):
-  cli.reject_arguments(argv)
-  with cli.one_line_errors(argv[0]):
-    defaults = dict(DEFAULTS, **FAMILY_DEFAULTS.get(FLAGS.family, {}))
-    data_cfg, train_cfg = cli.configs_from_flags(FLAGS, QUICK, defaults)
-    num_tasks, task_index = cli.sweep_worker(FLAGS)
-    values = cli.float_list(FLAGS, 'values', QUICK_VALUES[FLAGS.family])
-    workdir = cli.sweep_workdir(
-        FLAGS,
-        'synthetic',
-        FLAGS.family,
-        f'P{data_cfg.train_size}',
-        f'N{data_cfg.synthetic_dim}',
-        f'S{train_cfg.seeds}',
-    )
-    predictors.run_synthetic(
-        FLAGS.family, values, data_cfg, train_cfg, workdir, num_tasks, task_index,
-        FLAGS.collect_only, train_sizes=cli.int_list(FLAGS, 'train_sizes'),
-    )  # fmt: skip
+@cli.entry
+def main():
+  defaults = dict(DEFAULTS, **FAMILY_DEFAULTS.get(FLAGS.family, {}))
+  data_cfg, train_cfg = cli.configs_from_flags(FLAGS, QUICK, defaults)
+  values = cli.float_list(FLAGS, 'values', QUICK_VALUES[FLAGS.family])
+  workdir = cli.sweep_workdir(
+      FLAGS,
+      'synthetic',
+      FLAGS.family,
+      f'P{data_cfg.train_size}',
+      f'N{data_cfg.synthetic_dim}',
+      f'S{train_cfg.seeds}',
+  )
+  predictors.run_synthetic(
+      FLAGS.family, values, data_cfg, train_cfg, workdir, cli.sweep_workers(FLAGS),
+      train_sizes=cli.int_list(FLAGS, 'train_sizes'),
+  )  # fmt: skip
 
 
 if __name__ == '__main__':

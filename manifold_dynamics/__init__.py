@@ -3,16 +3,19 @@
 Reproduces and extends Ciceri et al., "Inversion dynamics of class manifolds in deep learning
 reveals tradeoffs underlying generalisation" (arXiv 2023; Nature Machine Intelligence 2024).
 
-The package is in layers, each importing only from the ones before it (tests/test_layers.py):
+The package is in layers, each importing only from the ones above it in this list, at module
+level or inside a function (tests/test_layers.py); each folder's __init__ says what it holds:
 
-  errors, config, data   settings and tasks (NumPy)
+  errors                 the one-line error every bad input raises
+  data/                  datasets, their verified cache, the task (NumPy)
   records/               a run's history, run directory, store, checkpoint (NumPy, no JAX)
-  engine/                models, training step and loop, geometry, optimisers, stop rule,
+  config                 the frozen run configurations, and their flags' help (no JAX)
+  engine/                models by name, the one trainer, geometry, optimisers, stop rule,
                          difficulty scores, signals, several hosts (JAX, Flax, optax)
-  analysis/              inversion, stragglers, finite-size fits, score statistics of a
-                         finished run (NumPy, SciPy; no JAX)
-  plotting               figures of records and analyses (matplotlib)
-  studies/               one module per experiment family, on one skeleton (skeleton.py)
+  analysis/              the numbers of finished runs (NumPy, SciPy; beside engine/, never
+                         importing it)
+  plotting/              figures of records and analyses (matplotlib), one module per study
+  studies/               one module per experiment family, on two skeletons (Study, Sweep)
   cli                    the absl flags of the experiments/ entry points
 
 The names below are imported on first use, so `import manifold_dynamics` loads nothing heavy
@@ -33,11 +36,13 @@ _EXPORTS = {
     'ClassGeometry': 'manifold_dynamics.engine.geometry',
     'class_geometry': 'manifold_dynamics.engine.geometry',
     'project_to_sphere': 'manifold_dynamics.engine.geometry',
-    'MLP': 'manifold_dynamics.engine.models',
-    'CNN': 'manifold_dynamics.engine.models',
-    'Conv': 'manifold_dynamics.engine.models',
-    'ResNet': 'manifold_dynamics.engine.models',
-    'TrainData': 'manifold_dynamics.engine.train',
+    'MLP': 'manifold_dynamics.engine.models.mlp',
+    'CNN': 'manifold_dynamics.engine.models.cnn',
+    'ResNet': 'manifold_dynamics.engine.models.resnet',
+    'ViT': 'manifold_dynamics.engine.models.vit',
+    'Conv': 'manifold_dynamics.engine.models.layers',
+    'Dense': 'manifold_dynamics.engine.models.layers',
+    'TrainData': 'manifold_dynamics.engine.state',
     'fit': 'manifold_dynamics.engine.train',
     'make_train': 'manifold_dynamics.engine.train',
     'seed_keys': 'manifold_dynamics.engine.train',

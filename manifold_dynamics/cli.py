@@ -10,13 +10,15 @@ import dataclasses
 import os
 import sys
 import typing
-from typing import Dict, Optional
+from typing import Callable, Dict, Optional
 
 from absl import app, flags, logging
 
 from manifold_dynamics.config import DataConfig, TrainConfig
 from manifold_dynamics.data.registry import DATASETS
-from manifold_dynamics.engine import distributed
+from manifold_dynamics.engine import distributed, models, train
+from manifold_dynamics.engine.models.layers import ACTIVATIONS, MATMUL_PRECISIONS
+from manifold_dynamics.engine.optimizers import OPTIMIZERS
 from manifold_dynamics.errors import UserError, as_user_error
 from manifold_dynamics.studies import skeleton, sweeps
 
@@ -37,6 +39,7 @@ def define_run_flags(epochs: int = _TRAIN.epochs, seeds: int = _TRAIN.seeds):
   logging.set_verbosity(logging.WARNING)
   define_config_flags(DataConfig)
   define_config_flags(TrainConfig, epochs=epochs, seeds=seeds)
+  define_model_flags()
   flags.DEFINE_string('workdir', None, 'Run directory to write (default: runs/<name>).')
   flags.DEFINE_bool(
       'overwrite', False, 'Replace an existing run directory once the new run ' 'is complete.'
@@ -56,15 +59,27 @@ def define_run_flags(epochs: int = _TRAIN.epochs, seeds: int = _TRAIN.seeds):
   flags.DEFINE_integer('process_id', None, 'This process, in [0, num_processes).')
 
 
-def define_config_flags(config_class, **defaults):
-  """One flag per field of a config dataclass, from the field's type, default and help text
-  (`config.setting`); `defaults` replace some defaults (an entry point's own)."""
+# The flags whose values are the names of an engine registry.
+CHOICES = {
+    'model': lambda: models.NAMES,
+    'activation': lambda: tuple(ACTIVATIONS),
+    'optimizer': lambda: tuple(OPTIMIZERS),
+    'matmul_precision': lambda: MATMUL_PRECISIONS,
+}
+
+
+def define_config_flags(config_class, prefix: str = '', **defaults):
+  """One flag per field of a config dataclass (--{prefix}{field}), from the field's type,
+  default and help text (`config.setting`); `defaults` replace some defaults (an entry point's
+  own). Fields marked flag=False (TrainConfig.model_settings) get none."""
   for field in dataclasses.fields(config_class):
-    name, kind, help_text = field.name, field.type, field.metadata['help']
-    default = defaults.get(name, field.default)
+    if field.metadata.get('flag') is False:
+      continue
+    name, kind, help_text = prefix + field.name, field.type, field.metadata['help']
+    default = defaults.get(field.name, field.default)
     if typing.get_origin(kind) is typing.Union:  # Optional[X]
       kind = next(t for t in typing.get_args(kind) if t is not type(None))
-    choices = field.metadata['choices']
+    choices = field.metadata['choices'] or (CHOICES.get(field.name) if not prefix else None)
     if typing.get_origin(kind) is tuple:
       flags.DEFINE_list(name, [str(v) for v in default], help_text)
     elif choices is not None:
@@ -79,6 +94,33 @@ def define_config_flags(config_class, **defaults):
       define(name, default, help_text)
 
 
+def define_model_flags():
+  """The flags of every model's own settings (engine/models/<model>.py), --{prefix}{field}."""
+  for name in models.NAMES:
+    cls = models.settings_class(name)
+    define_config_flags(cls, prefix=cls.flag_prefix)
+    for flag in models.flags_of(name):
+      flags.FLAGS[flag].help += f' (--model={name})'
+
+
+def model_settings(
+    flag_values, model: str, quick_overrides=None, quick=False, defaults=None, strict=True
+):
+  """The settings of `model` from its flags (with the entry point's `defaults` and
+  `quick_overrides`, by flag name, as `configs_from_flags`). `strict`: a one-line error when a
+  flag of another model's settings was set, which this run would silently ignore."""
+  own = models.flags_of(model)
+  for other in models.NAMES if strict else ():
+    for flag in models.flags_of(other):
+      if flag not in own and _set(flag_values[flag]):
+        raise UserError(
+            f'--{flag} is a setting of --model={other}, and this run trains --model={model}; '
+            f'drop it, or set {", ".join("--" + f for f in own) or "nothing"} instead.'
+        )
+  values = _values(flag_values, own.keys(), quick_overrides or {}, quick, defaults or {})
+  return {field.name: values[flag] for flag, field in own.items()}
+
+
 def define_once(define, name: str, *args, **kwargs):
   """`define(name, ...)` unless another entry point of this process already defined `name`
   (the tests import several); the first definition, with its default, wins."""
@@ -86,22 +128,29 @@ def define_once(define, name: str, *args, **kwargs):
     define(name, *args, **kwargs)
 
 
+def _set(flag) -> bool:
+  """Whether a flag was set, on the command line or in code (absl's flagsaver)."""
+  return flag.present or flag.value != flag.default
+
+
 def _values(
     flag_values,
-    fields,
+    names,
     quick_overrides: Dict[str, object],
     quick: bool,
     defaults: Dict[str, object],
 ):
+  """{flag: value} of the flags `names`: as set, else the entry point's default, else (under
+  --quick) its quick value."""
   values = {}
-  for field in fields:
-    flag = flag_values[field.name]
+  for name in names:
+    flag = flag_values[name]
     value = flag.value
-    if not (flag.present or value != flag.default):  # set on the command line or in code
-      value = defaults.get(field.name, value)
-      if quick and field.name in quick_overrides:
-        value = quick_overrides[field.name]
-    values[field.name] = value
+    if not _set(flag):
+      value = defaults.get(name, value)
+      if quick and name in quick_overrides:
+        value = quick_overrides[name]
+    values[name] = value
   return values
 
 
@@ -166,20 +215,29 @@ def workdir(
 
 
 def configs_from_flags(
-    flag_values, quick_overrides: Dict[str, object], defaults: Optional[Dict[str, object]] = None
+    flag_values,
+    quick_overrides: Dict[str, object],
+    defaults: Optional[Dict[str, object]] = None,
+    strict_models: bool = True,
 ):
   """(DataConfig, TrainConfig) from parsed flags. `defaults` replace the shared flags'
-  defaults for this entry point (e.g. a sweep's lr or stop rule); under --quick,
-  `quick_overrides` apply on top; a flag the user set explicitly always wins."""
+  defaults for this entry point (e.g. a sweep's lr or stop rule), over the model's own
+  defaults (`models.Settings.defaults`); under --quick, `quick_overrides` apply on top; a
+  flag the user set explicitly always wins. The model's settings come from its own flags
+  (`strict_models` False: another model's flags may be set too, for an entry point that
+  trains several models). Every name the engine's registries hold is checked here, before
+  any data is fetched."""
   join_processes(flag_values)
-  quick, defaults = flag_values.quick, defaults or {}
-  data = DataConfig(
-      **_values(flag_values, dataclasses.fields(DataConfig), quick_overrides, quick, defaults)
-  )
-  train = TrainConfig(
-      **_values(flag_values, dataclasses.fields(TrainConfig), quick_overrides, quick, defaults)
-  )
-  return data, train
+  quick = flag_values.quick
+  model = flag_values.model
+  defaults = {**models.settings_class(model).defaults, **(defaults or {})}
+  names = lambda config: [f.name for f in dataclasses.fields(config) if f.metadata.get('flag', 1)]
+  data = DataConfig(**_values(flag_values, names(DataConfig), quick_overrides, quick, defaults))
+  values = _values(flag_values, names(TrainConfig), quick_overrides, quick, defaults)
+  own = model_settings(flag_values, model, quick_overrides, quick, defaults, strict_models)
+  train_cfg = TrainConfig(**values, model_settings=own)
+  train.check(train_cfg)
+  return data, models.resolve(train_cfg)
 
 
 def join_processes(flag_values):
@@ -238,9 +296,50 @@ def sweep_workdir(flag_values, experiment: str, *parts: str) -> str:
   return 'runs/' + '-'.join([experiment + ('-quick' if flag_values.quick else '')] + list(parts))
 
 
-def sweep_worker(flag_values):
-  """(num_tasks, task_index) from the flags or the cluster's environment."""
-  return sweeps.worker_from_env(flag_values.num_tasks, flag_values.task_index)
+def sweep_workers(flag_values) -> sweeps.Workers:
+  """This process's share of a sweep, from the flags or the cluster's environment."""
+  num_tasks, task_index = sweeps.worker_from_env(flag_values.num_tasks, flag_values.task_index)
+  return sweeps.Workers(num_tasks, task_index, flag_values.collect_only)
+
+
+def network_name(train_cfg: TrainConfig) -> str:
+  """The model's part of a run or sweep directory name: 'L2xH20', 'cnn16-32x20', ..."""
+  return models.settings(train_cfg).workdir_name(train_cfg)
+
+
+def define_from_run(what: str = 'to analyse'):
+  """--from_run: a finished run directory to build on, its settings replacing the flags."""
+  define_once(
+      flags.DEFINE_string,
+      'from_run',
+      None,
+      f'A finished inversion run directory {what}; its data and training settings replace '
+      'the flags.',
+  )
+
+
+def entry(body: Callable[[], None]) -> Callable[[list], None]:
+  """The `main(argv)` of an entry point (for `app.run`) that runs `body()`: stray arguments
+  are a usage error, and every UserError reaches the user as one line (`one_line_errors`)."""
+
+  def main(argv):
+    reject_arguments(argv)
+    with one_line_errors(argv[0]):
+      body()
+
+  return main
+
+
+def study_main(experiment: str, run_study: Callable, quick: Dict[str, object], defaults=None):
+  """`entry` of an entry point that trains one study with the shared flags:
+  run_study(data_cfg, train_cfg, workdir, overwrite)."""
+
+  def body():
+    data_cfg, train_cfg = configs_from_flags(flags.FLAGS, quick, defaults)
+    workdir_ = workdir(flags.FLAGS, experiment, data_cfg, train_cfg)
+    run_study(data_cfg, train_cfg, workdir_, flags.FLAGS.overwrite)
+
+  return entry(body)
 
 
 @contextlib.contextmanager

@@ -4,12 +4,17 @@ A run is described by two frozen dataclasses: `DataConfig` (which examples, SPEC
 `TrainConfig` (model, optimiser and schedule, SPEC §2-3). They are built once by an entry point
 or a notebook, validated on construction, written to `config.json`, and never mutated;
 variants are made with `dataclasses.replace`.
+
+TrainConfig holds what every model shares. A model's own settings (the MLP's depth and width,
+the CNN's channels, ...) are declared by the model itself (engine/models/<name>.py) and held
+here as a plain mapping, `model_settings`, which the engine turns into the model's settings;
+the names that the engine's registries accept (models, activations, optimisers, precisions)
+are checked there too (`engine.train.check`), so that this module never imports JAX.
 """
 
 import dataclasses
-import importlib
 import math
-from typing import Callable, Optional, Sequence, Tuple
+from typing import Any, Callable, Mapping, Optional, Sequence, Tuple
 
 from manifold_dynamics.data import synthetic
 from manifold_dynamics.data.registry import DATASETS, parse_task
@@ -26,27 +31,39 @@ LAYERS = ('first', 'all')
 DATASET_PREFIXES = ('tfds:', 'npz:', 'synthetic:')
 
 
-def _registry(module: str, name: str) -> Callable[[], Tuple[str, ...]]:
-  """The names of a registry of the engine, imported when first needed (so that this module,
-  which the records and the analysis may read, never imports JAX)."""
-  return lambda: tuple(getattr(importlib.import_module(module), name))
-
-
-MODELS = _registry('manifold_dynamics.engine.models', 'MODELS')
-ACTIVATIONS = _registry('manifold_dynamics.engine.models', 'ACTIVATIONS')
-MATMUL_PRECISIONS = _registry('manifold_dynamics.engine.models', 'MATMUL_PRECISIONS')
-OPTIMIZERS = _registry('manifold_dynamics.engine.optimizers', 'OPTIMIZERS')
-
-
 def setting(default, help: str, choices: Optional[Callable[[], Sequence[str]]] = None):  # noqa: A002
   """A config field with the help text of its flag (`cli.define_config_flags` makes one flag
   per field) and, for a flag that takes one of a few names, the function giving them."""
   return dataclasses.field(default=default, metadata={'help': help, 'choices': choices})
 
 
-def _require(condition: bool, message: str):
+def require(condition: bool, message: str):
+  """A one-line error (`UserError`) with `message` unless `condition`."""
   if not condition:
     raise UserError(message)
+
+
+_require = require
+
+
+class Frozen(dict):
+  """A read-only dict: a config field that maps names to values (TrainConfig.model_settings).
+  Hashable, and written to config.json as a plain object."""
+
+  def __hash__(self):
+    return hash(tuple(sorted((k, _hashable(v)) for k, v in self.items())))
+
+  def __reduce__(self):
+    return (Frozen, (dict(self),))
+
+  def _read_only(self, *args, **kwargs):
+    raise TypeError('a config is frozen: make a new one with dataclasses.replace')
+
+  __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _read_only
+
+
+def _hashable(value):
+  return tuple(_hashable(v) for v in value) if isinstance(value, (list, tuple)) else value
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,26 +155,17 @@ MEMORY_ONLY = ('seed_batch', 'eval_batch_size')
 class TrainConfig:
   """Model, optimiser and schedule of a seed-parallel training run (SPEC §2-3, §8)."""
 
-  model: str = setting('mlp', 'Network (engine/models.py MODELS).', MODELS)
-  depth: int = setting(2, 'L, weight layers (2 = one hidden layer).')
-  width: int = setting(20, 'H, units per hidden layer (--model=cnn: its dense layer).')
-  activation: str = setting('tanh', 'Hidden activation (every model).', ACTIVATIONS)
-  cnn_channels: Tuple[int, ...] = setting(
-      (16, 32),
-      '--model=cnn: channels of each 3x3 conv block (conv, activation, 2x2 average pool), '
-      'then a dense layer of --width units.',
+  model: str = setting('mlp', 'Network, by name (engine/models/: mlp, cnn, resnet, vit).')
+  # The model's own settings by name (its flags: engine/models/<model>.py), over its defaults.
+  model_settings: Mapping[str, Any] = dataclasses.field(
+      default_factory=Frozen,
+      metadata={'help': None, 'choices': None, 'flag': False},
   )
-  # No normalisation in the ResNet: nothing couples the examples (or the seeds).
-  resnet_width: int = setting(
-      16, '--model=resnet: channels of its first stage (doubled at each of the three).'
-  )
-  resnet_blocks: int = setting(
-      1, '--model=resnet: residual blocks per stage (1 = ResNet-8, 3 = ResNet-20).'
-  )
+  activation: str = setting('tanh', 'Hidden activation (every model).')
   init_scale: float = setting(
       1.0, 's: weights and biases ~ U(-s/sqrt(fan_in), s/sqrt(fan_in)), every model.'
   )
-  optimizer: str = setting('sgd', 'Optimiser (one update per batch).', OPTIMIZERS)
+  optimizer: str = setting('sgd', 'Optimiser (one update per batch): sgd, momentum, sgd_wd, adam.')
   lr: float = setting(0.2, 'Learning rate.')
   momentum: float = setting(0.9, 'mu, momentum (--optimizer=momentum).')
   weight_decay: float = setting(
@@ -229,8 +237,7 @@ class TrainConfig:
       'float32',
       "Precision of the network's matrix products: float32 (full, as on a CPU, on every "
       'backend) or bfloat16 (operands rounded to bfloat16, float32 accumulation: faster on '
-      'TPUs, GPUs and AMX CPUs; see docs/speed.md).',
-      MATMUL_PRECISIONS,
+      'TPUs, GPUs and AMX CPUs; see docs/speed.md). Every model of engine/models/.',
   )
   # An O(P) carry per seed, no per-epoch history.
   scores: Tuple[str, ...] = setting(
@@ -261,23 +268,7 @@ class TrainConfig:
           f'--score_epochs takes comma-separated integers, got {self.score_epochs}.'
       ) from None
     object.__setattr__(self, 'score_epochs', tuple(epochs))
-    _require(
-        self.model in MODELS(),
-        f'unknown --model={self.model!r}; choose one of {", ".join(MODELS())}.',
-    )
-    try:
-      channels = (self.cnn_channels,) if isinstance(self.cnn_channels, int) else self.cnn_channels
-      object.__setattr__(self, 'cnn_channels', tuple(int(c) for c in channels))
-    except ValueError:
-      raise UserError(
-          f'--cnn_channels takes comma-separated integers, got {self.cnn_channels}.'
-      ) from None
-    _require(
-        len(self.cnn_channels) > 0 and all(c > 0 for c in self.cnn_channels),
-        f'--cnn_channels must be positive integers, got {self.cnn_channels}.',
-    )
-    _require(self.resnet_width > 0, f'--resnet_width must be positive, got {self.resnet_width}.')
-    _require(self.resnet_blocks > 0, f'--resnet_blocks must be positive, got {self.resnet_blocks}.')
+    object.__setattr__(self, 'model_settings', Frozen(self.model_settings or {}))
     _require(
         self.batch_size is None or self.batch_size > 0,
         f'--batch_size must be positive (or unset for full batch), got {self.batch_size}.',
@@ -286,20 +277,6 @@ class TrainConfig:
     _require(
         self.eval_batch_size > 0,
         f'--eval_batch_size must be positive, got {self.eval_batch_size}.',
-    )
-    _require(
-        self.depth >= 2,
-        f'--depth must be >= 2 (the representation is the first '
-        f'hidden layer), got {self.depth}.',
-    )
-    _require(self.width > 0, f'--width must be positive, got {self.width}.')
-    _require(
-        self.activation in ACTIVATIONS(),
-        f'unknown --activation={self.activation!r}; choose one of {", ".join(ACTIVATIONS())}.',
-    )
-    _require(
-        self.optimizer in OPTIMIZERS(),
-        f'unknown --optimizer={self.optimizer!r}; choose one of {", ".join(OPTIMIZERS())}.',
     )
     _require(math.isfinite(self.lr) and self.lr > 0, f'--lr must be positive, got {self.lr}.')
     _require(
@@ -333,11 +310,6 @@ class TrainConfig:
         f'--layers must be first, all or layer names, got {self.layers!r}.',
     )
     _require(
-        self.matmul_precision in MATMUL_PRECISIONS(),
-        f'--matmul_precision must be one of {", ".join(MATMUL_PRECISIONS())}, got '
-        f'{self.matmul_precision!r}.',
-    )
-    _require(
         self.test_every >= 0,
         f'--test_every must be >= 0 (0 = last epoch only), got {self.test_every}.',
     )
@@ -346,27 +318,39 @@ class TrainConfig:
         f'--chunk_epochs must be >= 0 (0 = automatic), got {self.chunk_epochs}.',
     )
 
+  def with_model(self, model: Optional[str] = None, **settings) -> 'TrainConfig':
+    """This config with its model's settings changed (or another model, with `settings` its
+    settings): `cfg.with_model(depth=4, width=40)`."""
+    if model is None or model == self.model:
+      return dataclasses.replace(self, model_settings={**self.model_settings, **settings})
+    return dataclasses.replace(self, model=model, model_settings=settings)
 
-def model_label(cfg: TrainConfig) -> str:
-  """Short description of cfg's network, for titles and log lines: '2x20 tanh',
-  'cnn 16-32/20 tanh', 'resnet8 w16 tanh'."""
-  if cfg.model == 'cnn':
-    return f'cnn {"-".join(map(str, cfg.cnn_channels))}/{cfg.width} {cfg.activation}'
-  if cfg.model == 'resnet':
-    return f'resnet{2 + 6 * cfg.resnet_blocks} w{cfg.resnet_width} {cfg.activation}'
-  return f'{cfg.depth}x{cfg.width} {cfg.activation}'
+  @classmethod
+  def from_dict(cls, values: Mapping[str, Any]) -> 'TrainConfig':
+    """A TrainConfig from config.json's 'train' entry, of this version or an earlier one
+    (whose model settings were fields of their own: depth, width, cnn_channels, ...)."""
+    return cls(**upgraded(values))
 
 
-def run_label(
-    data_cfg: DataConfig, train_cfg: TrainConfig, model=None, optimizer: bool = True
-) -> str:
-  """The settings that tell runs apart, as every figure title shows them (`model`: a caller's
-  own Flax module, named by its class; `optimizer=False` leaves the optimiser out, for a
-  figure whose curves differ in it)."""
-  task = '' if data_cfg.task == 'parity' else f', {data_cfg.task}'
-  batch = '' if train_cfg.batch_size is None else f', B={train_cfg.batch_size}'
-  training = f', {train_cfg.optimizer} lr={train_cfg.lr:g}{batch}' if optimizer else ''
-  return (
-      f'{data_cfg.dataset}{task}, P={data_cfg.train_size}, '
-      f'{model_label(train_cfg) if model is None else type(model).__name__}{training}'
-  )
+# The model settings that were TrainConfig fields before each model declared its own: config
+# name -> setting, per model. Read from earlier run directories only.
+_LEGACY = {
+    'mlp': {'depth': 'depth', 'width': 'width'},
+    'cnn': {'cnn_channels': 'channels', 'width': 'width'},
+    'resnet': {'resnet_width': 'width', 'resnet_blocks': 'blocks'},
+}
+
+
+def upgraded(train: Mapping[str, Any]) -> dict:
+  """config.json's 'train' entry with an earlier version's model fields moved into
+  model_settings (those of the run's model; the others were unused)."""
+  train = dict(train)
+  old = {
+      k: train.pop(k)
+      for k in ('depth', 'width', 'cnn_channels', 'resnet_width', 'resnet_blocks')
+      if k in train
+  }
+  if old and 'model_settings' not in train:
+    legacy = _LEGACY.get(train.get('model', 'mlp'), {})
+    train['model_settings'] = {new: old[k] for k, new in legacy.items() if k in old}
+  return train

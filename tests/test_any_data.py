@@ -176,7 +176,9 @@ def test_grey_sum_standardised_is_the_authors_preprocessing_and_trains_as_it_is(
   stats = train_lib.run_standardiser(data, np.ones(32, np.float32))
   np.testing.assert_array_equal(stats.shift_N, 0.0)
   np.testing.assert_array_equal(stats.scale_N, 1.0)  # the inputs enter as they are
-  history = train_lib.fit(TrainConfig(seeds=2, epochs=5, width=4), data, log=None)
+  history = train_lib.fit(
+      TrainConfig(seeds=2, epochs=5, model_settings=dict(width=4)), data, log=None
+  )
   assert np.all(np.isfinite(history.R_plus))
   rgb = task_lib.task_from_arrays(raw, 'parity', 32, 0, 'rgb', grey='rgb')
   assert rgb.input_shape == (4, 4, 3) and rgb.standardise

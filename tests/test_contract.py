@@ -13,12 +13,29 @@ import pytest
 from manifold_dynamics.config import TrainConfig
 from manifold_dynamics.data.task import Task
 from manifold_dynamics.engine import contract, difficulty, geometry, models, train
+from manifold_dynamics.engine.models import layers as model_layers
+from manifold_dynamics.engine.models.cnn import CNN
+from manifold_dynamics.engine.models.mlp import FusedMLP
 from manifold_dynamics.errors import UserError
 from manifold_dynamics.records import store
 from tests.conftest import make_image_splits
 from tests.test_resume import assert_histories_equal, assert_states_equal, interrupt_after
 
-SMALL = dict(seeds=2, epochs=6, lr=0.1, cnn_channels=(2, 3), width=4, resnet_width=2)
+SMALL = dict(seeds=2, epochs=6, lr=0.1)
+# Each model's own settings, small.
+SETTINGS = {
+    'mlp': dict(width=4),
+    'cnn': dict(channels=(2, 3), width=4),
+    'resnet': dict(width=2),
+    'vit': dict(patch=4, dim=8, depth=1, heads=2),
+}
+
+
+def small(model='mlp', **kwargs):
+  """A small TrainConfig of `model` (SMALL, the model's SETTINGS; `kwargs` override both,
+  model settings by name)."""
+  own = {k: kwargs.pop(k) for k in list(kwargs) if k in ('depth', 'width', 'channels', 'blocks')}
+  return TrainConfig(model=model, model_settings={**SETTINGS[model], **own}, **{**SMALL, **kwargs})
 
 
 @pytest.fixture(scope='module')
@@ -95,11 +112,12 @@ def test_multiclass_geometry_is_permutation_invariant_and_weighted():
 
 def test_mlp_through_the_contract_equals_the_fast_path(images):
   data = train.TrainData.from_task(task_of(images))
-  cfg = TrainConfig(depth=3, layers='all', **SMALL)
+  cfg = small(depth=3, layers='all')
   fast, fast_state = train.fit(cfg, data, log=None, return_state=True)
-  generic_model = models.MODELS['mlp'](cfg, 2)
+  generic_model = models.build(cfg, 2)
   generic, generic_state = train.fit(cfg, data, log=None, return_state=True, model=generic_model)
-  assert train.fast_path(cfg, data) and not train.fast_path(cfg, data, generic_model)
+  assert isinstance(train.network(cfg, data), FusedMLP)
+  assert isinstance(train.network(cfg, data, generic_model), contract.ModuleNetwork)
   for name, value in fast.arrays().items():
     if name != 'mistakes_packed':
       np.testing.assert_allclose(getattr(generic, name), value, rtol=2e-5, atol=1e-6, err_msg=name)
@@ -117,7 +135,7 @@ def test_classes_with_k_2_on_parity_labels_equals_the_parity_task(images):
   classes = Task.from_arrays(x_train, y_train % 2, x_test, y_test % 2, task='classes')
   assert classes.num_classes == 2
   np.testing.assert_array_equal(classes.y_train, parity.y_train)
-  cfg = TrainConfig(**SMALL)
+  cfg = small()
   a = train.fit(cfg, train.TrainData.from_task(parity), log=None)
   b = train.fit(cfg, train.TrainData.from_task(classes), log=None)
   assert_histories_equal(a, b)
@@ -125,7 +143,7 @@ def test_classes_with_k_2_on_parity_labels_equals_the_parity_task(images):
 
 def test_batch_size_p_is_full_batch_bit_for_bit(images):
   data = train.TrainData.from_task(task_of(images))
-  cfg = TrainConfig(**SMALL)
+  cfg = small()
   full = train.fit(cfg, data, log=None)
   assert_histories_equal(train.fit(dataclasses.replace(cfg, batch_size=60), data, log=None), full)
 
@@ -136,7 +154,7 @@ def test_batch_size_p_is_full_batch_bit_for_bit(images):
 def test_ten_classes_record_per_class_geometry(images):
   data = train.TrainData.from_task(task_of(images, 'classes'))
   assert data.num_classes == 10
-  history = train.fit(TrainConfig(**SMALL), data, log=None)
+  history = train.fit(small(), data, log=None)
   assert history.observables == ('R_mean', 'D_mean') and history.R_plus is None
   assert history.R_class.shape == (2, 7, 10) and history.D_class.shape == (2, 7, 45)
   np.testing.assert_allclose(history.R_mean, history.R_class.mean(-1), rtol=1e-6)
@@ -148,7 +166,7 @@ def test_ten_classes_record_per_class_geometry(images):
 def test_conv_models_record_every_named_layer(images, model):
   data = train.TrainData.from_task(task_of(images))
   assert data.input_shape == (8, 8, 1)
-  cfg = TrainConfig(model=model, layers='all', **dict(SMALL, epochs=2))
+  cfg = small(model, layers='all', epochs=2)
   names = train.measured_layers(cfg, data)
   expected = {
       'cnn': ['conv_0', 'conv_1', 'dense_0'],
@@ -167,7 +185,7 @@ def test_conv_models_record_every_named_layer(images, model):
 
 def test_minibatches_are_per_seed_and_reproducible(images):
   data = train.TrainData.from_task(task_of(images))
-  cfg = TrainConfig(model='cnn', batch_size=16, **SMALL)
+  cfg = small('cnn', batch_size=16)
   both = train.fit(cfg, data, log=None)
   again = train.fit(cfg, data, log=None)
   assert_histories_equal(both, again)
@@ -188,7 +206,7 @@ def test_minibatches_are_per_seed_and_reproducible(images):
 
 def test_minibatch_resume_is_bit_identical(images, tmp_path):
   data = train.TrainData.from_task(task_of(images, 'classes'))
-  cfg = TrainConfig(model='mlp', batch_size=16, chunk_epochs=2, **dict(SMALL, epochs=6))
+  cfg = small('mlp', batch_size=16, chunk_epochs=2, epochs=6)
   reference, ref_state = train.fit(cfg, data, log=None, return_state=True)
   path = tmp_path / 'history'
   new_store = lambda: store.HistoryStore(str(path), np.arange(60))
@@ -209,15 +227,15 @@ def test_a_users_own_module(images):
       return nn.Dense(10)(h.reshape((h.shape[0], -1)))
 
   data = train.TrainData.from_task(task_of(images, 'classes'))
-  cfg = TrainConfig(layers='features', **dict(SMALL, epochs=2))
+  cfg = small(layers='features', epochs=2)
   history = train.fit(cfg, data, log=None, model=Tiny())
   assert history.R_mean.shape == (2, 3) and np.all(np.isfinite(history.R_mean))
 
 
 def test_parameter_count_from_shapes():
-  cnn = models.CNN((2, 3), 4, num_outputs=10)
+  cnn = CNN((2, 3), 4, num_outputs=10)
   # conv 3*3*1*2+2, conv 3*3*2*3+3, dense (2*2*3)*4+4, readout 4*10+10
-  assert contract.parameter_count(cnn, (8, 8, 1)) == 20 + 57 + 52 + 50
+  assert model_layers.count_params(cnn, (8, 8, 1)) == 20 + 57 + 52 + 50
 
 
 # --- bad input ---------------------------------------------------------------------------------
@@ -239,7 +257,7 @@ def test_bad_models_and_layers(images):
     def __call__(self, x):
       return nn.Dense(2)(x.reshape((x.shape[0], -1)))
 
-  cfg = TrainConfig(**SMALL)
+  cfg = small()
   with pytest.raises(UserError, match=r'logits \(batch, K\) = \(B, 2\)'):
     train.fit(cfg, data, log=None, model=WrongOutputs())
   with pytest.raises(UserError, match='sows no representation'):
@@ -249,11 +267,13 @@ def test_bad_models_and_layers(images):
   ):
     train.fit(dataclasses.replace(cfg, model='cnn', layers='conv_9'), data, log=None)
   with pytest.raises(UserError, match='unknown --model'):
-    TrainConfig(model='transformer')
+    train.check(TrainConfig(model='transformer'))
   with pytest.raises(UserError, match='--cnn_channels takes comma-separated integers'):
-    TrainConfig(cnn_channels=('a',))
+    train.check(TrainConfig(model='cnn', model_settings=dict(channels=('a',))))
   with pytest.raises(UserError, match='--resnet_blocks must be positive'):
-    TrainConfig(resnet_blocks=0)
+    train.check(TrainConfig(model='resnet', model_settings=dict(blocks=0)))
+  with pytest.raises(UserError, match="--model=cnn has no setting 'depth'; its settings are"):
+    train.check(TrainConfig(model='cnn', model_settings=dict(depth=3)))
 
 
 @pytest.mark.parametrize('batch_size', [0, -3])
@@ -265,16 +285,16 @@ def test_non_positive_batch_size(batch_size):
 def test_batch_size_beyond_p(images):
   data = train.TrainData.from_task(task_of(images))
   with pytest.raises(UserError, match='--batch_size=61 exceeds the 60 training examples'):
-    train.fit(TrainConfig(batch_size=61, **SMALL), data, log=None)
+    train.fit(small(batch_size=61), data, log=None)
 
 
 def test_grand_per_example_gradients_equal_the_closed_form(images):
   """GraNd through the contract (vmap of grad) against the MLP's closed form, and every other
   score from the same logits, on the same nets."""
   data = train.TrainData.from_task(task_of(images))
-  cfg = TrainConfig(depth=3, scores=('all',), score_epochs=(0, 3), eval_batch_size=16, **SMALL)
+  cfg = small(depth=3, scores=('all',), score_epochs=(0, 3), eval_batch_size=16)
   _, fast = train.fit(cfg, data, log=None, return_state=True)
-  model = models.MODELS['mlp'](cfg, 2)
+  model = models.build(cfg, 2)
   _, generic = train.fit(cfg, data, log=None, return_state=True, model=model)
   a = difficulty.finalize(fast.scores, cfg.score_epochs)
   b = difficulty.finalize(generic.scores, cfg.score_epochs)
@@ -285,23 +305,36 @@ def test_grand_per_example_gradients_equal_the_closed_form(images):
 
 def test_scores_on_ten_classes_with_minibatches(images):
   data = train.TrainData.from_task(task_of(images, 'classes'))
-  cfg = TrainConfig(scores=('all',), score_epochs=(2,), batch_size=16, **SMALL)
+  cfg = small(scores=('all',), score_epochs=(2,), batch_size=16)
   _, state = train.fit(cfg, data, log=None, return_state=True)
   columns = difficulty.finalize(state.scores, cfg.score_epochs)
   assert columns['grand_t2'].shape == (2, 60) and np.all(columns['grand_t2'] > 0)
   assert np.all((columns['confidence'] > 0) & (columns['confidence'] < 1))
 
 
-def test_options_only_the_fast_path_has(images):
+@pytest.mark.parametrize('model', ['mlp', 'cnn', 'resnet', 'vit'])
+def test_bfloat16_products_on_every_model(images, model):
+  """bfloat16 products reach every shipped model, on ten classes through the contract: close
+  to float32, and not equal to it."""
   data = train.TrainData.from_task(task_of(images, 'classes'))
-  with pytest.raises(UserError, match='--matmul_precision=bfloat16 applies to the built-in MLP'):
-    train.fit(TrainConfig(matmul_precision='bfloat16', **SMALL), data, log=None)
+  cfg = small(model, epochs=3, layers='all')
+  full = train.fit(cfg, data, log=None)
+  low = train.fit(dataclasses.replace(cfg, matmul_precision='bfloat16'), data, log=None)
+  assert not np.array_equal(low.layer_R_mean, full.layer_R_mean)
+  np.testing.assert_allclose(low.layer_R_mean, full.layer_R_mean, atol=3e-2)
+  np.testing.assert_allclose(low.loss, full.loss, rtol=3e-2)
+
+
+def test_bfloat16_is_refused_for_a_users_own_module(images):
+  data = train.TrainData.from_task(task_of(images, 'classes'))
+  with pytest.raises(UserError, match='a module of your own sets its own'):
+    train.fit(small(matmul_precision='bfloat16'), data, log=None, model=models.build(small(), 10))
 
 
 def test_nonfinite_values_never_reach_the_records(images):
   """A diverging mini-batch run raises, with its partial history, rather than recording NaN."""
   data = train.TrainData.from_task(task_of(images, 'classes'))
-  cfg = TrainConfig(model='mlp', batch_size=8, **dict(SMALL, lr=1e4, epochs=4))
+  cfg = small('mlp', batch_size=8, lr=1e4, epochs=4)
   with pytest.raises(train.DivergenceError, match='lower --lr'):
     train.fit(cfg, data, log=None)
 
@@ -310,7 +343,7 @@ def test_every_combination_of_task_and_path_is_finite(images):
   """parity, pair and classes, full and mini-batch, through fast path and contract."""
   for task, batch in itertools.product(['parity', 'pair:2,7', 'classes'], [None, 8]):
     data = train.TrainData.from_task(task_of(images, task))
-    history = train.fit(TrainConfig(batch_size=batch, **dict(SMALL, epochs=2)), data, log=None)
+    history = train.fit(small(batch_size=batch, epochs=2), data, log=None)
     for name, value in history.arrays().items():
       if name == 'test_error_class':  # NaN for a class with no test example, by design
         present = np.isin(np.arange(value.shape[-1]), np.asarray(data.y_test))
@@ -331,7 +364,7 @@ def test_standardised_inputs_reach_the_model(images):
 
   task = task_of(images)
   data = train.TrainData.from_task(task)
-  history = train.fit(TrainConfig(**dict(SMALL, epochs=1)), data, log=None, model=Identity())
+  history = train.fit(small(epochs=1), data, log=None, model=Identity())
   x = np.asarray(task.x_train, np.float64)
   std = x.std(0)
   standardised = np.where(std > 0, (x - x.mean(0)) / np.where(std > 0, std, 1), 0.0)
@@ -346,9 +379,9 @@ def test_standardised_inputs_reach_the_model(images):
 def test_shifted_convolution_equals_xla_s(kernel, strides, size):
   """The CPU convolution (a sum of slices times matrices) against XLA's, 'SAME' padding."""
   x = jax.random.normal(jax.random.PRNGKey(1), (3,) + size + (4,))
-  xla = models.Conv(5, kernel=kernel, strides=strides, impl='xla')
+  xla = model_layers.Conv(5, kernel=kernel, strides=strides, impl='xla')
   params = xla.init(jax.random.PRNGKey(0), x)
-  shifted = models.Conv(5, kernel=kernel, strides=strides, impl='shifted')
+  shifted = model_layers.Conv(5, kernel=kernel, strides=strides, impl='shifted')
   np.testing.assert_allclose(shifted.apply(params, x), xla.apply(params, x), atol=2e-6)
   grad = lambda m: jax.grad(lambda p: jnp.sum(jnp.sin(m.apply(p, x))))(params)
   for a, b in zip(jax.tree.leaves(grad(shifted)), jax.tree.leaves(grad(xla))):
@@ -357,7 +390,7 @@ def test_shifted_convolution_equals_xla_s(kernel, strides, size):
 
 def test_seed_batch_trains_the_same_seeds_in_groups(images):
   data = train.TrainData.from_task(task_of(images))
-  cfg = TrainConfig(**dict(SMALL, seeds=3))
+  cfg = small(seeds=3)
   together = train.fit(cfg, data, log=None)
   grouped = train.fit(dataclasses.replace(cfg, seed_batch=2), data, log=None)
   for name, value in together.arrays().items():

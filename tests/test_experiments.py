@@ -33,6 +33,11 @@ if not flags.FLAGS.is_parsed():
 TINY = dict(train_size=64, epochs=25, seeds=2, chunk_epochs=10, width=6)
 
 
+def without_mlp_settings(flags: dict) -> dict:
+  """`flags` without the MLP's own (--depth, --width), for a run of another model."""
+  return {k: v for k, v in flags.items() if k not in ('depth', 'width')}
+
+
 def test_inversion_writes_a_complete_run_directory(mnist_dir, tmp_path):
   workdir = str(tmp_path / 'run')
   with flagsaver.flagsaver(data_dir=mnist_dir, workdir=workdir, lr=0.5, **TINY):
@@ -135,12 +140,18 @@ def test_bad_inputs_fail_in_one_line(mnist_dir, tmp_path, capsys, flag, value, m
         (dict(task='pair:3,3'), 'names class 3 twice'),
         (dict(task='classes', label_noise=0.1), '--label_noise flips binary labels'),
         (dict(dataset='npz:/nonexistent/mine.npz'), 'no such file'),
-        (dict(cnn_channels=['4', 'x']), '--cnn_channels takes comma-separated integers'),
+        (
+            dict(model='cnn', cnn_channels=['4', 'x']),
+            '--cnn_channels takes comma-separated integers',
+        ),
+        (dict(cnn_channels=['4']), '--cnn_channels is a setting of --model=cnn'),
+        (dict(model='vit', vit_patch=5), '--vit_patch=5 must divide the image size 28x28'),
     ],
 )
 def test_bad_model_data_and_batch_options(mnist_dir, tmp_path, capsys, overrides, message):
+  tiny = dict(TINY) if overrides.get('model', 'mlp') == 'mlp' else without_mlp_settings(TINY)
   err = run_expect_error(
-      capsys, **dict(TINY, data_dir=mnist_dir, workdir=str(tmp_path / 'run'), **overrides)
+      capsys, **dict(tiny, data_dir=mnist_dir, workdir=str(tmp_path / 'run'), **overrides)
   )
   assert message in err
   assert not (tmp_path / 'run').exists()
@@ -158,7 +169,7 @@ def test_a_cnn_on_ten_classes_with_minibatches(mnist_dir, tmp_path):
       layers='all',
       batch_size=32,
       lr=0.05,
-      **dict(TINY, epochs=4, chunk_epochs=2),
+      **dict(without_mlp_settings(TINY), epochs=4, chunk_epochs=2, cnn_width=6),
   ):
     inversion_main.main(['inversion.py'])
   run = io.load_run(workdir)

@@ -142,7 +142,7 @@ def test_architectures_default_lr_is_the_papers(mnist_dir, tmp_path):
   ):
     architectures_main.main(['architectures.py'])
   config = io.read_json(os.path.join(workdir, 'points', 'L3xH6-P48', 'config.json'))
-  assert config['train']['lr'] == 0.1 and config['train']['depth'] == 3
+  assert config['train']['lr'] == 0.1 and config['train']['model_settings']['depth'] == 3
   summary = io.read_json(os.path.join(workdir, 'summary.json'))
   assert 'needs at least 3 values of P' in summary['architectures']['2x6']['fit']['message']
 

@@ -153,7 +153,7 @@ def test_observables_against_training_error_run_left_to_right_for_any_panel_coun
   (R_mean, D_mean): panels share x, so inverting each one in turn would undo itself."""
   import dataclasses  # pylint: disable=g-import-not-at-top
 
-  from manifold_dynamics import plotting  # pylint: disable=g-import-not-at-top
+  from manifold_dynamics.plotting import curves  # pylint: disable=g-import-not-at-top
 
   rng = np.random.default_rng(0)
   binary = make_history(rng.random((2, 6)))
@@ -166,6 +166,6 @@ def test_observables_against_training_error_run_left_to_right_for_any_panel_coun
       D_mean=rng.random((2, 6)),
   )
   for history, panels in ((binary, 3), (ten, 2)):
-    fig = plotting.observables_vs_train_error([history])
+    fig = curves.observables_vs_train_error([history])
     assert len(fig.axes) == panels
     assert all(ax.xaxis_inverted() for ax in fig.axes)

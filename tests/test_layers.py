@@ -40,29 +40,47 @@ def modules():
     yield '.'.join(p for p in parts if p != '__init__'), path
 
 
-def top_level_imports(path: pathlib.Path):
-  """manifold_dynamics modules imported at module level (not inside functions)."""
+def imports_of(path: pathlib.Path):
+  """manifold_dynamics modules that `path` imports, anywhere: at module level and inside
+  functions (an import inside a function climbs as much as one at the top)."""
   found = []
-  for node in ast.parse(path.read_text()).body:
-    for sub in ast.walk(node) if isinstance(node, (ast.If, ast.Try)) else [node]:
-      if isinstance(sub, ast.ImportFrom) and sub.module and sub.level == 0:
-        if sub.module == 'manifold_dynamics':
-          found += [f'manifold_dynamics.{a.name}' for a in sub.names]
-        elif sub.module.startswith('manifold_dynamics.'):
-          found.append(sub.module)
-      elif isinstance(sub, ast.Import):
-        found += [a.name for a in sub.names if a.name.startswith('manifold_dynamics.')]
+  for node in ast.walk(ast.parse(path.read_text())):
+    if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+      if node.module == 'manifold_dynamics':
+        found += [f'manifold_dynamics.{a.name}' for a in node.names]
+      elif node.module.startswith('manifold_dynamics.'):
+        found.append(node.module)
+    elif isinstance(node, ast.Import):
+      found += [a.name for a in node.names if a.name.startswith('manifold_dynamics.')]
   return found
 
 
 @pytest.mark.parametrize('module,path', list(modules()), ids=lambda v: str(v))
 def test_imports_only_from_lower_layers(module, path):
   own = group_of(module)
-  for target in top_level_imports(path):
+  for target in imports_of(path):
     other = group_of(target)
     assert (
         other == own or RANK[other] < RANK[own]
     ), f'{module} ({own}) imports {target} ({other}): a layer imports only from those below it'
+
+
+def test_the_import_reader_sees_imports_inside_functions(tmp_path):
+  path = tmp_path / 'm.py'
+  path.write_text(
+      'import os\n'
+      'def f():\n'
+      '  from manifold_dynamics.engine import train\n'
+      '  import manifold_dynamics.studies.sweeps\n'
+      'class C:\n'
+      '  def g(self):\n'
+      '    from manifold_dynamics import plotting\n'
+  )
+  assert imports_of(path) == [
+      'manifold_dynamics.engine',
+      'manifold_dynamics.studies.sweeps',
+      'manifold_dynamics.plotting',
+  ]
 
 
 def test_every_group_has_a_rank():
@@ -109,7 +127,7 @@ print(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})))
 def test_the_package_exports_load_on_first_use():
   import manifold_dynamics
 
-  assert manifold_dynamics.TrainConfig().depth == 2
+  assert manifold_dynamics.TrainConfig().lr == 0.2
   assert 'fit' in dir(manifold_dynamics)
   with pytest.raises(AttributeError):
     manifold_dynamics.no_such_name  # noqa: B018

@@ -6,19 +6,20 @@ import jax
 import numpy as np
 import pytest
 
+from manifold_dynamics.analysis import grid, removals
 from manifold_dynamics.config import TrainConfig
-from manifold_dynamics.engine import train
+from manifold_dynamics.engine import evaluate, train
 from manifold_dynamics.studies import pruning
 from tests.test_inversion import make_history
 from tests.test_train import data  # noqa: F401  (the fixture)
 
 
-def test_plan_removals_sets_and_sizes():
+def test_removals_around_t_star_sets_and_sizes():
   rng = np.random.default_rng(0)
   masks = rng.random((3, 9, 40)) < np.linspace(0.5, 0.0, 9)[None, :, None]
   R_plus = np.tile(np.array([1.0, 0.9, 0.8, 0.7, 0.6, 0.65, 0.7, 0.75, 0.8]), (3, 1))  # t* = 4
   history = make_history(R_plus, train_error=masks.mean(-1), masks=masks)
-  plan = pruning.plan_removals(history, eps_grid=[0.2], t_before=0.5, t_after=1.5, seed=0)
+  plan = removals.around_t_star(history, eps_grid=[0.2], t_before=0.5, t_after=1.5, seed=0)
   assert plan.kinds() == [
       'stragglers',
       'before_t_star',
@@ -44,7 +45,7 @@ def test_plan_removals_sets_and_sizes():
     assert np.all(weights[r, removed] == 0) and weights[r].sum() == 40 - len(removed)
 
 
-def test_plan_removals_reads_t_star_by_the_base_runs_rule():
+def test_removals_around_t_star_reads_t_star_by_the_base_runs_rule():
   """A curve that dips twice: 'first' removes S(t) at the first confirmed minimum (epoch 2),
   'global' at the deeper second one (epoch 6)."""
   masks = np.zeros((1, 9, 20), bool)
@@ -53,18 +54,18 @@ def test_plan_removals_reads_t_star_by_the_base_runs_rule():
   R_plus = [1.0, 0.8, 0.6, 0.7, 0.65, 0.55, 0.5, 0.6, 0.7]
   history = make_history(R_plus, masks=masks)
   for rule, t_star in (('first', 2), ('global', 6)):
-    plan = pruning.plan_removals(history, rule=rule)
+    plan = removals.around_t_star(history, rule=rule)
     removed = plan.removed[plan.rows('stragglers')[0]]
     np.testing.assert_array_equal(removed, np.flatnonzero(masks[0, t_star]))
 
 
 def test_noisy_test_error_at_sigma_zero_is_the_test_error(data):  # noqa: F811
-  cfg = TrainConfig(depth=2, width=8, epochs=10, seeds=2, lr=0.5)
+  cfg = TrainConfig(epochs=10, seeds=2, lr=0.5, model_settings=dict(depth=2, width=8))
   weights = np.ones((2, 64), np.float32)
   weights[1, :20] = 0
   history, states = train.fit(cfg, data, log=None, weights=weights, return_state=True)
   logits_of = train.logits_function(cfg, data)
-  errors = pruning.noisy_test_errors(logits_of, states, data, [0.0, 5.0], jax.random.PRNGKey(0))
+  errors = evaluate.noisy_test_errors(logits_of, states, data, [0.0, 5.0], jax.random.PRNGKey(0))
   assert errors.shape == (2, 2)
   np.testing.assert_allclose(errors[:, 0], history.test_error[:, -1], atol=1e-6)
   assert np.all(errors[:, 1] >= 0) and np.all(errors[:, 1] <= 1)
@@ -79,7 +80,6 @@ def test_the_settings_grid_prunes_its_cells(mnist_dir, tmp_path, capsys):
 
   from manifold_dynamics.errors import UserError
   from manifold_dynamics.records import io
-  from manifold_dynamics.studies import settings
   from tests.test_experiments import load_experiment
 
   settings_main = load_experiment('settings')
@@ -119,4 +119,4 @@ def test_the_settings_grid_prunes_its_cells(mnist_dir, tmp_path, capsys):
   assert '%; hidden_1 ' in table[2]  # and at the last measured layer
   assert table[2].endswith('| not run |') and table[3].count('not run') == 2
   with pytest.raises(UserError, match='has no config.json'):
-    settings.collected_rows([str(tmp_path)])
+    grid.collected_rows([str(tmp_path)])

@@ -20,7 +20,7 @@ from manifold_dynamics.records import checkpoint, io, store
 from manifold_dynamics.records.history import History
 from tests.conftest import make_image_splits
 
-CFG = TrainConfig(depth=3, width=8, epochs=20, seeds=3, lr=0.1, chunk_epochs=4)
+CFG = TrainConfig(epochs=20, seeds=3, lr=0.1, chunk_epochs=4, model_settings=dict(depth=3, width=8))
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -128,9 +128,7 @@ def test_a_finished_training_is_read_not_trained_again(data, tmp_path, uninterru
 
 def test_resume_under_a_stop_rule_stops_where_the_uninterrupted_run_stops(noisy_data, tmp_path):
   """The stop rule is fed the history on disk again, so it stops at the same chunk."""
-  cfg = TrainConfig(
-      seeds=1, epochs=300, width=20, lr=0.2, chunk_epochs=16, stop_after_inversion=True
-  )
+  cfg = TrainConfig(seeds=1, epochs=300, lr=0.2, chunk_epochs=16, stop_after_inversion=True)
   whole = train.fit(cfg, noisy_data, log=None)
   assert 32 < whole.num_epochs < 300
   path = tmp_path / 'history'
@@ -154,7 +152,7 @@ def test_checkpoint_round_trip_and_refusals(data, tmp_path):
   restored, meta = checkpoint.restore(path, state)
   assert meta == {'epochs_trained': 7}
   assert_states_equal(restored, state)
-  bigger, _ = train.start(dataclasses.replace(CFG, width=9), data)
+  bigger, _ = train.start(CFG.with_model(width=9), data)
   with pytest.raises(UserError, match='delete it to restart'):
     checkpoint.restore(path, bigger)
   with open(path, 'wb') as f:

@@ -212,23 +212,25 @@ def test_random_labels_reports_inversion_per_seed(mnist_dir, tmp_path):
 
 
 def test_before_after_figure_draws_density_contours():
-  from manifold_dynamics import plotting
+  import matplotlib.pyplot as plt
+
+  from manifold_dynamics.plotting import robustness as plots
 
   rng = np.random.default_rng(0)
   before = {
       k: rng.normal(m, 0.01, 60) for k, m in (('R_plus', 0.99), ('R_minus', 0.98), ('D', 0.3))
   }
   after = {k: rng.normal(m, 0.01, 60) for k, m in (('R_plus', 0.92), ('R_minus', 0.9), ('D', 0.8))}
-  fig = plotting.before_after(before, after, 'test')
+  fig = plots.before_after(before, after, 'test')
   left, right = fig.axes
   assert len(left.collections) >= 4  # two scatters and at least one contour set each
   assert [t.get_text() for t in right.get_legend().get_texts()] == [
       f'initialisation: {before["D"].mean():.3f} $\\pm$ {before["D"].std():.3f}',
       f'after training: {after["D"].mean():.3f} $\\pm$ {after["D"].std():.3f}',
   ]
-  plotting.plt.close(fig)
+  plt.close(fig)
   # Points on a line (no 2-D density) still plot, without contours.
   line = {'R_plus': np.linspace(0.9, 1, 20), 'R_minus': np.linspace(0.9, 1, 20), 'D': np.ones(20)}
-  fig = plotting.before_after(line, line)
+  fig = plots.before_after(line, line)
   assert len(fig.axes[0].collections) == 2
-  plotting.plt.close(fig)
+  plt.close(fig)

@@ -7,7 +7,8 @@ import pytest
 import scipy.optimize
 
 from manifold_dynamics.analysis import finite_size
-from manifold_dynamics.engine.models import MLP, count_params
+from manifold_dynamics.engine.models.layers import count_params
+from manifold_dynamics.engine.models.mlp import MLP
 from manifold_dynamics.errors import UserError
 from manifold_dynamics.studies import scaling
 

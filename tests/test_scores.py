@@ -16,10 +16,10 @@ from absl.testing import flagsaver
 from manifold_dynamics.analysis import scores as score_stats
 from manifold_dynamics.config import TrainConfig
 from manifold_dynamics.data import task as task_lib
-from manifold_dynamics.engine import difficulty, preemption, train
-from manifold_dynamics.engine.models import MLP
-from manifold_dynamics.records import io, store
-from manifold_dynamics.studies import scores
+from manifold_dynamics.engine import contract, difficulty, evaluate, preemption, train
+from manifold_dynamics.engine.models.mlp import MLP
+from manifold_dynamics.engine.state import targets
+from manifold_dynamics.records import examples, io, store
 from tests.conftest import make_image_splits, write_mnist_like
 from tests.test_experiments import TINY, inversion_main, load_experiment
 from tests.test_resume import assert_states_equal, interrupt_after
@@ -27,8 +27,7 @@ from tests.test_resume import assert_states_equal, interrupt_after
 scores_main = load_experiment('scores')
 
 CFG = TrainConfig(
-    depth=3,
-    width=8,
+    model_settings=dict(depth=3, width=8),
     lr=0.5,
     epochs=12,
     seeds=2,
@@ -49,9 +48,9 @@ def replay_epochs(cfg, data):
   """Per epoch t = 0 .. T-1, each seed's logits (seeds, 2, P) and state, stepping by hand."""
   cfg = dataclasses.replace(cfg, scores=(), score_epochs=())
   state, data = train.start(cfg, data)
-  trainer = train.make_train(cfg)
+  trainer = train.make_train(cfg, data)
   step = jax.jit(jax.vmap(lambda s, t: trainer.run_epochs(s, data, 1, t)[0], in_axes=(0, None)))
-  model = MLP(cfg.depth, cfg.width, cfg.activation, cfg.init_scale, feature_major=True)
+  model = MLP(3, 8, cfg.activation, cfg.init_scale, feature_major=True)
   logits, states = [], []
   for t in range(cfg.epochs):
     states.append(state)
@@ -70,7 +69,7 @@ def test_accumulated_scores_equal_a_direct_recomputation(scored, noisy_data):
   history, state = scored
   columns = difficulty.finalize(state.scores, CFG.score_epochs)
   logits_SxTx2xP, _, _ = replay_epochs(CFG, noisy_data)
-  label = np.asarray(train.class_index(noisy_data.y_train))
+  label = np.asarray(targets(noisy_data.y_train, 2))
   z = logits_SxTx2xP.astype(np.float64)
   p = np.exp(z - z.max(axis=2, keepdims=True))
   p /= p.sum(axis=2, keepdims=True)
@@ -107,13 +106,13 @@ def test_grand_equals_per_example_jax_grad(scored, noisy_data):
   cfg = dataclasses.replace(CFG, scores=(), score_epochs=())
   state, data = train.start(cfg, noisy_data)
   state = jax.tree.map(lambda x: x[0], state)  # seed 0, after one update
-  trainer = train.make_train(cfg)
+  trainer = train.make_train(cfg, data)
   state, _ = trainer.run_epochs(state, data, 1, 0)
   got = trainer.example_scores(state, data)['grand']
 
-  model = MLP(cfg.depth, cfg.width, cfg.activation, cfg.init_scale)
+  model = MLP(3, 8, cfg.activation, cfg.init_scale)
   x = noisy_data.x_train  # all N columns (the reference never leaves any out)
-  labels = train.class_index(noisy_data.y_train)
+  labels = targets(noisy_data.y_train, 2)
 
   def loss_i(params, x_N, label):
     logits, _ = model.apply({'params': params}, x_N[None], state.standardiser)
@@ -129,7 +128,7 @@ def test_replay_to_an_epoch_equals_the_in_scan_capture(scored, noisy_data):
   _, state = scored
   columns = difficulty.finalize(state.scores, CFG.score_epochs)
   epochs = np.array([4, 9])  # one epoch per seed, as a seed's own t*
-  got = scores.replay_at(CFG, noisy_data, epochs, ('el2n', 'grand'))
+  got = evaluate.replay_at(CFG, noisy_data, epochs, ('el2n', 'grand'))
   for s, t in enumerate(epochs):
     np.testing.assert_allclose(got['el2n'][s], columns[f'el2n_t{t}'][s], rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(got['grand'][s], columns[f'grand_t{t}'][s], rtol=1e-4, atol=1e-6)
@@ -144,11 +143,11 @@ def test_replay_through_the_contract_equals_the_in_scan_capture():
   x_test = rng.normal(size=(32, 6)) + y_test[:, None] / 2
   data = train.TrainData.from_task(task_lib.Task.from_arrays(x, y, x_test, y_test, 'classes'))
   cfg = dataclasses.replace(CFG, batch_size=32, scores=('el2n', 'grand'))
-  assert not train.fast_path(cfg, data)
+  assert isinstance(train.network(cfg, data), contract.ModuleNetwork)
   _, state = train.fit(cfg, data, log=None, return_state=True)
   columns = difficulty.finalize(state.scores, cfg.score_epochs)
   epochs = np.array([9, 4])
-  got = scores.replay_at(cfg, data, epochs, ('el2n', 'grand'))
+  got = evaluate.replay_at(cfg, data, epochs, ('el2n', 'grand'))
   for s, t in enumerate(epochs):
     np.testing.assert_allclose(got['el2n'][s], columns[f'el2n_t{t}'][s], rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(got['grand'][s], columns[f'grand_t{t}'][s], rtol=1e-4, atol=1e-6)
@@ -247,7 +246,7 @@ def test_examples_csv_rows_follow_the_split_order(tmp_path):
       'aum': np.array([np.arange(P), np.arange(P) + 2.0]),
       'straggler': np.array([[0, 1, 0, 0, 0, 1], [0, 1, 0, 1, 0, 0]]),
   }
-  path = scores.write_examples_csv(str(tmp_path / 'e.csv'), columns, task, np.array([1]))
+  path = examples.write_examples_csv(str(tmp_path / 'e.csv'), columns, task, np.array([1]))
   with open(path) as f:
     rows = list(csv.DictReader(f))
   assert [int(r['index']) for r in rows] == sorted(split_indices)

@@ -84,7 +84,7 @@ def test_stop_after_a_tolerance_follows_delta_and_margin():
 def test_early_stopped_run_gives_the_full_runs_t_star_phi_and_stragglers(noisy_data):
   # lr 0.2: smooth dynamics (at lr 0.5 this task oscillates and an early wiggle can pass for
   # the inversion); seed 0 inverts on R+, R- and D, confirmed by epoch 122.
-  cfg = TrainConfig(seeds=1, epochs=300, width=20, lr=0.2, chunk_epochs=16)
+  cfg = TrainConfig(seeds=1, epochs=300, lr=0.2, chunk_epochs=16)
   full = train.fit(cfg, noisy_data, log=None)
   lines = []
   stopped = train.fit(
@@ -107,13 +107,13 @@ def test_early_stopped_run_gives_the_full_runs_t_star_phi_and_stragglers(noisy_d
 
 def test_seeds_that_never_invert_run_to_the_end(noisy_data):
   cfg = TrainConfig(
-      seeds=1, epochs=40, width=20, lr=0.2, chunk_epochs=16, stop_after_inversion=True
+      seeds=1, epochs=40, lr=0.2, chunk_epochs=16, stop_after_inversion=True
   )  # 40 epochs: R- has no time to invert
   assert train.fit(cfg, noisy_data, log=None).num_epochs == 40
 
 
 def test_test_every_skips_epochs_with_nan_and_changes_nothing_else(noisy_data):
-  cfg = TrainConfig(seeds=2, epochs=20, width=8, lr=0.5, chunk_epochs=6)
+  cfg = TrainConfig(seeds=2, epochs=20, lr=0.5, chunk_epochs=6, model_settings=dict(width=8))
   every = train.fit(cfg, noisy_data, log=None)
   for k in (0, 5):
     sparse = train.fit(dataclasses.replace(cfg, test_every=k), noisy_data, log=None)

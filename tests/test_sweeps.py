@@ -15,7 +15,9 @@ from manifold_dynamics.records import io
 from manifold_dynamics.studies import sweeps
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TRAIN = TrainConfig(seeds=2, epochs=8, width=6, lr=0.5, chunk_epochs=4, test_every=0)
+TRAIN = TrainConfig(
+    seeds=2, epochs=8, lr=0.5, chunk_epochs=4, test_every=0, model_settings=dict(width=6)
+)
 
 
 def grid(data_dir, sizes=(32, 48, 64, 80)):

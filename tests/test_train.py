@@ -14,11 +14,14 @@ import pytest
 from manifold_dynamics.config import TrainConfig
 from manifold_dynamics.data import task as task_lib
 from manifold_dynamics.engine import geometry, train
+from manifold_dynamics.engine import state as state_lib
+from manifold_dynamics.engine.models.mlp import MLP
+from manifold_dynamics.engine.state import Standardiser, targets
 from manifold_dynamics.errors import UserError
 from manifold_dynamics.records.history import History
 from tests.conftest import make_image_splits
 
-CFG = TrainConfig(depth=3, width=8, epochs=6, seeds=3, lr=0.1)
+CFG = TrainConfig(epochs=6, seeds=3, lr=0.1, model_settings=dict(depth=3, width=8))
 
 
 @pytest.fixture(scope='module')
@@ -42,15 +45,15 @@ def host_standardised(data, weights=None):
 
 
 def test_scan_of_k_epochs_equals_k_explicit_steps(key, data):
-  trainer = train.make_train(CFG)
+  trainer = train.make_train(CFG, data)
   state0 = trainer.init(key, data)
   scanned, records = jax.jit(trainer.run_epochs, static_argnums=2)(state0, data, 4)
   params = state0.train.params
-  model = train.MLP(CFG.depth, CFG.width, CFG.activation, CFG.init_scale)
+  model = MLP(3, 8, CFG.activation, CFG.init_scale)
   x_std, x_test_std = host_standardised(data)
   for t in range(4):
     logits, h = model.apply({'params': params}, x_std)
-    labels = train.class_index(data.y_train)
+    labels = targets(data.y_train, 2)
     expected_geo = geometry.class_geometry(h, data.y_train)
     np.testing.assert_allclose(records.R_plus[t], expected_geo.R_plus, rtol=1e-5)
     np.testing.assert_allclose(records.D[t], expected_geo.D, rtol=1e-5)
@@ -61,7 +64,7 @@ def test_scan_of_k_epochs_equals_k_explicit_steps(key, data):
     assert float(records.train_error[t]) == pytest.approx(wrong.mean())
 
     test_logits, _ = model.apply({'params': params}, x_test_std)
-    test_wrong = np.asarray(jnp.argmax(test_logits, -1) != train.class_index(data.y_test))
+    test_wrong = np.asarray(jnp.argmax(test_logits, -1) != targets(data.y_test, 2))
     assert float(records.test_error[t]) == pytest.approx(test_wrong.mean())
 
     def loss(p):
@@ -75,7 +78,7 @@ def test_scan_of_k_epochs_equals_k_explicit_steps(key, data):
 
 
 def test_vmap_over_seeds_equals_loop(data):
-  trainer = train.make_train(CFG)
+  trainer = train.make_train(CFG, data)
   keys = train.seed_keys(CFG.seed, CFG.seeds)
   _, batched = jax.jit(jax.vmap(trainer.train, in_axes=(0, None)))(keys, data)  # shared T
   for s in range(CFG.seeds):
@@ -86,7 +89,7 @@ def test_vmap_over_seeds_equals_loop(data):
 def test_fit_in_chunks_equals_one_scan(data):
   cfg = dataclasses.replace(CFG, epochs=7, chunk_epochs=3)
   history = train.fit(cfg, data, log=None)
-  trainer = train.make_train(cfg)
+  trainer = train.make_train(cfg, data)
   _, records = jax.jit(jax.vmap(trainer.train, in_axes=(0, None)))(
       train.seed_keys(cfg.seed, cfg.seeds), data
   )
@@ -103,7 +106,7 @@ def test_fit_in_chunks_equals_one_scan(data):
 
 
 def test_epoch_zero_is_the_initialisation(key, data):
-  trainer = train.make_train(CFG)
+  trainer = train.make_train(CFG, data)
   state = trainer.init(key, data)
   _, records = trainer.train(key, data)
   first = trainer.observe(state, data)
@@ -154,11 +157,11 @@ def test_weight_decay_and_momentum_follow_pytorch(key, data):
   """One step of each, by hand: sgd_wd: theta - lr (g + lambda theta); momentum: v = mu v + g."""
   for optimizer in ('sgd_wd', 'momentum'):
     cfg = dataclasses.replace(CFG, optimizer=optimizer, weight_decay=0.05, momentum=0.5)
-    trainer = train.make_train(cfg)
+    trainer = train.make_train(cfg, data)
     state = trainer.init(key, data)
     after, _ = trainer.run_epochs(state, data, 2)
-    model = train.MLP(cfg.depth, cfg.width)
-    labels = train.class_index(data.y_train)
+    model = MLP(3, 8)
+    labels = targets(data.y_train, 2)
     x_std, _ = host_standardised(data)
 
     def loss(p):
@@ -189,7 +192,7 @@ def test_divergence_raises_with_partial_history(data):
 
 def test_finite_but_exploding_loss_is_divergence(data):
   """With tanh a huge lr keeps everything finite while the loss oscillates far above ln 2."""
-  cfg = dataclasses.replace(CFG, depth=2, lr=1e4, epochs=20, chunk_epochs=10)
+  cfg = dataclasses.replace(CFG.with_model(depth=2), lr=1e4, epochs=20, chunk_epochs=10)
   with pytest.raises(train.DivergenceError, match='above 100x its initial value'):
     train.fit(cfg, data, log=None)
   history = train.fit(dataclasses.replace(cfg, lr=0.5, divergence_factor=1e9), data, log=None)
@@ -287,7 +290,7 @@ def test_per_run_weights_under_vmap_equal_separate_runs(data):
 def test_standardiser_matches_host_and_maps_constant_pixels_to_zero(data):
   weights = np.ones(64, np.float32)
   weights[:10] = 0
-  shift, scale = train.weighted_standardiser(data.x_train, jnp.asarray(weights))
+  shift, scale = state_lib.weighted_standardiser(data.x_train, jnp.asarray(weights))
   x = np.asarray(data.x_train, np.float64)[10:]
   mean, std = x.mean(0), x.std(0)
   np.testing.assert_allclose(shift, mean, atol=1e-6)
@@ -302,7 +305,7 @@ def test_empty_training_set_is_refused(data):
 
 
 def test_every_layer_observables_match_the_first_and_a_direct_computation(key, data):
-  cfg = dataclasses.replace(CFG, depth=4, layers='all', epochs=5, chunk_epochs=2)
+  cfg = dataclasses.replace(CFG.with_model(depth=4), layers='all', epochs=5, chunk_epochs=2)
   history, states = train.fit(cfg, data, log=None, return_state=True)
   plain = train.fit(dataclasses.replace(cfg, layers='first'), data, log=None)
   assert history.layer_R_plus.shape == (CFG.seeds, 6, 3)
@@ -340,7 +343,7 @@ def test_constant_inputs_are_left_out_exactly(data):
   assert prepared.x_train.shape == (64, 30) and prepared.x_test.shape == (30, 30)
 
   history, final = train.fit(cfg, data, log=None, return_state=True)
-  trainer = train.make_train(cfg)
+  trainer = train.make_train(cfg, data)
   keys = train.seed_keys(cfg.seed, cfg.seeds)
   expected_state, records = jax.jit(jax.vmap(trainer.train, in_axes=(0, None)))(keys, data)
   for name in History.ARRAYS + ('mistakes_packed',):
@@ -363,7 +366,7 @@ def test_an_input_used_by_any_run_is_kept(data):
   scale = np.ones((2, x.shape[1]), np.float32)
   scale[0, [3, 7]] = 0  # run 0 has inputs 3 and 7 constant, run 1 only input 7
   scale[1, 7] = 0
-  stats = train.Standardiser(np.zeros_like(scale), scale)
+  stats = Standardiser(np.zeros_like(scale), scale)
   prepared = data.without_constant_inputs(stats)
   np.testing.assert_array_equal(np.asarray(prepared.columns), np.delete(np.arange(x.shape[1]), 7))
   np.testing.assert_array_equal(np.asarray(prepared.x_train), np.delete(x, 7, axis=1))
@@ -382,7 +385,8 @@ def test_bfloat16_products_train_close_to_float32(data):
   _, inputs16 = train.start(low_cfg, data)
   assert inputs16.x_train.dtype == jnp.bfloat16 and inputs16.x_test.dtype == jnp.bfloat16
   run = jax.jit(
-      jax.vmap(train.make_train(low_cfg).run_epochs, in_axes=(0, None, None)), static_argnums=2
+      jax.vmap(train.make_train(low_cfg, data).run_epochs, in_axes=(0, None, None)),
+      static_argnums=2,
   )
   _, records32 = run(state, inputs32, 4)
   _, records16 = run(state, inputs16, 4)
@@ -391,5 +395,7 @@ def test_bfloat16_products_train_close_to_float32(data):
 
 
 def test_unknown_matmul_precision_is_refused():
-  with pytest.raises(UserError, match='--matmul_precision must be one of float32, bfloat16'):
-    TrainConfig(matmul_precision='float16')
+  with pytest.raises(
+      UserError, match="unknown --matmul_precision='float16'; choose one of float32"
+  ):
+    train.check(TrainConfig(matmul_precision='float16'))

@@ -1,31 +1,32 @@
-"""Training any Flax model: the model contract, K classes and mini-batches (SPEC §8).
+"""The model contract, and the `Network`: what the one trainer (`train.py`) needs of a model.
 
 The contract: a model is a Flax Linen module mapping a batch of inputs (B, *input_shape) to K
 logits (B, K), which `sow`s into the 'intermediates' collection the representations it offers
 to measure, one name per layer (a name sown n > 1 times gives the layers name_0..name_{n-1}).
 `inspect` checks a model against a task once, on the host, and lists its layers in the order
-they are sown; `make_train(cfg, model, layers)` then returns the same `train.Trainer` of pure
-per-seed functions as the paper's fast path, so `train.fit` (chunks, stop rule, streaming,
-resume, several devices and hosts) runs any model unchanged:
+they are sown; `select_layers` picks the ones cfg.layers names.
 
-- inputs are standardised per input feature on T (SPEC §1) before the model sees them, with
-  the run's `Standardiser`, and reshaped to `input_shape`;
-- labels are +1 / -1 for a binary task (K = 2: output 0 is +1), else class indices in [0, K);
-- every epoch records, on the whole of T, the loss, the K-way argmax errors and the geometry of
-  each measured layer (flattened per example, or average-pooled over space with cfg.pooled):
-  R+, R-, D for K = 2 (`geometry.class_geometry`, so a binary run through the contract gives
-  the paper's observables), R_mean, D_mean and the per-class R_k and D_kl for K > 2
-  (`geometry.multiclass_geometry`);
-- full batch (cfg.batch_size None or P) is one update per epoch from the same forward pass
-  that records the epoch; mini-batches are one pass over a per-seed permutation of T, drawn
-  from the run's own key folded with the epoch (so resuming, or training beside any other
-  seeds, draws the same batches), the last short batch kept. The records of a mini-batch epoch
-  are measured before its first update, by a forward pass over T in chunks of
-  cfg.eval_batch_size.
+The trainer never sees the module itself: it runs a `Network`, the model on one task with the
+layers to measure:
 
-The built-in MLP on a binary full-batch task keeps the fast path of `train.make_train`
-(feature-major layout, constant inputs left out, the standardiser fused into the first
-product); `train.make_train` sends every other run here.
+  init(key)                                  the parameters of one run;
+  forward(params, standardiser, data, x)     logits and the representations of the measured
+                                             layers, from inputs as `data` holds them;
+  predict, measure                           the same over many inputs, in chunks;
+  logits(params, x)                          logits of standardised inputs (noisy test sets);
+  grad_norms, example_scores                 per-example GraNd and EL2N;
+  prepare(data, stats)                       the data as the network wants it on the device.
+
+`ModuleNetwork` is the network of any module under the contract: the inputs are standardised
+per input feature on T (SPEC §1) with the run's `Standardiser` before the module sees them,
+reshaped to `input_shape`, and each sown representation is flattened per example (or
+average-pooled over space with cfg.pooled). A model may bring a faster network of its own
+behind the same interface (the MLP's: `models/mlp.py`), which the engine takes whenever the
+model offers it for the task.
+
+Logits come with the classes on `class_axis` and representations with their features on
+`feature_axis`: -1 (batch-major, (B, K) and (B, F)), or 0 for a feature-major network ((K, B),
+(F, B)), whose products under vmap need no transpose.
 """
 
 import contextlib
@@ -36,12 +37,10 @@ from typing import List, NamedTuple, Sequence, Tuple
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
-from flax.training import train_state
 
 from manifold_dynamics.engine import difficulty, geometry
-from manifold_dynamics.engine.optimizers import make_optimizer
+from manifold_dynamics.engine.state import Standardiser, TrainData, targets
 from manifold_dynamics.errors import UserError
 from manifold_dynamics.records import scores as score_columns
 
@@ -146,20 +145,19 @@ def representation(h: jax.Array, pooled: bool) -> jax.Array:
   return h.reshape((h.shape[0], -1))
 
 
-def targets(y: jax.Array, num_classes: int) -> jax.Array:
-  """Class index of each label: +1 -> 0 and -1 -> 1 for a binary task, else y itself."""
-  return (y < 0).astype(jnp.int32) if num_classes == 2 else y
+# Per-layer observables recorded with several layers (the per-class ones stay headline-only).
+LAYER_OBSERVABLES = ('R_plus', 'R_minus', 'D', 'R_mean', 'D_mean')
 
 
-def layer_geometry(h_PxF: jax.Array, y: jax.Array, w: jax.Array, num_classes: int) -> dict:
-  """{observable: value} of one layer: R_plus, R_minus, D (K = 2) or R_mean, D_mean, R_class,
-  D_class (K > 2)."""
+def layer_geometry(h: jax.Array, y: jax.Array, w: jax.Array, num_classes: int, feature_axis=-1):
+  """{observable: value} of one layer's representations h, (P, F) or (F, P) with
+  feature_axis=0: R_plus, R_minus, D (K = 2) or R_mean, D_mean, R_class, D_class (K > 2)."""
   if num_classes == 2:
-    return geometry.class_geometry(h_PxF, y, w)._asdict()
-  return geometry.multiclass_geometry(h_PxF, y, num_classes, w)._asdict()
+    return geometry.class_geometry(h, y, w, feature_axis=feature_axis)._asdict()
+  return geometry.multiclass_geometry(h, y, num_classes, w, feature_axis=feature_axis)._asdict()
 
 
-def _chunks(x: jax.Array, size: int) -> Tuple[jax.Array, int]:
+def chunked(x: jax.Array, size: int) -> Tuple[jax.Array, int]:
   """x (n, ...) zero-padded to a multiple of `size` and reshaped (chunks, size, ...)."""
   n = x.shape[0]
   size = min(size, n)
@@ -169,229 +167,118 @@ def _chunks(x: jax.Array, size: int) -> Tuple[jax.Array, int]:
   return x.reshape((count, size) + x.shape[1:]), n
 
 
-def make_train(cfg, model: nn.Module, layers: Sequence[Layer], num_classes: int, input_shape):
-  """`train.Trainer` of per-seed pure functions for any `model` under the contract (module
-  docstring); `layers` (from `select_layers`) are measured, the first one the headline."""
-  # Imported here: train imports this module to dispatch to it.
-  from manifold_dynamics.engine import train as train_lib
+def unchunked(y: jax.Array, n: int, examples_last: bool) -> jax.Array:
+  """The outputs of `lax.map` over `chunked` inputs, (chunks, size, ...) or, with the examples
+  on the last axis, (chunks, ..., size), merged back into n examples."""
+  if examples_last:
+    y = jnp.moveaxis(y, 0, -2)
+    return y.reshape(y.shape[:-2] + (-1,))[..., :n]
+  return y.reshape((-1,) + y.shape[2:])[:n]
 
-  tx = make_optimizer(cfg)
-  input_shape = tuple(input_shape)
-  layers = list(layers)
-  per_layer = cfg.layers != 'first'
 
-  def standardise(state, x_BxN):
-    shift, scale = state.standardiser
-    return ((x_BxN - shift[None]) * scale[None]).reshape((x_BxN.shape[0],) + input_shape)
+class Network:
+  """A model on one task, as the trainer runs it (see the module docstring). Subclasses give
+  `init`, `forward` and `logits`; the rest follows from them."""
 
-  def forward(params, state, x_BxN, capture: bool):
-    """Logits (B, K) and, with `capture`, the representations [(B, F)] of the layers."""
-    x = standardise(state, x_BxN)
-    if not capture:
-      return model.apply({'params': params}, x), []
-    logits, sown = model.apply({'params': params}, x, mutable=['intermediates'])
-    reps = []
-    for layer in layers:
-      value = functools.reduce(lambda d, k: d[k], layer.path, sown['intermediates'])
-      reps.append(representation(value[layer.index], cfg.pooled))
-    return logits, reps
+  class_axis = -1  # axis of the classes in the logits of `forward`
+  feature_axis = -1  # axis of the features in each representation of `forward`
 
-  def init(key, data, weights=None, standardiser=None):
-    num_examples = data.x_train.shape[0]
-    weights = (jnp.ones(num_examples) if weights is None else weights).astype(jnp.float32)
-    if standardiser is None:
-      standardiser = train_lib.run_standardiser(data, weights)
-    # The parameters from the seed's key itself, as on the fast path (so the MLP starts from
-    # the same weights either way); the batches from a key folded off it.
-    params = model.init(key, jnp.zeros((1,) + input_shape, jnp.float32))['params']
-    data_key = jax.random.fold_in(key, BATCH_STREAM)
-    scores = None
-    if score_columns.groups_of(cfg.scores):
-      scores = difficulty.init(
-          num_examples, score_columns.groups_of(cfg.scores), len(cfg.score_epochs)
-      )
-    return train_lib.RunState(
-        train=train_state.TrainState.create(apply_fn=model.apply, params=params, tx=tx),
-        weights=weights,
-        standardiser=standardiser,
-        scores=scores,
-        key=data_key,
-    )
+  def __init__(self, cfg, num_classes: int, input_shape: Sequence[int], layer_names):
+    self.cfg = cfg
+    self.num_classes = num_classes
+    self.input_shape = tuple(input_shape)
+    self.layer_names = list(layer_names)  # the measured layers, the headline first
 
-  def weighted_loss(logits_BxK, y_B, w_B):
-    ce = optax.softmax_cross_entropy_with_integer_labels(logits_BxK, targets(y_B, num_classes))
-    return jnp.sum(w_B * ce) / jnp.sum(w_B)
+  def init(self, key: jax.Array):
+    """The parameters of one run, from its key."""
+    raise NotImplementedError
 
-  def full_loss(params, state, data):
-    logits, reps = forward(params, state, data.x_train, capture=True)
-    return weighted_loss(logits, data.y_train, state.weights), (logits, reps)
+  def forward(self, params, standardiser: Standardiser, data: TrainData, x, capture: bool):
+    """(logits, representations) of the inputs x (B, ...), as `data` holds them (raw, maybe
+    with columns left out): the representations of the measured layers, a list (or one array
+    stacked over layers) with `capture`, else []."""
+    raise NotImplementedError
 
-  def measure(params, state, data):
-    """Loss, logits (P, K) and representations of all of T, in chunks of eval_batch_size."""
-    x, n = _chunks(data.x_train, cfg.eval_batch_size)
-    logits, reps = jax.lax.map(lambda xb: forward(params, state, xb, capture=True), x)
-    logits = logits.reshape((-1,) + logits.shape[2:])[:n]
-    reps = [r.reshape((-1,) + r.shape[2:])[:n] for r in reps]
-    return weighted_loss(logits, data.y_train, state.weights), logits, reps
+  def logits(self, params, x_BxN: jax.Array) -> jax.Array:
+    """(B, K) logits of standardised inputs with all N features."""
+    raise NotImplementedError
 
-  def predict(params, state, x_BxN):
-    """Logits (B, K) of inputs x, in chunks of eval_batch_size, no representation kept."""
-    x, n = _chunks(x_BxN, cfg.eval_batch_size)
-    logits, _ = jax.lax.map(lambda xb: forward(params, state, xb, capture=False), x)
-    return logits.reshape((-1,) + logits.shape[2:])[:n]
+  def prepare(self, data: TrainData, stats: Standardiser) -> TrainData:
+    """The task as this network trains on it, given every run's standardiser `stats`."""
+    del stats
+    return data
 
-  def record(params, state, data, loss, logits, reps, with_test=True):
-    wrong = jnp.argmax(logits, axis=-1) != targets(data.y_train, num_classes)
+  def _map(self, fn, x):
+    chunks, n = chunked(x, self.cfg.eval_batch_size)
+    out = jax.lax.map(fn, chunks)
+    return jax.tree.map(lambda y: unchunked(y, n, self.class_axis == 0), out)
 
-    def test_error():
-      """The test error, and for K > 2 that of each class ((K,); NaN for a class with no test
-      example)."""
-      test_logits = predict(params, state, data.x_test)
-      labels = targets(data.y_test, num_classes)
-      wrong_test = (jnp.argmax(test_logits, -1) != labels).astype(jnp.float32)
-      if num_classes == 2:
-        return jnp.mean(wrong_test), None
-      count = jax.ops.segment_sum(jnp.ones_like(wrong_test), labels, num_classes)
-      per_class = jax.ops.segment_sum(wrong_test, labels, num_classes) / count
-      return jnp.mean(wrong_test), per_class
+  def measure(self, params, standardiser, data, x):
+    """`forward` with `capture` over many inputs, in chunks of cfg.eval_batch_size."""
+    return self._map(lambda xb: self.forward(params, standardiser, data, xb, True), x)
 
-    if with_test is True:
-      test, test_class = test_error()
-    else:
-      nan = jnp.float32(jnp.nan)
-      skipped = (nan, None if num_classes == 2 else jnp.full(num_classes, nan))
-      test, test_class = jax.lax.cond(with_test, test_error, lambda: skipped)
-    geos = [layer_geometry(r, data.y_train, state.weights, num_classes) for r in reps]
-    per = None
-    if per_layer:
-      per = {k: jnp.stack([g[k] for g in geos]) for k in geos[0] if k in LAYER_OBSERVABLES}
-    return train_lib.EpochRecord(
-        loss=loss,
-        train_error=jnp.sum(state.weights * wrong) / jnp.sum(state.weights),
-        test_error=test,
-        test_error_class=test_class,
-        mistakes_packed=jnp.packbits(wrong),
-        layers=per,
-        **geos[0],
-    )
+  def predict(self, params, standardiser, data, x):
+    """The logits of many inputs, in chunks of cfg.eval_batch_size."""
+    return self._map(lambda xb: self.forward(params, standardiser, data, xb, False)[0], x)
 
-  def full_batch(data):
-    return cfg.batch_size is None or cfg.batch_size >= data.x_train.shape[0]
-
-  def epoch_step(state, data, epoch, with_test=True):
-    params = state.train.params
-    if full_batch(data):
-      (loss, (logits, reps)), grads = jax.value_and_grad(full_loss, has_aux=True)(
-          params, state, data
-      )
-      rec = record(params, state, data, loss, logits, reps, with_test)
-      new = state.replace(train=state.train.apply_gradients(grads=grads))
-    else:
-      loss, logits, reps = measure(params, state, data)
-      rec = record(params, state, data, loss, logits, reps, with_test)
-      new = state.replace(train=sgd_epoch(state, data, epoch))
-    if state.scores is not None:  # from this epoch's logits, before its update
-      scores = difficulty.accumulate(
-          state.scores,
-          epoch,
-          logits.T,
-          targets(data.y_train, num_classes),
-          cfg.score_epochs,
-          lambda: grad_norms(state, data),
-      )
-      new = new.replace(scores=scores)
-    return new, rec
-
-  def grad_norms(state, data):
+  def grad_norms(self, params, standardiser, data) -> jax.Array:
     """(P,) GraNd: the norm of the gradient of each example's own loss with respect to every
-    parameter, from per-example gradients (vmap of grad) in chunks of eval_batch_size."""
-    params = state.train.params
+    parameter, from per-example gradients (vmap of grad) in chunks of cfg.eval_batch_size."""
+    labels = targets(data.y_train, self.num_classes)
 
     def one(x_N, y):
       def loss(p):
-        logits, _ = forward(p, state, x_N[None], capture=False)
+        logits, _ = self.forward(p, standardiser, data, x_N[None], False)
         return optax.softmax_cross_entropy_with_integer_labels(
-            logits, targets(y[None], num_classes)
+            logits, y[None], axis=self.class_axis
         )[0]
 
       return sum(jnp.sum(jnp.square(g)) for g in jax.tree.leaves(jax.grad(loss)(params)))
 
-    x, n = _chunks(data.x_train, cfg.eval_batch_size)
-    y, _ = _chunks(data.y_train, cfg.eval_batch_size)
+    x, n = chunked(data.x_train, self.cfg.eval_batch_size)
+    y, _ = chunked(labels, self.cfg.eval_batch_size)
     sq = jax.lax.map(lambda xy: jax.vmap(one)(*xy), (x, y))
     return jnp.sqrt(sq.reshape(-1)[:n])
 
-  def sgd_epoch(state, data, epoch):
-    """One pass over a fresh permutation of T in batches of cfg.batch_size, the last short
-    batch kept (padded with weight-0 examples, which change nothing)."""
-    num_examples, size = data.x_train.shape[0], cfg.batch_size
-    count = math.ceil(num_examples / size)
-    order = jax.random.permutation(jax.random.fold_in(state.key, epoch), num_examples)
-    order = jnp.concatenate([order, jnp.zeros(count * size - num_examples, order.dtype)])
-    real = (jnp.arange(count * size) < num_examples).astype(jnp.float32)
-    batches = (order.reshape(count, size), real.reshape(count, size))
-
-    def step(ts, batch):
-      idx, real_B = batch
-      w_B = state.weights[idx] * real_B
-
-      def loss_fn(params):
-        logits, _ = forward(params, state, data.x_train[idx], capture=False)
-        return weighted_loss(logits, data.y_train[idx], w_B)
-
-      grads = jax.grad(loss_fn)(ts.params)
-      # A batch of pruned examples only (weight 0) has no loss to follow: skip it.
-      has_any = jnp.sum(w_B) > 0
-      grads = jax.tree.map(lambda g: jnp.where(has_any, g, 0.0), grads)
-      return ts.apply_gradients(grads=grads), None
-
-    ts, _ = jax.lax.scan(step, state.train, batches)
-    return ts
-
-  def run_epochs(state, data, num_epochs: int, first_epoch=0):
-    epochs = first_epoch + jnp.arange(num_epochs)
-    every = max(cfg.test_every, 1)
-    with_test = lambda t: True if cfg.test_every == 1 else (cfg.test_every > 0) & (t % every == 0)
-    return jax.lax.scan(lambda s, t: epoch_step(s, data, t, with_test(t)), state, epochs)
-
-  def observe(state, data):
-    params = state.train.params
-    if full_batch(data):
-      loss, (logits, reps) = full_loss(params, state, data)
-    else:
-      loss, logits, reps = measure(params, state, data)
-    return record(params, state, data, loss, logits, reps)
-
-  def train(key, data, weights=None):
-    state = init(key, data, weights)
-    state, records = run_epochs(state, data, cfg.epochs)
-    final = observe(state, data)
-    records = jax.tree.map(lambda r, f: jnp.concatenate([r, f[None]]), records, final)
-    return state, records
-
-  def example_scores(state, data, names=score_columns.CAPTURED):
-    """{name: (P,)} for `names` among 'el2n' and 'grand' at the current parameters."""
-    params = state.train.params
+  def example_scores(self, params, standardiser, data, names=score_columns.CAPTURED) -> dict:
+    """{name: (P,)} for `names` among 'el2n' and 'grand' at the parameters `params`."""
     out = {}
     if 'el2n' in names:
-      logits = predict(params, state, data.x_train)
-      out['el2n'] = difficulty.true_class_stats(logits.T, targets(data.y_train, num_classes))[3]
+      logits = self.predict(params, standardiser, data, data.x_train)
+      logits_CxP = logits if self.class_axis == 0 else logits.T
+      labels = targets(data.y_train, self.num_classes)
+      out['el2n'] = difficulty.true_class_stats(logits_CxP, labels)[3]
     if 'grand' in names:
-      out['grand'] = grad_norms(state, data)
+      out['grand'] = self.grad_norms(params, standardiser, data)
     return out
 
-  return train_lib.Trainer(init, run_epochs, observe, train, example_scores)
 
+class ModuleNetwork(Network):
+  """The network of any Flax module under the contract (module docstring)."""
 
-BATCH_STREAM = 0x5EED  # folded into a seed's key for its mini-batch permutations
+  def __init__(self, model: nn.Module, cfg, num_classes: int, input_shape: Sequence[int]):
+    self.model = model
+    self.layers = select_layers(inspect(model, input_shape, num_classes), cfg.layers)
+    super().__init__(cfg, num_classes, input_shape, [layer.name for layer in self.layers])
 
-# Per-layer observables recorded with several layers (the per-class ones stay headline-only).
-LAYER_OBSERVABLES = ('R_plus', 'R_minus', 'D', 'R_mean', 'D_mean')
+  def init(self, key):
+    return self.model.init(key, jnp.zeros((1,) + self.input_shape, jnp.float32))['params']
 
+  def _standardised(self, standardiser: Standardiser, x_BxN):
+    shift, scale = standardiser
+    return ((x_BxN - shift[None]) * scale[None]).reshape((x_BxN.shape[0],) + self.input_shape)
 
-def parameter_count(model: nn.Module, input_shape: Sequence[int]) -> int:
-  """Trainable parameters of `model`, from shapes alone (`jax.eval_shape`, nothing computed)."""
-  shapes = jax.eval_shape(
-      model.init, jax.random.PRNGKey(0), jnp.zeros((1,) + tuple(input_shape), jnp.float32)
-  )['params']
-  return int(sum(np.prod(s.shape) for s in jax.tree.leaves(shapes)))
+  def forward(self, params, standardiser, data, x, capture):
+    del data
+    x = self._standardised(standardiser, x)
+    if not capture:
+      return self.model.apply({'params': params}, x), []
+    logits, sown = self.model.apply({'params': params}, x, mutable=['intermediates'])
+    reps = []
+    for layer in self.layers:
+      value = functools.reduce(lambda d, k: d[k], layer.path, sown['intermediates'])
+      reps.append(representation(value[layer.index], self.cfg.pooled))
+    return logits, reps
+
+  def logits(self, params, x_BxN):
+    return self.model.apply({'params': params}, x_BxN.reshape((x_BxN.shape[0],) + self.input_shape))

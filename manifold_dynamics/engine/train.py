@@ -1,32 +1,36 @@
-"""Seed-parallel full-batch training with the observables recorded every epoch (SPEC §3-4).
+"""Seed-parallel training with the observables recorded every epoch (SPEC §3-4, §8): the one
+trainer, for every model.
 
-`make_train(cfg)` returns a `Trainer` of pure functions of one run (one seed):
+`make_train(cfg, data, model)` returns a `Trainer` of pure functions of one run (one seed):
 
     init(key, data, weights) -> RunState
     run_epochs(state, data, num_epochs) -> (state, EpochRecord stacked over epochs)
     observe(state, data) -> EpochRecord
     train(key, data, weights) -> (state, EpochRecord stacked over epochs 0..T_end)
 
-Each epoch is one `jax.lax.scan` step: a single forward pass over the whole training set gives
-the loss, its gradient and the first hidden layer h, so the geometry of epoch t is that of the
-parameters *before* update t+1 (epoch 0 = initialisation). Seeds are a leading array axis:
-`fit` runs `jax.jit(jax.vmap(...))` over them, in chunks of epochs with a progress line between
-chunks, and returns a host-side `History` of arrays shaped (seeds, epochs + 1, ...).
+It trains a `contract.Network` (`network`): the model's own, when its module in `models/`
+offers one for the task, else any Flax module through the model contract. Each epoch is one
+`jax.lax.scan` step. In full batch a single forward pass over the whole training set gives the
+loss, its gradient and the representations, so the geometry of epoch t is that of the
+parameters *before* update t+1 (epoch 0 = initialisation). With mini-batches (SPEC §8) an epoch
+is one pass over a per-seed permutation of T, drawn from the run's own key folded with the
+epoch (so resuming, or training beside any other seeds, draws the same batches), the last short
+batch kept; its records are measured before its first update, by a forward pass over T in
+chunks of cfg.eval_batch_size. Every epoch records, on the whole of T, the loss, the K-way
+argmax errors and the geometry of each measured layer: R+, R-, D for K = 2, R_mean, D_mean and
+the per-class R_k and D_kl for K > 2.
 
-A run trains on a weighted training set: weight 1 = in T, 0 = pruned. The weights enter the
-loss, the training error, the class centroids of the geometry and the standardisation
-statistics (SPEC §1, recomputed on the pruned set), which are applied inside the first layer
-(`models.Dense`), so runs with different pruned sets, of any size, share one compiled program
-and one matrix product over the shared raw inputs.
+Seeds are a leading array axis: `fit` runs `jax.jit(jax.vmap(...))` over them, in chunks of
+epochs with a progress line between chunks, and returns a host-side `History` of arrays
+shaped (seeds, epochs + 1, ...). A run trains on a weighted training set (`state.py`), so runs
+with different pruned sets share one compiled program.
 """
 
-import functools
 import math
 import time
 import types
-from typing import Callable, NamedTuple, Optional, Tuple
+from typing import Callable, NamedTuple, Optional
 
-import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -38,143 +42,23 @@ from manifold_dynamics.engine import (
     contract,
     difficulty,
     distributed,
-    geometry,
+    models,
     preemption,
     stopping,
 )
-from manifold_dynamics.engine.models import (
-    MLP,
-    MODELS,
-    PERTURBATION,
-    Standardiser,
-    perturbation_names,
+from manifold_dynamics.engine.models.layers import ACTIVATIONS, MATMUL_PRECISIONS
+from manifold_dynamics.engine.optimizers import OPTIMIZERS, make_optimizer
+from manifold_dynamics.engine.state import (
+    EpochRecord,
+    RunState,
+    TrainData,
+    run_standardiser,
+    targets,
 )
-from manifold_dynamics.engine.optimizers import make_optimizer
 from manifold_dynamics.errors import UserError
 from manifold_dynamics.records import history as history_lib
 from manifold_dynamics.records import scores as score_columns
 from manifold_dynamics.records.history import History, Resumed
-
-
-@flax.struct.dataclass
-class TrainData:
-  """Device arrays of one binary task, shared by every run. Labels are +1 / -1 (SPEC §1)."""
-
-  x_train: jax.Array  # (P, N) float32 grey inputs on [0, 1], not standardised (see `start`)
-  y_train: jax.Array  # (P,) int32
-  x_test: jax.Array  # (n_test, N) float32 on [0, 1]
-  y_test: jax.Array  # (n_test,) int32
-  # None: x holds all N inputs. Else (C,) int32: x holds only these input columns (see
-  # `without_constant_inputs`); the network still has N inputs.
-  columns: Optional[jax.Array] = None
-  # K: labels are +1 / -1 when 2 (output 0 is +1), else class indices in [0, K).
-  num_classes: int = flax.struct.field(pytree_node=False, default=2)
-  # Shape of one input before flattening, e.g. (28, 28, 1); None = the flat vector (N,).
-  input_shape: Optional[Tuple[int, ...]] = flax.struct.field(pytree_node=False, default=None)
-  # False: the task standardised its inputs itself (--grey=sum_standardised) and the runs use
-  # them as they are (an identity standardiser), rather than standardising on T (SPEC §1).
-  standardise: bool = flax.struct.field(pytree_node=False, default=True)
-
-  @classmethod
-  def from_task(cls, task) -> 'TrainData':
-    shape = getattr(task, 'input_shape', None)
-    return cls(
-        jnp.asarray(task.x_train),
-        jnp.asarray(task.y_train, jnp.int32),
-        jnp.asarray(task.x_test),
-        jnp.asarray(task.y_test, jnp.int32),
-        num_classes=int(getattr(task, 'num_classes', 2)),
-        input_shape=None if shape is None else tuple(int(d) for d in shape),
-        standardise=bool(getattr(task, 'standardise', True)),
-    )
-
-  @property
-  def shape_of_input(self) -> Tuple[int, ...]:
-    """One input's shape as a model sees it."""
-    return self.input_shape or (self.x_train.shape[1],)
-
-  def without_constant_inputs(self, stats: Standardiser) -> 'TrainData':
-    """The same task with the input columns that every run's standardiser scales by 0 left
-    out of x_train and x_test (pixels constant on the training set: 115 of 784 on the MNIST
-    defaults). They standardise to 0 and contribute exactly nothing to any product, so
-    training is unchanged while every first-layer product shrinks; the parameters keep all N
-    rows (the optimiser still updates the unused ones, e.g. weight decay). `stats` holds the
-    standardisers of every run, (N,) or (runs, N)."""
-    if self.columns is not None:
-      raise ValueError('constant inputs were already left out')
-    used = np.flatnonzero(np.any(np.atleast_2d(np.asarray(stats.scale_N)) != 0, axis=0))
-    if len(used) == self.x_train.shape[1]:
-      return self
-    columns = jnp.asarray(used, jnp.int32)
-    return self.replace(
-        x_train=self.x_train[:, columns], x_test=self.x_test[:, columns], columns=columns
-    )
-
-
-@flax.struct.dataclass
-class RunState:
-  """The scan carry of one run."""
-
-  train: train_state.TrainState  # parameters, optimiser state, step
-  weights: jax.Array  # (P,) float32, 1 = in the training set, 0 = pruned
-  standardiser: Standardiser  # statistics of the weighted training set
-  # Per-example difficulty scores of the run so far (cfg.scores), or None.
-  scores: Optional[difficulty.Accumulators] = None
-  # Key of the run's mini-batch permutations (folded with the epoch), `contract.py`; None on
-  # the fast path, which draws nothing.
-  key: Optional[jax.Array] = None
-
-
-def run_standardiser(data: TrainData, w: jax.Array) -> Standardiser:
-  """The standardiser of runs weighted by w ((P,), or (runs, P) for one per run): the
-  statistics of the weighted training set, or the identity for a task's own inputs."""
-  if data.standardise:
-    stats = standardisers if w.ndim == 2 else weighted_standardiser
-    return stats(data.x_train, w)
-  shape = w.shape[:-1] + (data.x_train.shape[1],)
-  return Standardiser(jnp.zeros(shape, jnp.float32), jnp.ones(shape, jnp.float32))
-
-
-def standardisers(x_PxN: jax.Array, w_SxP: jax.Array) -> Standardiser:
-  """One standardiser per row of weights, computed one at a time (lax.map), so that memory
-  holds one (P, N) temporary rather than one per run."""
-  return jax.lax.map(lambda w_P: weighted_standardiser(x_PxN, w_P), w_SxP)
-
-
-def weighted_standardiser(x_PxN: jax.Array, w_P: jax.Array) -> Standardiser:
-  """Mean and 1/std per input over the examples with weight > 0 (weighted); pixels constant
-  on that set get scale 0, so they standardise to 0, never to inf or NaN."""
-  w_P = w_P / jnp.sum(w_P)
-  mean_N = w_P @ x_PxN
-  var_N = jnp.sum(w_P[:, None] * jnp.square(x_PxN - mean_N[None, :]), axis=0)
-  in_set = (w_P > 0)[:, None]
-  constant_N = jnp.max(jnp.where(in_set, x_PxN, -jnp.inf), axis=0) == jnp.min(
-      jnp.where(in_set, x_PxN, jnp.inf), axis=0
-  )
-  safe_var = jnp.where(constant_N, 1.0, var_N)
-  return Standardiser(mean_N, jnp.where(constant_N, 0.0, jax.lax.rsqrt(safe_var)))
-
-
-@flax.struct.dataclass
-class EpochRecord:
-  """Observables of one seed at one epoch (leading axes added by scan and vmap). A binary task
-  records R+, R-, D; a K-class one R_mean, D_mean, R_class, D_class (SPEC §8)."""
-
-  loss: jax.Array  # mean cross-entropy over the training set
-  train_error: jax.Array  # fraction of the training set misclassified
-  test_error: jax.Array  # fraction of the test set misclassified
-  mistakes_packed: jax.Array  # (ceil(P / 8),) uint8: np.packbits of the misclassified mask
-  R_plus: Optional[jax.Array] = None  # gyration radius of M+
-  R_minus: Optional[jax.Array] = None  # gyration radius of M-
-  D: Optional[jax.Array] = None  # distance between the class centroids
-  R_mean: Optional[jax.Array] = None  # mean over classes of R_k
-  D_mean: Optional[jax.Array] = None  # mean over class pairs of D_kl
-  R_class: Optional[jax.Array] = None  # (K,) R_k
-  D_class: Optional[jax.Array] = None  # (K (K - 1) / 2,) D_kl, k < l
-  test_error_class: Optional[jax.Array] = None  # (K,) test error of each class
-  # {observable: (layers,)} of every measured layer (cfg.layers other than 'first'), the
-  # first one the headline; else None.
-  layers: Optional[dict] = None
 
 
 class Trainer(NamedTuple):
@@ -183,218 +67,198 @@ class Trainer(NamedTuple):
   observe: Callable
   train: Callable
   example_scores: Callable
+  network: contract.Network
 
 
-def class_index(y: jax.Array) -> jax.Array:
-  """Output unit of label y: 0 for +1, 1 for -1."""
-  return (y < 0).astype(jnp.int32)
+def check(cfg: TrainConfig):
+  """A one-line error unless the engine knows cfg's model and its settings, activation,
+  optimiser and precision (the names its registries hold; config.py checks the rest)."""
+  models.settings(cfg)
+  for name, known in (
+      ('activation', ACTIVATIONS),
+      ('optimizer', OPTIMIZERS),
+      ('matmul_precision', MATMUL_PRECISIONS),
+  ):
+    value = getattr(cfg, name)
+    if value not in known:
+      raise UserError(f'unknown --{name}={value!r}; choose one of {", ".join(known)}.')
 
 
-def fast_path(cfg: TrainConfig, data: Optional[TrainData] = None, model=None) -> bool:
-  """Whether a run takes the built-in MLP's fast path: no model of the caller's, a binary
-  task, full batch (B >= P) and layers named first or all."""
-  if data is None:
-    return model is None and cfg.model == 'mlp' and cfg.batch_size is None
-  return (
-      model is None
-      and cfg.model == 'mlp'
-      and data.num_classes == 2
-      and (cfg.batch_size is None or cfg.batch_size >= data.x_train.shape[0])
-      and cfg.layers in ('first', 'all')
-  )
-
-
-def build_model(cfg: TrainConfig, data: TrainData, model=None):
-  """(model, measured layers) of a run through the contract (`contract.py`), checked once."""
-  model = MODELS[cfg.model](cfg, data.num_classes) if model is None else model
-  if cfg.matmul_precision != 'float32':
+def network(cfg: TrainConfig, data: TrainData, model=None) -> contract.Network:
+  """The network that trains `model` (a caller's Flax module under the contract), else
+  cfg.model, on tasks like `data` (its K and input shape): the model's own network when it
+  has one for the task, else the module through the contract (`contract.ModuleNetwork`)."""
+  check(cfg)
+  own = models.network(cfg, data, model)
+  if own is not None:
+    return own
+  if model is None:
+    model = models.build(cfg, data.num_classes)
+  elif cfg.matmul_precision != 'float32':
     raise UserError(
-        f'--matmul_precision={cfg.matmul_precision} applies to the built-in MLP on a binary '
-        f'full-batch task only; drop it for this run.'
+        f'--matmul_precision={cfg.matmul_precision} sets the products of the models of '
+        'engine/models/; a module of your own sets its own (build it from '
+        'engine.models.layers Dense and Conv with precision=...), so drop it for this run.'
     )
-  info = contract.inspect(model, data.shape_of_input, data.num_classes)
-  return model, contract.select_layers(info, cfg.layers)
+  return contract.ModuleNetwork(model, cfg, data.num_classes, data.shape_of_input)
 
 
 def measured_layers(cfg: TrainConfig, data: TrainData, model=None) -> list:
   """Names of the layers whose geometry a run records, the headline first."""
-  if fast_path(cfg, data, model):
-    names = ['hidden'] if cfg.depth == 2 else [f'hidden_{k}' for k in range(cfg.depth - 1)]
-    return names if cfg.layers == 'all' else names[:1]
-  return [layer.name for layer in build_model(cfg, data, model)[1]]
+  return network(cfg, data, model).layer_names
 
 
 def logits_function(cfg: TrainConfig, data: TrainData, model=None) -> Callable:
   """logits(params, x (B, N) standardised inputs) -> (B, K) of the nets a run trains (e.g. to
-  test them on noisy inputs): the MLP of the fast path, or the model through the contract."""
-  if fast_path(cfg, data, model):
-    mlp = MLP(cfg.depth, cfg.width, cfg.activation, cfg.init_scale)
-    return lambda params, x: mlp.apply({'params': params}, x)[0]
-  model, _ = build_model(cfg, data, model)
-  shape = data.shape_of_input
-  return lambda params, x: model.apply({'params': params}, x.reshape((x.shape[0],) + shape))
+  test them on noisy inputs)."""
+  return network(cfg, data, model).logits
 
 
-def make_train(cfg: TrainConfig, data: Optional[TrainData] = None, model=None) -> Trainer:
-  """Pure per-seed training functions for `cfg` (see module docstring) on tasks like `data`
-  (its K and input shape; None = the paper's binary task): the MLP's fast path below, or any
-  model through the contract (`contract.make_train`), `model` if given, else cfg.model.
+BATCH_STREAM = 0x5EED  # folded into a seed's key for its mini-batch permutations
 
-  Activations are kept feature-major, (H, P) per seed (`models.MLP`): under vmap the first
-  layer of all seeds is one matrix product whose output needs no transpose."""
-  if not fast_path(cfg, data, model):
-    if data is None:
-      raise ValueError('make_train needs the data (its K and input shape) off the fast path')
-    model, layers = build_model(cfg, data, model)
-    return contract.make_train(cfg, model, layers, data.num_classes, data.shape_of_input)
-  model = MLP(
-      cfg.depth,
-      cfg.width,
-      cfg.activation,
-      cfg.init_scale,
-      feature_major=True,
-      precision=cfg.matmul_precision,
-  )
+
+def make_train(cfg: TrainConfig, data: TrainData, model=None) -> Trainer:
+  """Pure per-seed training functions for `cfg` (see module docstring) on tasks like `data`,
+  training `model` if given, else cfg.model."""
+  net = network(cfg, data, model)
   tx = make_optimizer(cfg)
+  num_classes = data.num_classes
+  minibatch = cfg.batch_size is not None and cfg.batch_size < data.num_examples
+  per_layer = cfg.layers != 'first'
 
-  def init(
-      key: jax.Array,
-      data: TrainData,
-      weights: Optional[jax.Array] = None,
-      standardiser: Optional[Standardiser] = None,
-  ) -> RunState:
+  def init(key, data, weights=None, standardiser=None) -> RunState:
     """A fresh run. Under vmap, pass `weights` and `standardiser` unbatched when the runs
-    share them, or precomputed per run (`standardisers`), never computed here per run: each
-    computation holds a (P, N) temporary."""
-    num_examples = data.x_train.shape[0]
+    share them, or precomputed per run (`state.standardisers`), never computed here per run:
+    each computation holds a (P, N) temporary."""
+    num_examples = data.num_examples
     weights = (jnp.ones(num_examples) if weights is None else weights).astype(jnp.float32)
     if standardiser is None:
       if data.columns is not None:
         raise ValueError('pass the standardiser of the full inputs with data.columns')
       standardiser = run_standardiser(data, weights)
-    num_inputs = standardiser.shift_N.shape[-1]  # N, whatever columns data.x_train holds
-    params = model.init(key, jnp.zeros((1, num_inputs), jnp.float32))['params']
     scores = None
     if score_columns.groups_of(cfg.scores):
-      scores = difficulty.init(
-          num_examples, score_columns.groups_of(cfg.scores), len(cfg.score_epochs)
-      )
+      scores = difficulty.init(num_examples, cfg.scores, len(cfg.score_epochs))
     return RunState(
-        train=train_state.TrainState.create(apply_fn=model.apply, params=params, tx=tx),
+        # the parameters from the seed's key itself, the batches from a key folded off it
+        train=train_state.TrainState.create(apply_fn=net.forward, params=net.init(key), tx=tx),
         weights=weights,
         standardiser=standardiser,
         scores=scores,
+        key=jax.random.fold_in(key, BATCH_STREAM) if minibatch else None,
     )
 
-  def apply(params, state: RunState, data: TrainData, x, **kwargs):
-    return model.apply({'params': params}, x, state.standardiser, data.columns, **kwargs)
+  def loss_of(logits, y, w):
+    ce = optax.softmax_cross_entropy_with_integer_labels(
+        logits, targets(y, num_classes), axis=net.class_axis
+    )
+    return jnp.sum(w * ce) / jnp.sum(w)
 
-  def loss_fn(params, state: RunState, data: TrainData):
-    """Loss and (logits (2, P), h): h the first hidden layer (H, P), or with
-    cfg.layers == 'all' every hidden layer stacked (L - 1, H, P), the first one first."""
-    if cfg.layers == 'all':
-      (logits_2xP, _), sown = apply(params, state, data, data.x_train, mutable=['intermediates'])
-      h = jnp.stack(sown['intermediates']['hidden'])
+  def full_loss(params, state: RunState, data: TrainData):
+    """Loss and (logits, representations) of the whole training set."""
+    logits, reps = net.forward(params, state.standardiser, data, data.x_train, True)
+    return loss_of(logits, data.y_train, state.weights), (logits, reps)
+
+  def measured(params, state: RunState, data: TrainData):
+    """The same, in chunks of cfg.eval_batch_size (the records of a mini-batch epoch)."""
+    logits, reps = net.measure(params, state.standardiser, data, data.x_train)
+    return loss_of(logits, data.y_train, state.weights), (logits, reps)
+
+  def geometry_of(reps, data: TrainData, w):
+    """(headline observables, per-layer observables or None) of the measured layers: a list
+    of representations, one kernel each, or one array stacked over layers, one vmapped
+    kernel."""
+    geo = lambda h: contract.layer_geometry(h, data.y_train, w, num_classes, net.feature_axis)
+    if isinstance(reps, (list, tuple)):
+      geos = [geo(r) for r in reps]
+      head, stacked = geos[0], {k: jnp.stack([g[k] for g in geos]) for k in geos[0]}
     else:
-      logits_2xP, h = apply(params, state, data, data.x_train)
-    ce_P = optax.softmax_cross_entropy_with_integer_labels(
-        logits_2xP, class_index(data.y_train), axis=0
-    )
-    loss = jnp.sum(state.weights * ce_P) / jnp.sum(state.weights)
-    return loss, (logits_2xP, h)
+      stacked = jax.vmap(geo)(reps)
+      head = jax.tree.map(lambda x: x[0], stacked)
+    per = {k: v for k, v in stacked.items() if k in contract.LAYER_OBSERVABLES}
+    return head, per if per_layer else None
 
-  def record(
-      params, state: RunState, data: TrainData, loss, logits_2xP, h, with_test=True
-  ) -> EpochRecord:
+  def record(params, state: RunState, data: TrainData, loss, logits, reps, with_test=True):
     """The observables of one epoch; `with_test` False (or a traced bool) records the test
     error as NaN instead of evaluating the test set."""
-    wrong_P = jnp.argmax(logits_2xP, axis=0) != class_index(data.y_train)
+    wrong = jnp.argmax(logits, axis=net.class_axis) != targets(data.y_train, num_classes)
 
     def test_error():
-      test_logits, _ = apply(params, state, data, data.x_test)
-      return jnp.mean(
-          (jnp.argmax(test_logits, axis=0) != class_index(data.y_test)).astype(jnp.float32)
-      )
+      """The test error, and for K > 2 that of each class ((K,); NaN for a class with no test
+      example)."""
+      test_logits = net.predict(params, state.standardiser, data, data.x_test)
+      labels = targets(data.y_test, num_classes)
+      wrong_test = (jnp.argmax(test_logits, axis=net.class_axis) != labels).astype(jnp.float32)
+      if num_classes == 2:
+        return jnp.mean(wrong_test), None
+      count = jax.ops.segment_sum(jnp.ones_like(wrong_test), labels, num_classes)
+      per_class = jax.ops.segment_sum(wrong_test, labels, num_classes) / count
+      return jnp.mean(wrong_test), per_class
 
     if with_test is True:
-      test = test_error()
+      test, test_class = test_error()
     else:  # an unbatched predicate stays a real branch under vmap: skipped epochs cost nothing
-      test = jax.lax.cond(with_test, test_error, lambda: jnp.float32(jnp.nan))
-    layers = None
-    geo_fn = functools.partial(geometry.class_geometry, feature_axis=0)
-    if cfg.layers == 'all':  # h is (L - 1, H, P): every hidden layer
-      layers = jax.vmap(geo_fn, in_axes=(0, None, None))(h, data.y_train, state.weights)
-      geo = jax.tree.map(lambda x: x[0], layers)
-      layers = layers._asdict()
-    else:
-      geo = geo_fn(h, data.y_train, state.weights)
+      nan = jnp.float32(jnp.nan)
+      skipped = (nan, None if num_classes == 2 else jnp.full(num_classes, nan))
+      test, test_class = jax.lax.cond(with_test, test_error, lambda: skipped)
+    head, per = geometry_of(reps, data, state.weights)
     return EpochRecord(
-        R_plus=geo.R_plus,
-        R_minus=geo.R_minus,
-        D=geo.D,
         loss=loss,
-        train_error=jnp.sum(state.weights * wrong_P) / jnp.sum(state.weights),
+        train_error=jnp.sum(state.weights * wrong) / jnp.sum(state.weights),
         test_error=test,
-        mistakes_packed=jnp.packbits(wrong_P),
-        layers=layers,
+        test_error_class=test_class,
+        mistakes_packed=jnp.packbits(wrong),
+        layers=per,
+        **head,
     )
 
-  def example_scores(state: RunState, data: TrainData, names=score_columns.CAPTURED):
-    """The scores of every training example at the current parameters, {name: (P,)} for
-    `names` among 'el2n' and 'grand'. GraNd is exact: the back-propagated errors of every
-    layer are the gradients of the summed per-example losses with respect to zero
-    perturbations of the pre-activations (`models.MLP`), and each layer's input norms are
-    those of its sown input (the first layer's: the standardised x, from matrix-vector
-    products, never an (P, N) temporary per seed)."""
-    params = state.train.params
-    num_examples = data.x_train.shape[0]
-    labels = class_index(data.y_train)
+  def sgd_epoch(state: RunState, data: TrainData, epoch):
+    """One pass over a fresh permutation of T in batches of cfg.batch_size, the last short
+    batch kept (padded with weight-0 examples, which change nothing)."""
+    num_examples, size = data.num_examples, cfg.batch_size
+    count = math.ceil(num_examples / size)
+    order = jax.random.permutation(jax.random.fold_in(state.key, epoch), num_examples)
+    order = jnp.concatenate([order, jnp.zeros(count * size - num_examples, order.dtype)])
+    real = (jnp.arange(count * size) < num_examples).astype(jnp.float32)
+    batches = (order.reshape(count, size), real.reshape(count, size))
 
-    def summed_loss(perturbations):
-      (logits, _), sown = model.apply(
-          {'params': params, 'perturbations': perturbations},
-          data.x_train,
-          state.standardiser,
-          data.columns,
-          mutable=['intermediates'],
-      )
-      ce = optax.softmax_cross_entropy_with_integer_labels(logits, labels, axis=0)
-      return jnp.sum(ce), (logits, sown['intermediates']['hidden'])
+    def step(ts, batch):
+      idx, real_B = batch
+      w_B = state.weights[idx] * real_B
 
-    names = tuple(names)
-    layers = perturbation_names(cfg.depth)
-    zeros = {
-        PERTURBATION + name: jnp.zeros((cfg.width if name != 'readout' else 2, num_examples))
-        for name in layers
-    }
-    if 'grand' not in names:
-      _, (logits, _) = summed_loss(zeros)
-      return {'el2n': difficulty.true_class_stats(logits, labels)[3]}
-    deltas, (logits, hidden) = jax.grad(summed_loss, has_aux=True)(zeros)
-    out = {
-        'grand': difficulty.grad_norms(
-            [deltas[PERTURBATION + name] for name in layers],
-            [standardised_sq_norms(state.standardiser, data)]
-            + [jnp.sum(jnp.square(h_HxP), axis=0) for h_HxP in hidden],
-        )
-    }
-    if 'el2n' in names:
-      out['el2n'] = difficulty.true_class_stats(logits, labels)[3]
-    return out
+      def loss_fn(params):
+        logits, _ = net.forward(params, state.standardiser, data, data.x_train[idx], False)
+        return loss_of(logits, data.y_train[idx], w_B)
+
+      grads = jax.grad(loss_fn)(ts.params)
+      # A batch of pruned examples only (weight 0) has no loss to follow: skip it.
+      has_any = jnp.sum(w_B) > 0
+      grads = jax.tree.map(lambda g: jnp.where(has_any, g, 0.0), grads)
+      return ts.apply_gradients(grads=grads), None
+
+    ts, _ = jax.lax.scan(step, state.train, batches)
+    return ts
 
   def epoch_step(state: RunState, data: TrainData, epoch, with_test=True):
     params = state.train.params
-    (loss, (logits, h)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, state, data)
-    rec = record(params, state, data, loss, logits, h, with_test)
-    new = state.replace(train=state.train.apply_gradients(grads=grads))
-    if state.scores is not None:
+    if minibatch:
+      loss, (logits, reps) = measured(params, state, data)
+      rec = record(params, state, data, loss, logits, reps, with_test)
+      new = state.replace(train=sgd_epoch(state, data, epoch))
+    else:
+      (loss, (logits, reps)), grads = jax.value_and_grad(full_loss, has_aux=True)(
+          params, state, data
+      )
+      rec = record(params, state, data, loss, logits, reps, with_test)
+      new = state.replace(train=state.train.apply_gradients(grads=grads))
+    if state.scores is not None:  # from this epoch's logits, before its update
       scores = difficulty.accumulate(
           state.scores,
           epoch,
-          logits,
-          class_index(data.y_train),
+          logits if net.class_axis == 0 else logits.T,
+          targets(data.y_train, num_classes),
           cfg.score_epochs,
-          lambda: example_scores(state, data, ('grand',))['grand'],
+          lambda: net.grad_norms(params, state.standardiser, data),
       )
       new = new.replace(scores=scores)
     return new, rec
@@ -408,8 +272,8 @@ def make_train(cfg: TrainConfig, data: Optional[TrainData] = None, model=None) -
     return jax.lax.scan(lambda s, t: epoch_step(s, data, t, with_test(t)), state, epochs)
 
   def observe(state: RunState, data: TrainData) -> EpochRecord:
-    loss, (logits, h) = loss_fn(state.train.params, state, data)
-    return record(state.train.params, state, data, loss, logits, h)
+    loss, (logits, reps) = (measured if minibatch else full_loss)(state.train.params, state, data)
+    return record(state.train.params, state, data, loss, logits, reps)
 
   def train(key: jax.Array, data: TrainData, weights: Optional[jax.Array] = None):
     state = init(key, data, weights)
@@ -418,19 +282,11 @@ def make_train(cfg: TrainConfig, data: Optional[TrainData] = None, model=None) -
     records = jax.tree.map(lambda r, f: jnp.concatenate([r, f[None]]), records, final)
     return state, records
 
-  return Trainer(init, run_epochs, observe, train, example_scores)
+  def example_scores(state: RunState, data: TrainData, names=score_columns.CAPTURED):
+    """{name: (P,)} for `names` among 'el2n' and 'grand' at the current parameters."""
+    return net.example_scores(state.train.params, state.standardiser, data, names)
 
-
-def standardised_sq_norms(standardiser: Standardiser, data: TrainData) -> jax.Array:
-  """(P,) squared norm of every standardised training input, sum_n ((x_n - shift_n) scale_n)^2,
-  expanded into matrix-vector products of the raw inputs (float32, full precision)."""
-  shift, scale = standardiser
-  if data.columns is not None:
-    shift, scale = shift[data.columns], scale[data.columns]
-  x = data.x_train.astype(jnp.float32)
-  s2 = jnp.square(scale)
-  dot = lambda a, b: jnp.dot(a, b, precision=jax.lax.Precision.HIGHEST)
-  return dot(jnp.square(x), s2) - 2.0 * dot(x, s2 * shift) + jnp.sum(s2 * jnp.square(shift))
+  return Trainer(init, run_epochs, observe, train, example_scores, net)
 
 
 class DivergenceError(UserError):
@@ -507,14 +363,13 @@ def start(
     model=None,
 ):
   """The initial `RunState` of every run (leading seed axis) and the data to train it on, as
-  `fit` trains: one standardiser per distinct training set, the inputs that no run uses left
-  out (`TrainData.without_constant_inputs`), with bfloat16 products the inputs stored in
-  bfloat16 (the products round them anyway), and the seeds padded to a multiple of the device
-  count (`pad_seeds`) and sharded over all devices, data replicated (jit then partitions every
-  vmapped computation by seed). The state has cfg.seeds + seed_padding(cfg.seeds) runs.
-  `keys` defaults to `seed_keys(cfg.seed, cfg.seeds)`; `weights` and `model` as in `fit`. Off
-  the fast path (`fast_path`) the inputs stay whole: a model through the contract sees every
-  input feature in its shape."""
+  `fit` trains: one standardiser per distinct training set, the data as the network wants it
+  (`contract.Network.prepare`: the fused MLP leaves out the inputs that no run uses and
+  stores them in bfloat16 for bfloat16 products), and the seeds padded to a multiple of the
+  device count (`pad_seeds`) and sharded over all devices, data replicated (jit then
+  partitions every vmapped computation by seed). The state has cfg.seeds +
+  seed_padding(cfg.seeds) runs. `keys` defaults to `seed_keys(cfg.seed, cfg.seeds)`;
+  `weights` and `model` as in `fit`."""
   keys = seed_keys(cfg.seed, cfg.seeds) if keys is None else keys
   num_examples = data.x_train.shape[0]
   weights = np.ones(num_examples, np.float32) if weights is None else np.asarray(weights)
@@ -539,15 +394,7 @@ def start(
   # one standardiser shared by every run (broadcast by vmap), or one per pruned set
   stats = jax.jit(run_standardiser)(data, weights)
   per_run = None if weights.ndim == 1 else 0
-  fast = fast_path(cfg, data, model)
-  if fast:
-    data = data.without_constant_inputs(stats)
-  if (
-      cfg.matmul_precision == 'bfloat16' and fast
-  ):  # every product rounds x to bfloat16: do it once here
-    data = data.replace(
-        x_train=data.x_train.astype(jnp.bfloat16), x_test=data.x_test.astype(jnp.bfloat16)
-    )
+  data = network(cfg, data, model).prepare(data, stats)
   shardings = seed_shardings()
   if shardings is not None:
     by_seed, replicated = shardings
@@ -603,8 +450,8 @@ def fit(
   """Trains cfg.seeds initialisations in parallel for cfg.epochs epochs.
 
   `model` is any Flax module under the contract of `contract.py` (logits (B, K), sown
-  representations), else cfg.model is built (`models.MODELS`); the built-in MLP on a binary
-  full-batch task takes the fast path (`fast_path`).
+  representations), else cfg.model is built (`models/`), through its own network when it
+  has one for the task (`network`).
 
   `weights` is None (every run trains on all of T), (P,) shared by every run, or (seeds, P),
   one pruned set per run. Returns the `History`, and with `return_state` also the final

@@ -74,6 +74,17 @@ def write_json(path: str, obj) -> str:
   return path
 
 
+def write_text(path: str, text: str) -> str:
+  """Writes `text` (a Markdown table, ...) atomically."""
+
+  def write(tmp):
+    with open(tmp, 'w') as f:
+      f.write(text)
+
+  _atomic(path, write)
+  return path
+
+
 def read_json(path: str):
   with open(path) as f:
     return json.load(f)
@@ -104,6 +115,20 @@ def write_csv(path: str, header: Sequence[str], rows: Iterable[Sequence]) -> str
 _NOT_COMPARED = ('environment', 'resumed_by')  # config.json keys a resumed run may change
 
 
+class OneProcess:
+  """The processes of a run on one host, the default of `RunDir`: this one writes, and
+  decides alone. A multi-host run passes `engine.distributed`, which has the same two
+  functions over every process of the run."""
+
+  @staticmethod
+  def is_writer() -> bool:
+    return True
+
+  @staticmethod
+  def any_process(flag: bool) -> bool:
+    return bool(flag)
+
+
 class RunDir:
   """A run directory being written; see the module docstring for the contract.
 
@@ -112,14 +137,14 @@ class RunDir:
   was trained yet, as after running out of memory in the first chunk, starts afresh), and
   every training streamed with `history_store` continues from its last checkpoint. In a
   multi-host run only process 0 writes here; the other processes write into a temporary
-  directory that `commit` deletes, and follow process 0's refusals."""
+  directory that `commit` deletes, and follow process 0's refusals (`processes`: the
+  run's processes, `OneProcess` or `engine.distributed`)."""
 
-  def __init__(self, path: str, overwrite: bool = False):
+  def __init__(self, path: str, overwrite: bool = False, processes=OneProcess):
     self.path = os.path.abspath(path)
     self.overwrite = overwrite
-    from manifold_dynamics.engine import distributed  # writing a run: training has JAX loaded
-
-    self.writer = distributed.is_writer()
+    self.processes = processes
+    self.writer = processes.is_writer()
     self.staging = f'{self.path}.partial'
     error = None
     if os.path.exists(self.path) and not os.path.isdir(self.path):
@@ -129,7 +154,7 @@ class RunDir:
           f'run directory {self.path} already exists; pass --overwrite to replace it or '
           f'choose another --workdir.'
       )
-    _agree(error)
+    self._agree(error)
     self.resuming = os.path.isfile(os.path.join(self.staging, 'config.json'))
     if not self.writer:
       self.staging = tempfile.mkdtemp(prefix='manifold_dynamics-process-')
@@ -157,11 +182,16 @@ class RunDir:
             f'{self.staging} holds an unfinished run with {difference}; rerun with its '
             f'settings to resume it, or pass --overwrite to discard it.'
         )
-    _agree(error)
+    self._agree(error)
     if self.resuming:
       config = dict(config, resumed_by=config.get('environment'))
       config['environment'] = read_json(self.file('config.json')).get('environment')
     write_json(self.file('config.json'), config)
+
+  def _agree(self, error: Optional[str]):
+    """Raises `error` on process 0, and a pointer to it on the others."""
+    if self.processes.any_process(error is not None and self.writer):
+      raise UserError(error or 'process 0 refused the run directory; see its message.')
 
   def file(self, name: str) -> str:
     """Path of `name` inside the (staging) directory being written."""
@@ -187,14 +217,6 @@ class RunDir:
     if old:
       shutil.rmtree(old)
     return self.path
-
-
-def _agree(error: Optional[str]):
-  """Raises `error` on process 0, and a pointer to it on the others."""
-  from manifold_dynamics.engine import distributed
-
-  if distributed.any_process(error is not None and distributed.is_writer()):
-    raise UserError(error or 'process 0 refused the run directory; see its message.')
 
 
 def _trained_anything(staging: str) -> bool:

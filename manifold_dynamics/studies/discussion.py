@@ -18,13 +18,14 @@ from typing import Callable, Dict, Sequence
 
 import numpy as np
 
-from manifold_dynamics import plotting
 from manifold_dynamics.config import DataConfig, TrainConfig
-from manifold_dynamics.engine.models import ACTIVATIONS
+from manifold_dynamics.engine.models.layers import ACTIVATIONS
 from manifold_dynamics.errors import UserError
+from manifold_dynamics.plotting import curves
+from manifold_dynamics.plotting import discussion as plots
 from manifold_dynamics.records import history as history_lib
-from manifold_dynamics.records import io
 from manifold_dynamics.studies import sweeps
+from manifold_dynamics.studies.skeleton import run_label
 
 ACTIVATION_ORDER = ('relu', 'leaky_relu', 'silu', 'tanh', 'identity')
 # Below, at and far above s = sqrt(3), where Var(w) * fan_in = s^2 / 3 = 1.
@@ -66,9 +67,7 @@ def run_activations(
     data_cfg: DataConfig,
     train_cfg: TrainConfig,
     workdir: str,
-    num_tasks: int = 1,
-    task_index: int = 0,
-    collect_only: bool = False,
+    workers: sweeps.Workers = sweeps.Workers(),
     log: Callable[[str], None] = print,
 ) -> dict:
   """phi, t* and the fraction of inverting seeds per activation (Discussion)."""
@@ -82,37 +81,25 @@ def run_activations(
       sweeps.Point(a, data_cfg, dataclasses.replace(train_cfg, activation=a), {'activation': a})
       for a in dict.fromkeys(activations)
   ]
-  sweep = sweeps.SweepDir(workdir, 'activations', points, create=not collect_only)
-  done = sweeps.run(sweep, num_tasks, task_index, collect_only, log)
-  rows = {p.name: _point_row(s) for p, s in zip(done, sweeps.point_summaries(sweep, done).values())}
-  summary = {
-      'experiment': 'activations',
-      'points_total': len(points),
-      'points_complete': len(done),
-      'activations': rows,
-  }
-  io.write_json(sweep.file('summary.json'), summary)
+  sweep = sweeps.Sweep.run('activations', points, workdir, workers, log)
+  done = sweep.done
+  rows = {p.name: _point_row(s) for p, s in zip(done, sweep.summaries().values())}
+  summary = sweep.write_summary({'activations': rows})
   if done:
-    title = (
-        f'{data_cfg.dataset}, P={data_cfg.train_size}, {train_cfg.depth}x'
-        f'{train_cfg.width}, {train_cfg.optimizer} lr={train_cfg.lr:g}'
-    )
-    histories = [sweeps.load_point(sweep, p).history for p in done]
+    title = run_label(data_cfg, train_cfg, activation=False)
+    histories = [sweep.load(p).history for p in done]
     labels = [
         f'{p.name}: $\\phi$={rows[p.name]["phi_mean"]:.3f}'
         if rows[p.name]['inversion_fraction']['R_plus'] > 0.5
         else f'{p.name}: R+ inverts in {rows[p.name]["inversion_fraction"]["R_plus"]:.0%}'
         for p in done
     ]
-    plotting.save(
-        plotting.observables_vs_train_error(histories, labels, title=title),
-        sweep.path,
+    sweep.draw(
+        curves.observables_vs_train_error(histories, labels, title=title),
         'observables_vs_train_error',
     )
   _log_rows(rows, log)
-  log(f'results in {sweep.path}')
-  sweep.raise_failures()
-  return summary
+  return sweep.close(summary)
 
 
 def variance_times_width(scale: float) -> float:
@@ -125,9 +112,7 @@ def run_init_scale(
     data_cfg: DataConfig,
     train_cfg: TrainConfig,
     workdir: str,
-    num_tasks: int = 1,
-    task_index: int = 0,
-    collect_only: bool = False,
+    workers: sweeps.Workers = sweeps.Workers(),
     log: Callable[[str], None] = print,
 ) -> dict:
   """phi, the rise of R+ and the fraction of inverting seeds per initialisation scale."""
@@ -142,10 +127,10 @@ def run_init_scale(
       )
       for s in sorted(set(float(s) for s in scales))
   ]
-  sweep = sweeps.SweepDir(workdir, 'init_scale', points, create=not collect_only)
-  done = sweeps.run(sweep, num_tasks, task_index, collect_only, log)
+  sweep = sweeps.Sweep.run('init_scale', points, workdir, workers, log)
+  done = sweep.done
   rows = {}
-  for p, s in zip(done, sweeps.point_summaries(sweep, done).values()):
+  for p, s in zip(done, sweep.summaries().values()):
     rows[p.name] = dict(
         _point_row(s),
         init_scale=p.labels['init_scale'],
@@ -157,30 +142,18 @@ def run_init_scale(
       for r in rows.values()
       if r['inversion_fraction']['R_plus'] <= 0.5 and inverting and r['init_scale'] > max(inverting)
   ]
-  summary = {
-      'experiment': 'init_scale',
-      'points_total': len(points),
-      'points_complete': len(done),
-      'scales': rows,
-      'largest_scale_inverting': max(inverting) if inverting else None,
-      'minimum_disappears_at': min(lost) if lost else None,
-  }
-  io.write_json(sweep.file('summary.json'), summary)
+  summary = sweep.write_summary(
+      {
+          'scales': rows,
+          'largest_scale_inverting': max(inverting) if inverting else None,
+          'minimum_disappears_at': min(lost) if lost else None,
+      }
+  )
   if done:
-    title = (
-        f'{data_cfg.dataset}, P={data_cfg.train_size}, {train_cfg.depth}x'
-        f'{train_cfg.width} {train_cfg.activation}, {train_cfg.optimizer} '
-        f'lr={train_cfg.lr:g}'
-    )
-    histories = {
-        f's={p.labels["init_scale"]:.3g}': sweeps.load_point(sweep, p).history for p in done
-    }
-    plotting.save(
-        plotting.curve_vs_epoch_by(histories, 'R_plus', title), sweep.path, 'R_plus_vs_epoch'
-    )
-    plotting.save(
-        plotting.rise_vs_variance(list(rows.values()), title), sweep.path, 'rise_vs_variance'
-    )
+    title = run_label(data_cfg, train_cfg)
+    histories = {f's={p.labels["init_scale"]:.3g}': sweep.load(p).history for p in done}
+    sweep.draw(plots.curve_vs_epoch_by(histories, 'R_plus', title), 'R_plus_vs_epoch')
+    sweep.draw(plots.rise_vs_variance(list(rows.values()), title), 'rise_vs_variance')
   _log_rows(rows, log)
   if summary['minimum_disappears_at'] is not None:
     log(
@@ -188,6 +161,4 @@ def run_init_scale(
         f'{summary["minimum_disappears_at"]:.3g} (Var(w) x H = '
         f'{variance_times_width(summary["minimum_disappears_at"]):.3g})'
     )
-  log(f'results in {sweep.path}')
-  sweep.raise_failures()
-  return summary
+  return sweep.close(summary)

@@ -2,11 +2,12 @@
 
 from typing import Callable
 
-from manifold_dynamics import plotting
 from manifold_dynamics.analysis import inversion as inversion_lib
 from manifold_dynamics.config import DataConfig, TrainConfig
 from manifold_dynamics.engine import difficulty
 from manifold_dynamics.engine.train import TrainData, measured_layers
+from manifold_dynamics.plotting import curves
+from manifold_dynamics.plotting import inversion as plots
 from manifold_dynamics.records import io
 from manifold_dynamics.studies.skeleton import Study
 
@@ -66,14 +67,14 @@ def run_inversion(
   study.write_summary(summary)
 
   if figures:
-    study.draw(plotting.inversion_vs_epoch(history, inv, study.title), 'inversion_vs_epoch')
+    study.draw(plots.inversion_vs_epoch(history, inv, study.title), 'inversion_vs_epoch')
     study.draw(
-        plotting.observables_vs_train_error([history], title=study.title, phi=summary['phi_mean']),
+        curves.observables_vs_train_error([history], title=study.title, phi=summary['phi_mean']),
         'observables_vs_train_error',
     )
-    study.draw(plotting.R_plus_per_run(history, inv, study.title), 'R_plus_per_run')
+    study.draw(plots.R_plus_per_run(history, inv, study.title), 'R_plus_per_run')
   if per_layer:
-    study.draw(plotting.layers_vs_epoch(history, study.title, layer_names), 'layers_vs_epoch')
+    study.draw(plots.layers_vs_epoch(history, study.title, layer_names), 'layers_vs_epoch')
   log(format_summary(summary))
   if 'note' in summary:
     log(f'note: {summary["note"]}')

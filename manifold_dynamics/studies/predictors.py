@@ -19,17 +19,16 @@ from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
-from manifold_dynamics import plotting
 from manifold_dynamics.analysis import finite_size, predictors
 from manifold_dynamics.analysis import inversion as inversion_lib
-from manifold_dynamics.config import DataConfig, TrainConfig, run_label
+from manifold_dynamics.config import DataConfig, TrainConfig
 from manifold_dynamics.data import load_task
 from manifold_dynamics.data.task import standardise
 from manifold_dynamics.errors import UserError
-from manifold_dynamics.records import io
+from manifold_dynamics.plotting import predictors as plots
+from manifold_dynamics.records.examples import write_examples_csv
 from manifold_dynamics.studies import sweeps
-from manifold_dynamics.studies.scores import write_examples_csv
-from manifold_dynamics.studies.skeleton import Study
+from manifold_dynamics.studies.skeleton import Study, run_label
 
 # Family -> (its DataConfig field, a default grid of values, the dataset it sweeps).
 FAMILIES = {
@@ -149,7 +148,7 @@ def run_predictors(
   )
   marked, label = _marked(study.task)
   study.draw(
-      plotting.predictors_beside_phi(
+      plots.predictors_beside_phi(
           np.asarray(summary['phi']),
           {k: p['error'] for k, p in summary['predictors'].items()},
           frequency,
@@ -172,9 +171,7 @@ def run_synthetic(
     data_cfg: DataConfig,
     train_cfg: TrainConfig,
     workdir: str,
-    num_tasks: int = 1,
-    task_index: int = 0,
-    collect_only: bool = False,
+    workers: sweeps.Workers = sweeps.Workers(),
     log: Callable[[str], None] = print,
     train_sizes: Sequence[int] = (),
 ) -> dict:
@@ -195,11 +192,10 @@ def run_synthetic(
     cfg = dataclasses.replace(data_cfg, dataset=dataset, train_size=P, **{field: kind(v)})
     name = f'{field}{kind(v):g}' + (f'-P{P}' if len(sizes) > 1 else '')
     points.append(sweeps.Point(name, cfg, train_cfg, {field: kind(v), 'train_size': P}))
-  sweep = sweeps.SweepDir(workdir, f'synthetic_{family}', points, create=not collect_only)
-  done = sweeps.run(sweep, num_tasks, task_index, collect_only, log)
+  sweep = sweeps.Sweep.run(f'synthetic_{family}', points, workdir, workers, log)
   rows, phis = [], {}
-  for point in done:
-    run = sweeps.load_point(sweep, point)
+  for point in sweep.done:
+    run = sweep.load(point)
     v, P = point.labels[field], point.labels['train_size']
     if P != sizes[-1]:
       phis.setdefault(v, {})[P] = np.asarray(run.summary['phi'])
@@ -209,14 +205,7 @@ def run_synthetic(
     row[field] = v
     phis.setdefault(v, {})[P] = np.asarray(row['phi'])
     rows.append(row)
-  summary = {
-      'experiment': f'synthetic_{family}',
-      'parameter': field,
-      'train_sizes': sizes,
-      'points_total': len(points),
-      'points_complete': len(done),
-      'rows': rows,
-  }
+  summary = {'parameter': field, 'train_sizes': sizes, 'rows': rows}
   if len(sizes) > 1:
     summary['phi_inf'] = {}
     for v, by_size in phis.items():
@@ -234,14 +223,13 @@ def run_synthetic(
         'intercept': float(intercept),
         'ratio': (phi / np.where(bayes > 0, bayes, np.nan)).tolist(),
     }
-  io.write_json(sweep.file('summary.json'), summary)
+  summary = sweep.write_summary(summary)
   if rows:
     title = run_label(
         dataclasses.replace(data_cfg, dataset=dataset, train_size=sizes[-1]), train_cfg
     )
-    plotting.save(
-        plotting.phi_against_difficulty(field, [r[field] for r in rows], rows, title),
-        sweep.path,
+    sweep.draw(
+        plots.phi_against_difficulty(field, [r[field] for r in rows], rows, title),
         'phi_against_difficulty',
     )
   for r in rows:
@@ -254,6 +242,4 @@ def run_synthetic(
         + ''.join(f', {k} {v:.4g}' for k, v in r['known'].items())
         + (f', phi_inf {fit["phi_inf"]:.4f}' if fit else '')
     )
-  log(f'results in {sweep.path}')
-  sweep.raise_failures()
-  return summary
+  return sweep.close(summary)

@@ -13,114 +13,23 @@ clean test set and on noisy ones (Gaussian noise of std sigma on the standardise
 """
 
 import dataclasses
-from typing import Callable, Dict, List, Sequence
+from typing import Callable
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from manifold_dynamics import plotting
 from manifold_dynamics.analysis import inversion as inversion_lib
-from manifold_dynamics.analysis import stragglers as stragglers_lib
+from manifold_dynamics.analysis.removals import Removals, around_t_star, eps_kind
 from manifold_dynamics.config import DataConfig, TrainConfig
-from manifold_dynamics.engine import contract
-from manifold_dynamics.engine.train import RunState, TrainData, logits_function
+from manifold_dynamics.engine.evaluate import noisy_test_errors
+from manifold_dynamics.engine.state import TrainData
+from manifold_dynamics.engine.train import logits_function
+from manifold_dynamics.plotting import pruning as plots
+from manifold_dynamics.plotting import style
 from manifold_dynamics.records import io
 from manifold_dynamics.studies.skeleton import Study
 
 SIGMAS = (0.0, 0.5, 0.75, 1.0, 1.2, 1.5)  # SPEC §1 noise levels
-
-
-@dataclasses.dataclass
-class Removals:
-  """The retraining plan: one row per retrained run."""
-
-  kind: List[str]  # removal kind of each run ('stragglers', 'random', 'eps=0.05', ...)
-  base_seed: np.ndarray  # (runs,) the base seed whose sets define the removal
-  removed: List[np.ndarray]  # indices into T removed for each run
-
-  def weights(self, num_examples: int) -> np.ndarray:
-    """(runs, P) 0/1 weights: 0 on the removed examples."""
-    w = np.ones((len(self.kind), num_examples), np.float32)
-    for r, idx in enumerate(self.removed):
-      w[r, idx] = 0.0
-    return w
-
-  def kinds(self) -> List[str]:
-    return list(dict.fromkeys(self.kind))
-
-  def rows(self, kind: str) -> np.ndarray:
-    return np.array([r for r, k in enumerate(self.kind) if k == kind], np.int64)
-
-
-def eps_kind(eps: float) -> str:
-  return f'eps={eps:g}'
-
-
-def plan_removals(
-    history,
-    eps_grid: Sequence[float] = (),
-    t_before: float = 0.5,
-    t_after: float = 3.0,
-    seed: int = 0,
-    rule: str = 'global',
-) -> Removals:
-  """Removal sets of every base seed of `history` (see module docstring), t* read by `rule`
-  (the base run's --t_star_rule)."""
-  rng = np.random.default_rng(seed)
-  P, S = history.num_examples, history.num_seeds
-  t_star = inversion_lib.analyse(history, rule=rule).t_star
-  last = history.num_epochs
-  sets: Dict[str, List[np.ndarray]] = {
-      'stragglers': stragglers_lib.at_epochs(history, t_star),
-      'before_t_star': stragglers_lib.at_epochs(
-          history, np.clip(np.round(t_before * t_star).astype(int), 0, last)
-      ),
-      'after_t_star': stragglers_lib.at_epochs(
-          history, np.clip(np.round(t_after * t_star).astype(int), 0, last)
-      ),
-  }
-  random_of = lambda ref: [np.sort(rng.choice(P, len(r), replace=False)) for r in ref]
-  sets['random'] = random_of(sets['stragglers'])
-  for eps in eps_grid:
-    sets[eps_kind(eps)] = stragglers_lib.at_train_error(history, eps)
-    sets['random_' + eps_kind(eps)] = random_of(sets[eps_kind(eps)])
-  kind, base, removed = [], [], []
-  for name, per_seed in sets.items():
-    kind += [name] * S
-    base += list(range(S))
-    removed += per_seed
-  return Removals(kind, np.array(base), removed)
-
-
-def noisy_test_errors(
-    logits_of: Callable,
-    states: RunState,
-    data: TrainData,
-    sigmas: Sequence[float],
-    key: jax.Array,
-) -> np.ndarray:
-  """(runs, len(sigmas)) test error of each trained net with Gaussian noise of std sigma
-  added to the standardised test pixels (each run standardises with its own statistics).
-  `logits_of(params, x (B, N) standardised)` gives the logits (B, K) of a net
-  (`train.logits_function`). One noise draw per sigma is shared by all runs, so their
-  comparisons are paired."""
-  noise = jax.random.normal(key, (len(sigmas),) + data.x_test.shape)
-  sigmas = jnp.asarray(sigmas, jnp.float32)
-  labels = contract.targets(data.y_test, data.num_classes)
-
-  def one_run(state: RunState):
-    shift, scale = state.standardiser
-    x = (data.x_test - shift[None, :]) * scale[None, :]
-
-    def one_sigma(args):
-      sigma, eps = args
-      logits = logits_of(state.train.params, x + sigma * eps)
-      return jnp.mean((jnp.argmax(logits, axis=-1) != labels).astype(jnp.float32))
-
-    return jax.lax.map(one_sigma, (sigmas, noise))
-
-  return np.asarray(jax.jit(lambda s: jax.lax.map(one_run, s))(states))
 
 
 def retrain_removals(study: Study, name: str, plan: Removals, sigmas, data=None):
@@ -175,7 +84,7 @@ def run_prune(
   """Fig. 2a-c: retrain from scratch without the stragglers (and controls), then test.
 
   The base run is `from_run` or is trained here with `train_cfg`; the removal sets of its first
-  `max_base_seeds` seeds (pruning.plan_removals) are each retrained once, from a fresh
+  `max_base_seeds` seeds (removals.around_t_star) are each retrained once, from a fresh
   initialisation, with the same settings.
   """
   study = Study.open(
@@ -197,7 +106,7 @@ def run_prune(
   keep = min(base.num_seeds, max_base_seeds)
   base = base.select(slice(0, keep))
   rule = train_cfg.t_star_rule
-  plan = plan_removals(base, eps_grid, t_before, t_after, seed=train_cfg.seed, rule=rule)
+  plan = around_t_star(base, eps_grid, t_before, t_after, seed=train_cfg.seed, rule=rule)
   P = base.num_examples
   history, noisy = retrain_removals(study, 'history', plan, sigmas)
 
@@ -234,7 +143,7 @@ def run_prune(
   title = study.title
   heads = ('stragglers', 'random', 'before_t_star', 'after_t_star')
   study.draw(
-      plotting.pruned_R_plus_vs_epoch(
+      plots.pruned_R_plus_vs_epoch(
           {k: history.select(plan.rows(k)) for k in heads},
           {k: curves.inverted[plan.rows(k)] for k in heads},
           title,
@@ -247,18 +156,18 @@ def run_prune(
     at = lambda prefix, values: np.stack([values[plan.rows(prefix + eps_kind(e))] for e in eps])
     finals = {k: getattr(history, k)[:, -1] for k in history.observables}
     study.draw(
-        plotting.pruned_vs_eps(
+        plots.pruned_vs_eps(
             eps,
             {k: at('', v) for k, v in finals.items()},
             {k: at('random_', v) for k, v in finals.items()},
-            {k: f'{plotting.STYLE[k]["label"]} at convergence' for k in finals},
+            {k: f'{style.STYLE[k]["label"]} at convergence' for k in finals},
             title,
         ),
         'prune_observables_vs_eps',
     )
     errors = {f'sigma={s:g}': noisy[:, i] for i, s in enumerate(sigmas)}
     study.draw(
-        plotting.pruned_vs_eps(
+        plots.pruned_vs_eps(
             eps,
             {k: at('', v) for k, v in errors.items()},
             {k: at('random_', v) for k, v in errors.items()},

@@ -18,17 +18,18 @@ from typing import Callable, Dict, Tuple
 
 import numpy as np
 
-from manifold_dynamics import plotting
 from manifold_dynamics.analysis import inversion as inversion_lib
-from manifold_dynamics.config import DataConfig, TrainConfig, run_label
+from manifold_dynamics.config import DataConfig, TrainConfig
 from manifold_dynamics.data import get_info, load_raw, make_task
 from manifold_dynamics.data.task import permute_labels
 from manifold_dynamics.engine.train import DivergenceError, TrainData, fit, seed_keys
 from manifold_dynamics.errors import UserError
+from manifold_dynamics.plotting import curves, style
+from manifold_dynamics.plotting import robustness as plots
 from manifold_dynamics.records import history as history_lib
 from manifold_dynamics.records import io
 from manifold_dynamics.records.history import History
-from manifold_dynamics.studies.skeleton import Study
+from manifold_dynamics.studies.skeleton import Study, run_label
 
 # Fig. 1d settings (SPEC §3): name -> TrainConfig fields. Plain SGD is the reference.
 OPTIMIZER_SETTINGS: Dict[str, dict] = {
@@ -145,7 +146,7 @@ def run_before_after(
   }
   study.write_summary(summary)
   study.draw(
-      plotting.before_after(
+      plots.before_after(
           {k: samples[f'before_{k}'] for k in history_lib.OBSERVABLES},
           {k: samples[f'after_{k}'] for k in history_lib.OBSERVABLES},
           f'{study.title}, {train_cfg.epochs} epochs',
@@ -241,7 +242,7 @@ def run_subsampling(
   study.write_summary(summary)
   labels = [f'examples [{k * P}, {(k + 1) * P})' for k in range(first, first + num_subsets)]
   study.draw(
-      plotting.observables_vs_train_error(
+      curves.observables_vs_train_error(
           list(histories.values()),
           labels,
           title=f'{study.title}: '
@@ -306,9 +307,9 @@ def run_optimizers(
   shades = np.ones(len(settings))  # the second setting of a family is drawn lighter
   for i, f in enumerate(families):
     shades[i] = 1.0 if families[:i].count(f) == 0 else 0.55
-  colors = [plotting.lighten(c, s) for c, s in zip(colors, shades)]
+  colors = [style.lighten(c, s) for c, s in zip(colors, shades)]
   study.draw(
-      plotting.observables_vs_train_error(
+      curves.observables_vs_train_error(
           list(histories.values()),
           [
               f'{n} (t*={summary[n]["t_star_mean"]:.0f}, phi={summary[n]["phi_mean"]:.3f})'
@@ -366,11 +367,11 @@ def run_random_labels(
     summary[name] = dict(s, inversion=s['inversion_any'], inversion_by_observable=s['inversion'])
   study.write_summary(summary)
   study.draw(
-      plotting.compare_vs_epoch(histories, inversions, study.title),
+      plots.compare_vs_epoch(histories, inversions, study.title),
       'random_labels_vs_epoch',
   )
   study.draw(
-      plotting.observables_vs_train_error(
+      curves.observables_vs_train_error(
           list(histories.values()),
           ['true labels', 'random labels'],
           title=study.title,

@@ -12,14 +12,15 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from manifold_dynamics import plotting
 from manifold_dynamics.analysis import stragglers as stragglers_lib
 from manifold_dynamics.analysis.finite_size import fit_finite_size, phi_model
 from manifold_dynamics.config import DataConfig, TrainConfig
 from manifold_dynamics.data import get_info, load_raw
-from manifold_dynamics.engine.models import MLP, count_params
+from manifold_dynamics.engine import models
+from manifold_dynamics.engine.models.layers import count_params
 from manifold_dynamics.errors import UserError
-from manifold_dynamics.records import io
+from manifold_dynamics.plotting import curves
+from manifold_dynamics.plotting import scaling as plots
 from manifold_dynamics.studies import sweeps
 
 DEFAULT_TRAIN_SIZES = tuple(2**k for k in range(10, 16))  # 1024 ... 32768
@@ -145,9 +146,7 @@ def run_scaling(
     data_dir: Optional[str] = None,
     data_source: str = 'auto',
     bootstrap: int = 200,
-    num_tasks: int = 1,
-    task_index: int = 0,
-    collect_only: bool = False,
+    workers: sweeps.Workers = sweeps.Workers(),
     eps_figure_size: int = 8192,
     log: Callable[[str], None] = print,
 ) -> dict:
@@ -170,45 +169,35 @@ def run_scaling(
       )
   if not points:
     raise UserError('no dataset of --datasets could be read; see the notes above.')
-  sweep = sweeps.SweepDir(
-      workdir, 'scaling', points, {'bootstrap': bootstrap}, create=not collect_only
-  )
-  done = sweeps.run(sweep, num_tasks, task_index, collect_only, log)
-  summaries = sweeps.point_summaries(sweep, done)
+  sweep = sweeps.Sweep.run('scaling', points, workdir, workers, log, {'bootstrap': bootstrap})
+  summaries = sweep.summaries()
   groups: Dict[str, list] = {}
-  for p in done:
+  for p in sweep.done:
     groups.setdefault(p.labels['dataset'], []).append(p)
-  summary = {
-      'experiment': 'scaling',
-      'points_total': len(points),
-      'points_complete': len(done),
-      'points': _per_point(summaries),
-      'datasets': _fit_groups(groups, summaries, bootstrap, train_cfg.seed, log),
-  }
-  io.write_json(sweep.file('summary.json'), summary)
+  summary = sweep.write_summary(
+      {
+          'points': _per_point(summaries),
+          'datasets': _fit_groups(groups, summaries, bootstrap, train_cfg.seed, log),
+      }
+  )
 
   title = (
-      f'{train_cfg.depth}x{train_cfg.width} {train_cfg.activation}, '
+      f'{models.label(train_cfg)}, '
       f'{train_cfg.optimizer} lr={train_cfg.lr:g}, {train_cfg.seeds} seeds'
   )
   if groups:
-    plotting.save(
-        plotting.phi_vs_train_size(summary['datasets'], phi_model, title),
-        sweep.path,
-        'phi_vs_train_size',
-    )
+    sweep.draw(plots.phi_vs_train_size(summary['datasets'], phi_model, title), 'phi_vs_train_size')
     # Fig. 3a at one P per dataset: the requested one, else the largest complete one below it.
     histories, labels = [], []
     for dataset, pts in groups.items():
       below = [p for p in pts if p.data.train_size <= eps_figure_size] or pts
       pick = max(below, key=lambda p: p.data.train_size)
-      histories.append(sweeps.load_point(sweep, pick).history)
+      histories.append(sweep.load(pick).history)
       labels.append(f'{dataset} (P={pick.data.train_size})')
-    plotting.save(
-        plotting.observables_vs_train_error(
+    sweep.draw(
+        curves.observables_vs_train_error(
             histories, labels, title=title if len(labels) > 1 else f'{labels[0]}, {title}'
         ),
-        sweep.path,
         'observables_vs_train_error',
     )
   for label, g in summary['datasets'].items():
@@ -218,9 +207,7 @@ def run_scaling(
           f't*(R+) = {row["t_star_mean"]:.1f}'
       )
     log(_fit_line(label, g['fit']))
-  log(f'results in {sweep.path}')
-  sweep.raise_failures()
-  return summary
+  return sweep.close(summary)
 
 
 def run_architectures(
@@ -232,9 +219,7 @@ def run_architectures(
     workdir: str,
     bootstrap: int = 200,
     overlap_size: Optional[int] = None,
-    num_tasks: int = 1,
-    task_index: int = 0,
-    collect_only: bool = False,
+    workers: sweeps.Workers = sweeps.Workers(),
     log: Callable[[str], None] = print,
 ) -> dict:
   """Fig. 3e: phi_inf per depth x width (fit over `train_sizes`) against the number of
@@ -250,7 +235,7 @@ def run_architectures(
       sweeps.Point(
           f'L{d}xH{w}-P{P}',
           dataclasses.replace(data_cfg, train_size=P),
-          dataclasses.replace(train_cfg, depth=d, width=w),
+          train_cfg.with_model(depth=d, width=w),
           {'depth': d, 'width': w, 'train_size': P},
       )
       for d, w in archs
@@ -259,15 +244,9 @@ def run_architectures(
   overlap_size = overlap_size or (
       data_cfg.train_size if data_cfg.train_size in sizes else max(sizes)
   )
-  sweep = sweeps.SweepDir(
-      workdir,
-      'architectures',
-      points,
-      {'bootstrap': bootstrap, 'overlap_size': overlap_size},
-      create=not collect_only,
-  )
-  done = sweeps.run(sweep, num_tasks, task_index, collect_only, log)
-  summaries = sweeps.point_summaries(sweep, done)
+  settings = {'bootstrap': bootstrap, 'overlap_size': overlap_size}
+  sweep = sweeps.Sweep.run('architectures', points, workdir, workers, log, settings)
+  done, summaries = sweep.done, sweep.summaries()
   groups: Dict[str, list] = {}
   for p in done:
     groups.setdefault(f'{p.labels["depth"]}x{p.labels["width"]}', []).append(p)
@@ -275,48 +254,42 @@ def run_architectures(
   num_inputs = get_info(data_cfg.dataset).num_inputs
   for label, g in fits.items():
     d, w = (int(v) for v in label.split('x'))
-    g.update(depth=d, width=w, num_params=count_params(MLP(d, w), (num_inputs,)))
+    mlp = models.build(train_cfg.with_model(depth=d, width=w), 2)
+    g.update(depth=d, width=w, num_params=count_params(mlp, (num_inputs,)))
   overlaps = _architecture_overlaps(sweep, [p for p in done if p.data.train_size == overlap_size])
-  summary = {
-      'experiment': 'architectures',
-      'points_total': len(points),
-      'points_complete': len(done),
-      'points': _per_point(summaries),
-      'architectures': fits,
-      'overlap_train_size': overlap_size,
-      'overlap': overlaps,
-  }
-  io.write_json(sweep.file('summary.json'), summary)
+  summary = sweep.write_summary(
+      {
+          'points': _per_point(summaries),
+          'architectures': fits,
+          'overlap_train_size': overlap_size,
+          'overlap': overlaps,
+      }
+  )
   title = (
       f'{data_cfg.dataset}, {train_cfg.activation}, {train_cfg.optimizer} '
       f'lr={train_cfg.lr:g}, {train_cfg.seeds} seeds'
   )
   if fits:
-    plotting.save(plotting.phi_inf_vs_params(fits, title), sweep.path, 'phi_inf_vs_params')
-    plotting.save(
-        plotting.phi_vs_train_size(fits, phi_model, title), sweep.path, 'phi_vs_train_size'
-    )
+    sweep.draw(plots.phi_inf_vs_params(fits, title), 'phi_inf_vs_params')
+    sweep.draw(plots.phi_vs_train_size(fits, phi_model, title), 'phi_vs_train_size')
   if overlaps:
     names = list(dict.fromkeys([r['run_0'] for r in overlaps] + [r['run_1'] for r in overlaps]))
-    plotting.save(
-        plotting.overlap_matrix(names, overlaps, f'{title}, P={overlap_size}'),
-        sweep.path,
+    sweep.draw(
+        plots.overlap_matrix(names, overlaps, f'{title}, P={overlap_size}'),
         'overlap_by_architecture',
     )
   for label, g in fits.items():
     log(f'{label:>6s} ({g["num_params"]:>6d} parameters): ' + _fit_line('', g['fit']).lstrip(': '))
-  log(f'results in {sweep.path}')
-  sweep.raise_failures()
-  return summary
+  return sweep.close(summary)
 
 
-def _architecture_overlaps(sweep: sweeps.SweepDir, points: Sequence[sweeps.Point]) -> List[dict]:
+def _architecture_overlaps(sweep: sweeps.Sweep, points: Sequence[sweeps.Point]) -> List[dict]:
   """Straggler overlap between every pair of architectures trained on the same P: seed i of
   one against seed i+1 of the other (within one architecture: disjoint seed pairs), as in the
   stragglers experiment."""
   sets, size = {}, None
   for p in sorted(points, key=lambda p: (p.labels['depth'], p.labels['width'])):
-    run = sweeps.load_point(sweep, p)
+    run = sweep.load(p)
     sets[f'{p.labels["depth"]}x{p.labels["width"]}'] = stragglers_lib.at_t_star(run.history)
     size = run.history.num_examples
   names, rows = list(sets), []

@@ -1,10 +1,10 @@
 """Stragglers beside the other example-difficulty scores, on the same training runs (issue 12).
 
 The scores are recorded during training (`difficulty.py`, TrainConfig.scores) and completed
-here: EL2N and GraNd at each seed's own t* by replaying its training to t* (`replay_at`), the
-input norm, and straggler membership S(t*). Every score is a column of (seeds, P) values;
-`score_columns.HARDER` orients each so that its top-k are the k hardest examples, ties broken at
-random. With k = |S(t*)| of each seed, the comparison asks:
+here: EL2N and GraNd at each seed's own t* by replaying its training to t*
+(`evaluate.replay_at`), the input norm, and straggler membership S(t*). Every score is a
+column of (seeds, P) values; `score_columns.HARDER` orients each so that its top-k are the k
+hardest examples, ties broken at random. With k = |S(t*)| of each seed, the comparison asks:
 
   spearman            rank correlation of every pair of columns, per seed, mean and spread;
   topk_vs_stragglers  overlap, Jaccard index and hypergeometric z (stragglers.overlap, pairing
@@ -15,20 +15,17 @@ random. With k = |S(t*)| of each seed, the comparison asks:
   label_noise         with --label_noise, precision and recall of each top-k at finding the
                       flipped examples, and how many flipped examples are stragglers.
 
-Pruning by score (`plan_removals`) removes each score's top-k, its bottom-k, or a random set
+Pruning by score (`removals.by_score`) removes each score's top-k, its bottom-k, or a random set
 of the same size, retrains (pruning.py's one-program retraining) and tests on the sigma grid.
 """
 
-import dataclasses
 import os
-from typing import Callable, Dict, Optional, Sequence
+from typing import Callable, Optional, Sequence
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
-from manifold_dynamics import plotting
 from manifold_dynamics.analysis import inversion as inversion_lib
+from manifold_dynamics.analysis import removals
 from manifold_dynamics.analysis.scores import (
     COMPARED,
     compare_with,
@@ -44,9 +41,11 @@ from manifold_dynamics.analysis.scores import (
 )
 from manifold_dynamics.config import DataConfig, TrainConfig
 from manifold_dynamics.data.task import flipped_indices, standardise
-from manifold_dynamics.engine import difficulty, distributed, train
+from manifold_dynamics.engine import difficulty, distributed, evaluate
+from manifold_dynamics.engine.state import TrainData
 from manifold_dynamics.errors import UserError
-from manifold_dynamics.records import io
+from manifold_dynamics.plotting import scores as plots
+from manifold_dynamics.records import examples, io
 from manifold_dynamics.records import scores as score_columns
 from manifold_dynamics.studies import pruning
 from manifold_dynamics.studies.skeleton import Study
@@ -62,109 +61,6 @@ DEFAULT_PRUNE = (
     'aum',
     'input_norm',
 )
-
-
-def replay_at(
-    cfg: TrainConfig,
-    data: train.TrainData,
-    epochs_S: np.ndarray,
-    names: Sequence[str],
-    keys=None,
-    weights=None,
-    model=None,
-) -> Dict[str, np.ndarray]:
-  """{name: (seeds, P)} for `names` of 'el2n', 'grand' at epoch epochs_S[s] of each seed s,
-  replaying the training of `cfg` (same keys, same data, same model: the fast path or the
-  contract) from initialisation to there: the scan runs max(epochs_S) + 1 epochs, each seed
-  keeping its own epoch's values."""
-  cfg = dataclasses.replace(cfg, scores=(), score_epochs=(), test_every=0)
-  state, data = train.start(cfg, data, keys, weights, model=model)
-  target = jnp.asarray(train.pad_seeds(np.asarray(epochs_S), train.seed_padding(cfg.seeds)))
-  trainer = train.make_train(cfg, data, model)
-  names = tuple(names)
-  num_epochs = int(np.max(epochs_S)) + 1
-
-  def one_run(state, target):
-    def epoch(carry, t):
-      state, found = carry
-      now = trainer.example_scores(state, data, names)
-      found = {k: jnp.where(t == target, now[k], found[k]) for k in names}
-      state, _ = trainer.run_epochs(state, data, 1, t)
-      return (state, found), None
-
-    zeros = {k: jnp.zeros(data.x_train.shape[0], jnp.float32) for k in names}
-    (_, found), _ = jax.lax.scan(epoch, (state, zeros), jnp.arange(num_epochs))
-    return found
-
-  found = jax.jit(jax.vmap(one_run))(state, target)
-  return {k: np.asarray(v)[: cfg.seeds] for k, v in distributed.gather(found).items()}
-
-
-def plan_removals(
-    columns: Dict[str, np.ndarray],
-    names: Sequence[str],
-    ks: Sequence[int],
-    max_base_seeds: int,
-    seed: int,
-) -> pruning.Removals:
-  """For each of the first `max_base_seeds` seeds: each score's top-k ('top:NAME') and
-  bottom-k ('bottom:NAME'), and a random set ('random'), k = |S(t*)| of that seed."""
-  seeds = min(max_base_seeds, len(ks))
-  ks = list(ks[:seeds])
-  kind, base, removed = [], [], []
-  for name in names:
-    hard = hardness(columns, name)[:seeds]
-    for end in ('top', 'bottom'):
-      kind += [f'{end}:{name}'] * seeds
-      base += list(range(seeds))
-      removed += top_k_sets(hard, ks, seed, bottom=end == 'bottom')
-  rng = np.random.default_rng(seed)
-  num_examples = np.shape(next(iter(columns.values())))[1]  # every column is (seeds, P)
-  kind += ['random'] * seeds
-  base += list(range(seeds))
-  removed += [np.sort(rng.choice(num_examples, k, replace=False)) for k in ks]
-  return pruning.Removals(kind, np.array(base), removed)
-
-
-def write_examples_csv(
-    path: str,
-    columns: Dict[str, np.ndarray],
-    task,
-    flipped: Optional[np.ndarray] = None,
-    per_example: Optional[Dict[str, np.ndarray]] = None,
-) -> str:
-  """examples.csv: one row per training example in the order of the train split: its index
-  there, original class, binary label as trained (and with label noise the true one and a
-  flipped flag), every score's mean and std over seeds (`columns`, (seeds, P) each), the
-  straggler frequency, and the (P,) columns of `per_example` (predictors, ground truth)."""
-  order = np.argsort(task.train_indices, kind='stable')
-  header = ['index', 'class', 'label']
-  cols = [task.train_indices, task.classes_train, task.y_train]
-  if flipped is not None:
-    is_flipped = np.zeros(len(task.y_train), np.int32)
-    is_flipped[flipped] = 1
-    header += ['true_label', 'flipped']
-    cols += [np.where(is_flipped == 1, -task.y_train, task.y_train), is_flipped]
-  for name, values in columns.items():
-    if name == 'straggler':
-      continue
-    values = np.asarray(values, np.float64)
-    header += [f'{name}_mean', f'{name}_std']
-    cols += [values.mean(axis=0), values.std(axis=0)]
-  if 'straggler' in columns:
-    header.append('straggler_frequency')
-    cols.append(np.asarray(columns['straggler'], np.float64).mean(axis=0))
-  for name, values in (per_example or {}).items():
-    header.append(name)
-    values = np.asarray(values)
-    cols.append(values.astype(np.int64) if values.dtype == bool else values)
-  return io.write_csv(path, header, ([_cell(c[i]) for c in cols] for i in order))
-
-
-def _cell(value):
-  if isinstance(value, (np.integer, int)):
-    return int(value)
-  return f'{float(value):.6g}'
 
 
 def check_recorded(from_run: str, recorded: TrainConfig, scores, score_epochs):
@@ -251,7 +147,7 @@ def run_scores(
       max_base_seeds=max_base_seeds,
   )
   data_cfg, train_cfg, task, source = study.data_cfg, study.train_cfg, study.task, study.source
-  data = train.TrainData.from_task(task)
+  data = TrainData.from_task(task)
   if source is not None:
     history = source.history
     recorded = io.load_scores(os.path.join(from_run, 'scores.npz'))
@@ -267,7 +163,7 @@ def run_scores(
   captured = [g for g in score_columns.CAPTURED if g in requested]
   if captured:
     log(f"replaying training to each seed's t* ({t_star.min()}-{t_star.max()}) for {captured}")
-    for k, v in replay_at(train_cfg, data, t_star, captured).items():
+    for k, v in evaluate.replay_at(train_cfg, data, t_star, captured).items():
       columns[f'{k}_tstar'] = v
   if 'input_norm' in requested:
     (x_std,), _, _ = standardise(task.x_train)
@@ -282,7 +178,7 @@ def run_scores(
         split_indices=task.train_indices[flipped],
         fraction=np.float64(data_cfg.label_noise),
     )
-  write_examples_csv(study.file('examples.csv'), columns, task, flipped)
+  examples.write_examples_csv(study.file('examples.csv'), columns, task, flipped)
 
   names = compared_columns(columns)
   ks = [len(s) for s in sets]
@@ -344,7 +240,7 @@ def _requested(column: str, requested, score_epochs) -> bool:
 
 def _prune(study, data, columns, names, ks, sigmas, max_base_seeds, base, title) -> dict:
   names = [n for n in names if n in columns]
-  plan = plan_removals(columns, names, ks, max_base_seeds, study.train_cfg.seed)
+  plan = removals.by_score(columns, names, ks, max_base_seeds, study.train_cfg.seed)
   base_seeds = min(max_base_seeds, len(ks))
   history, noisy = pruning.retrain_removals(study, 'history_prune', plan, sigmas, data)
   curves = inversion_lib.curve_inversion(history.R_plus, 'R_plus')
@@ -361,7 +257,7 @@ def _prune(study, data, columns, names, ks, sigmas, max_base_seeds, base, title)
   # the base runs themselves, clean test set only
   out['none'] = {'test_error': {'0': float(np.nanmean(base.test_error[:base_seeds, -1]))}}
   study.draw(
-      plotting.test_error_vs_sigma(
+      plots.test_error_vs_sigma(
           np.asarray(sigmas, float),
           {k: noisy[plan.rows(k)] for k in plan.kinds()},
           title,
@@ -376,7 +272,7 @@ def _figures(study, columns, names, title):
   mean = {k: np.asarray(v, np.float64).mean(axis=0) for k, v in columns.items()}
   if 'confidence' in mean and 'variability' in mean:
     study.draw(
-        plotting.data_map(mean['confidence'], mean['variability'], mean['straggler'], title),
+        plots.data_map(mean['confidence'], mean['variability'], mean['straggler'], title),
         'data_map',
     )
   if not study.image_shape:
@@ -387,7 +283,7 @@ def _figures(study, columns, names, title):
     hardest[n] = top_k(hard, 10, np.random.default_rng(0))
     hardest[n] = hardest[n][np.argsort(-hard[hardest[n]], kind='stable')]
   study.draw(
-      plotting.hardest_grid(
+      plots.hardest_grid(
           {n: task.x_train[i].reshape((-1,) + study.image_shape) for n, i in hardest.items()},
           {n: task.y_train[i] for n, i in hardest.items()},
           {n: task.train_indices[i] for n, i in hardest.items()},

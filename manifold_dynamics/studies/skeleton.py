@@ -8,8 +8,10 @@ figures:
     history, states = study.train('history')
     summary = ...  # the study's analysis (analysis/)
     study.write_summary(summary)
-    study.draw(plotting.inversion_vs_epoch(history, inv, study.title), 'inversion_vs_epoch')
+    study.draw(plots.inversion_vs_epoch(history, inv, study.title), 'inversion_vs_epoch')
     study.commit()
+
+where `plots` is the study's own module of figures, plotting/<study>.py.
 
 `Study.open` refuses an existing run directory before any work, resumes an interrupted one
 (records/io.py), and with `from_run` builds on a finished run whose data and training settings
@@ -28,11 +30,12 @@ import jax
 import numpy as np
 
 import manifold_dynamics
-from manifold_dynamics import plotting
-from manifold_dynamics.config import DataConfig, TrainConfig, model_label, run_label
+from manifold_dynamics.config import DataConfig, TrainConfig
 from manifold_dynamics.data import load_task
-from manifold_dynamics.engine.train import DivergenceError, TrainData, fit
+from manifold_dynamics.engine import distributed, models
+from manifold_dynamics.engine.train import DivergenceError, TrainData, check, fit
 from manifold_dynamics.errors import UserError
+from manifold_dynamics.plotting import style
 from manifold_dynamics.records import io
 
 
@@ -70,13 +73,14 @@ class Study:
     fetched; it may return more config entries that depend on the settings), loads the task
     (unless `task` is given: a Task, or a function that loads one) and writes config.json
     with the extra entries of `config`."""
-    run = io.RunDir(workdir, overwrite)
+    run = io.RunDir(workdir, overwrite, processes=distributed)
     source = None
     if from_run:
       source = io.load_run(from_run)
       data_cfg = DataConfig(**source.config['data'])
-      train_cfg = TrainConfig(**source.config['train'])
+      train_cfg = TrainConfig.from_dict(source.config['train'])
       config = {'from_run': from_run, **config}
+    check(train_cfg)
     if prepare is not None:
       config.update(prepare(data_cfg, train_cfg, source) or {})
     if task is None:
@@ -92,7 +96,7 @@ class Study:
 
   @property
   def title(self) -> str:
-    """The figure title: the settings that tell this run apart (config.run_label)."""
+    """The figure title: the settings that tell this run apart (`run_label`)."""
     return run_label(self.data_cfg, self.train_cfg, self.model)
 
   @property
@@ -140,7 +144,7 @@ class Study:
 
   def draw(self, fig, name: str):
     """Saves figure `fig` as NAME.png and NAME.pdf of the run."""
-    plotting.save(fig, self.run.staging, name)
+    style.save(fig, self.run.staging, name)
 
   def commit(self) -> str:
     """Moves the finished run into place and says where it is."""
@@ -148,6 +152,25 @@ class Study:
     if self.writer:
       self.log(f'results in {path}')
     return path
+
+
+def run_label(
+    data_cfg: DataConfig,
+    train_cfg: TrainConfig,
+    model=None,
+    optimizer: bool = True,
+    activation: bool = True,
+) -> str:
+  """The settings that tell runs apart, as every figure title shows them (`model`: a caller's
+  own Flax module, named by its class; `optimizer=False` or `activation=False` leave the
+  optimiser or the activation out, for a figure whose curves differ in it)."""
+  task = '' if data_cfg.task == 'parity' else f', {data_cfg.task}'
+  batch = '' if train_cfg.batch_size is None else f', B={train_cfg.batch_size}'
+  training = f', {train_cfg.optimizer} lr={train_cfg.lr:g}{batch}' if optimizer else ''
+  network = models.label(train_cfg, model)
+  if not activation and model is None:  # a model's label ends with its activation
+    network = network.rsplit(' ', 1)[0]
+  return f'{data_cfg.dataset}{task}, P={data_cfg.train_size}, {network}{training}'
 
 
 def environment() -> dict:
@@ -174,9 +197,7 @@ def default_workdir(
   )
   optimizer = f'-{train_cfg.optimizer}-lr{train_cfg.lr:g}' if with_optimizer else ''
   optimizer += '' if train_cfg.batch_size is None else f'-B{train_cfg.batch_size}'
-  model = f'L{train_cfg.depth}xH{train_cfg.width}'
-  if train_cfg.model != 'mlp':
-    model = model_label(train_cfg).rsplit(' ', 1)[0].replace(' ', '').replace('/', 'x')
+  model = models.settings(train_cfg).workdir_name(train_cfg)
   dataset = data_cfg.dataset
   if ':' in dataset:  # tfds:NAME or npz:PATH
     kind, _, where = dataset.partition(':')
@@ -196,7 +217,7 @@ def write_config(
       {
           'experiment': experiment,
           'data': dataclasses.asdict(data_cfg),
-          'train': dataclasses.asdict(train_cfg),
+          'train': dataclasses.asdict(models.resolve(train_cfg)),
           'task': task_info(task),
           **extra,
           'environment': environment(),

@@ -1,16 +1,16 @@
 """The stragglers study (Fig. 2d, identity test): S(t*) and its stability across seeds,
 training errors and architectures (SPEC §6)."""
 
-import dataclasses
 from typing import Callable
 
 import numpy as np
 
-from manifold_dynamics import plotting
 from manifold_dynamics.analysis import inversion as inversion_lib
 from manifold_dynamics.analysis import stragglers as stragglers_lib
 from manifold_dynamics.config import DataConfig, TrainConfig
+from manifold_dynamics.engine import models
 from manifold_dynamics.errors import UserError
+from manifold_dynamics.plotting import stragglers as plots
 from manifold_dynamics.records import io
 from manifold_dynamics.studies.skeleton import Study
 
@@ -25,6 +25,18 @@ def _pct(value) -> str:
 
 def _architectures_of(spec) -> list:
   return [tuple(int(v) for v in a) for a in spec]
+
+
+def _base_shape(train_cfg: TrainConfig):
+  """(depth, width) of the base run's MLP, or None for another model."""
+  if train_cfg.model != 'mlp':
+    return None
+  settings = models.settings(train_cfg)
+  return (settings.depth, settings.width)
+
+
+def _name(arch) -> str:
+  return f'{arch[0]}x{arch[1]}' if isinstance(arch, tuple) else arch
 
 
 def run_stragglers(
@@ -42,20 +54,20 @@ def run_stragglers(
   """Identifies the stragglers S(t*) and measures their stability (Fig. 2d, identity test).
 
   The base run is `from_run` (a finished inversion run directory, whose data and training
-  settings then replace data_cfg / train_cfg) or is trained here. Every architecture (depth,
-  width) in `architectures` other than the base one is trained with the same data, optimiser,
-  epochs and seeds. Stability within a run pairs disjoint seeds (0, 1), (2, 3), ...; across two
-  architectures it pairs seed i of one with seed i+1 of the other.
+  settings then replace data_cfg / train_cfg) or is trained here. Every MLP architecture
+  (depth, width) in `architectures` other than the base one is trained with the same data,
+  optimiser, epochs and seeds (beside a base run of another model too). Stability within a
+  run pairs disjoint seeds (0, 1), (2, 3), ...; across two architectures it pairs seed i of
+  one with seed i+1 of the other.
   """
 
   def prepare(data_cfg: DataConfig, train_cfg: TrainConfig, source) -> dict:
     del data_cfg, source
     if train_cfg.seeds < 2:
       raise UserError('the stability of stragglers needs --seeds >= 2.')
-    base = (train_cfg.depth, train_cfg.width)
-    return {
-        'architectures': [list(a) for a in dict.fromkeys([base] + _architectures_of(architectures))]
-    }
+    base = _base_shape(train_cfg)
+    shapes = ([base] if base else []) + _architectures_of(architectures)
+    return {'architectures': [list(a) for a in dict.fromkeys(shapes)]}
 
   study = Study.open(
       'stragglers',
@@ -70,15 +82,18 @@ def run_stragglers(
       observable=observable,
   )
   data_cfg, train_cfg, task, source = study.data_cfg, study.train_cfg, study.task, study.source
-  base = (train_cfg.depth, train_cfg.width)
+  base = _base_shape(train_cfg) or models.label(train_cfg)
   architectures = list(dict.fromkeys([base] + _architectures_of(architectures)))
   histories = {}
-  for depth, width in architectures:
-    if (depth, width) == base and source is not None:
+  for arch in architectures:
+    if arch == base and source is not None:
       histories[base] = source.history
-      continue
-    cfg = dataclasses.replace(train_cfg, depth=depth, width=width)
-    histories[(depth, width)] = study.train(f'history_L{depth}xH{width}', cfg)[0]
+    elif arch == base and not isinstance(base, tuple):
+      histories[base] = study.train('history', train_cfg)[0]
+    else:
+      depth, width = arch
+      cfg = train_cfg.with_model('mlp', depth=depth, width=width)
+      histories[arch] = study.train(f'history_L{depth}xH{width}', cfg)[0]
   P = histories[base].num_examples
   sets = {arch: stragglers_lib.at_t_star(h, observable) for arch, h in histories.items()}
   t_star = inversion_lib.analyse(histories[base]).curves[observable].t_star
@@ -119,7 +134,7 @@ def run_stragglers(
       else:
         shifted = [sets[b][(k + 1) % len(sets[b])] for k in range(len(sets[a]))]
         ov = stragglers_lib.overlap(sets[a], shifted, P)
-      arch_rows.append(dict(run_0=f'{a[0]}x{a[1]}', run_1=f'{b[0]}x{b[1]}', **ov.summary()))
+      arch_rows.append(dict(run_0=_name(a), run_1=_name(b), **ov.summary()))
   summary['architectures'] = arch_rows
   study.write_summary(summary)
 
@@ -127,7 +142,7 @@ def run_stragglers(
   seed0 = sets[base][0][:40]
   if study.image_shape:
     study.draw(
-        plotting.straggler_grid(
+        plots.straggler_grid(
             task.x_train[seed0].reshape((-1,) + study.image_shape),
             task.y_train[seed0],
             task.train_indices[seed0],
@@ -138,7 +153,7 @@ def run_stragglers(
     )
   if eps_rows:
     study.draw(
-        plotting.z_vs_train_error(
+        plots.z_vs_train_error(
             np.array([r['eps'] for r in eps_rows]),
             *(
                 np.array([np.nan if r[k] is None else r[k] for r in eps_rows])
@@ -149,7 +164,7 @@ def run_stragglers(
         'z_vs_eps',
     )
   study.draw(
-      plotting.overlap_by_architecture(
+      plots.overlap_by_architecture(
           [f'{r["run_0"]} / {r["run_1"]}' for r in arch_rows],
           np.array([r['overlap_mean'] for r in arch_rows]),
           np.array([r['null_overlap_mean'] for r in arch_rows]),

@@ -18,6 +18,15 @@ Kubernetes Indexed Job, or processes on one machine) by index, point i going to 
 i mod num_tasks, so workers writing into one directory never train a point twice. Summary and
 figures are rebuilt from whatever points are complete, by every worker when it finishes and
 by `collect_only`.
+
+`Sweep` is the skeleton of every sweep study, as `skeleton.Study` is of a single run: a study
+builds its points, then
+
+    sweep = Sweep.run('scaling', points, workdir, workers, log)   # this worker's points
+    summary = ...   # the study's analysis of sweep.done (analysis/)
+    sweep.write_summary(summary)
+    sweep.draw(plots.phi_vs_train_size(...), 'phi_vs_train_size')  # plotting/<study>.py
+    return sweep.close(summary)
 """
 
 import contextlib
@@ -27,8 +36,10 @@ import os
 import shutil
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from manifold_dynamics.config import MEMORY_ONLY, DataConfig, TrainConfig
+from manifold_dynamics.config import MEMORY_ONLY, DataConfig, TrainConfig, upgraded
+from manifold_dynamics.engine import models
 from manifold_dynamics.errors import UserError, as_user_error
+from manifold_dynamics.plotting import style
 from manifold_dynamics.records import io
 from manifold_dynamics.studies import skeleton
 from manifold_dynamics.studies.inversion import run_inversion
@@ -44,6 +55,9 @@ class Point:
   data: DataConfig
   train: TrainConfig
   labels: Mapping[str, object] = dataclasses.field(default_factory=dict)  # for the analysis
+
+  def __post_init__(self):  # the model's settings as its run records them
+    object.__setattr__(self, 'train', models.resolve(self.train))
 
   def to_json(self) -> dict:
     return {
@@ -114,6 +128,7 @@ class SweepDir:
       create: bool = True,
   ):
     _check_points(points)
+    self.experiment = experiment
     self.path = os.path.abspath(path)
     self.points = list(points)
     self.failures: List[str] = []  # 'name (message)' of the points that failed in `run`
@@ -192,12 +207,19 @@ class SweepDir:
 
 def _with_new_defaults(config: dict) -> dict:
   """A sweep's config.json with the config fields added since it was written set to their
-  defaults (which keep the old behaviour), so a sweep survives an upgrade of the package."""
+  defaults (which keep the old behaviour), and the model settings of an earlier version
+  moved into model_settings, the model's defaults filled in, so a sweep survives an upgrade
+  of the package."""
   defaults = {'data': dataclasses.asdict(DataConfig()), 'train': dataclasses.asdict(TrainConfig())}
   for point in config.get('points', []):
+    if 'train' in point:
+      point['train'] = upgraded(point['train'])
     for section, values in defaults.items():
       if section in point:
         point[section] = {**io.strict_json(values), **point[section]}
+    if 'train' in point:
+      train = TrainConfig.from_dict(point['train'])
+      point['train']['model_settings'] = io.strict_json(models.resolved(train))
   return config
 
 
@@ -266,6 +288,89 @@ def run(
   done = sweep.complete()
   log(f'sweep {sweep.path}: {len(done)} of {len(sweep.points)} points complete')
   return done
+
+
+@dataclasses.dataclass(frozen=True)
+class Workers:
+  """This process's share of a sweep: worker `task_index` of `num_tasks` (`assign`), and with
+  `collect_only` none, only rebuilding the summary and figures from the complete points."""
+
+  num_tasks: int = 1
+  task_index: int = 0
+  collect_only: bool = False
+
+
+@dataclasses.dataclass
+class Sweep:
+  """One sweep directory with this worker's points trained (see the module docstring)."""
+
+  directory: SweepDir
+  done: List[Point]  # every complete point, of every worker
+  workers: Workers
+  log: Callable[[str], None]
+
+  @classmethod
+  def run(
+      cls,
+      experiment: str,
+      points: Sequence[Point],
+      workdir: str,
+      workers: Workers = Workers(),
+      log: Callable[[str], None] = print,
+      settings: Optional[dict] = None,
+      train_point: Optional[Callable[[Point, str, Callable], object]] = None,
+  ) -> 'Sweep':
+    """Opens the sweep directory (refusing another grid) and trains this worker's
+    incomplete points (`run`), each with `train_point` (default: an inversion run)."""
+    directory = SweepDir(workdir, experiment, points, settings, create=not workers.collect_only)
+    done = run(
+        directory, workers.num_tasks, workers.task_index, workers.collect_only, log, train_point
+    )
+    return cls(directory, done, workers, log)
+
+  @property
+  def path(self) -> str:
+    return self.directory.path
+
+  @property
+  def points(self) -> List[Point]:
+    return self.directory.points
+
+  def mine(self) -> List[Point]:
+    """This worker's points (complete or not)."""
+    return assign(self.points, self.workers.num_tasks, self.workers.task_index)
+
+  def summaries(self, points: Optional[Sequence[Point]] = None) -> Dict[str, dict]:
+    """summary.json of the complete points (or of `points`), by name."""
+    return point_summaries(self.directory, self.done if points is None else points)
+
+  def load(self, point: Point) -> io.Run:
+    return load_point(self.directory, point)
+
+  def file(self, name: str) -> str:
+    return self.directory.file(name)
+
+  def write_summary(self, summary: dict) -> dict:
+    """SWEEP/summary.json: the experiment, how many points are complete, then `summary`."""
+    summary = {
+        'experiment': self.directory.experiment,
+        'points_total': len(self.points),
+        'points_complete': len(self.done),
+        **summary,
+    }
+    io.write_json(self.file('summary.json'), summary)
+    return summary
+
+  def draw(self, fig, name: str):
+    """Saves figure `fig` as SWEEP/NAME.png and .pdf."""
+    style.save(fig, self.path, name)
+
+  def close(self, summary: dict) -> dict:
+    """Says where the results are, then fails (one line) if any point failed; returns
+    `summary`."""
+    self.log(f'results in {self.path}')
+    self.directory.raise_failures()
+    return summary
 
 
 def _train_point(point: Point, directory: str, log: Callable[[str], None]):

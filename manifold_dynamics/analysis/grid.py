@@ -1,0 +1,336 @@
+"""The settings grid of the inversion (SPEC §8), as data: its cells, and the numbers of a
+complete cell read from its run directory (NumPy; studies/settings.py trains and prunes them).
+
+A cell is a model, a dataset, a task and a batch size. `cell_row` gives, per cell: the
+fraction of seeds whose headline curves invert at the first measured layer and at every
+layer, t* and phi, |S(t*)|, the stability z of S(t*) across seeds, its overlap z with the
+MLP's S(t*) of the same data, task and batch (the same T: do the stragglers belong to the
+data or to the architecture family?), and for ten classes the spread of phi_k over classes,
+the correlation of phi_k with the per-class test error, and the overlap of the ten-class
+S(t*) with the parity S(t*) of the same model; with several measured layers the inversion at
+the last one, curve by curve; and once pruned, whether the headline R still inverts without
+S(t*) and the Fig. 2c tradeoff. `table` and `matrix` write the rows as Markdown.
+"""
+
+import dataclasses
+import itertools
+import os
+from typing import Dict, List, NamedTuple, Optional, Sequence
+
+import numpy as np
+
+from manifold_dynamics.analysis import inversion as inversion_lib
+from manifold_dynamics.analysis import stragglers as stragglers_lib
+from manifold_dynamics.errors import UserError
+from manifold_dynamics.records import io
+
+MODELS = ('mlp', 'cnn', 'resnet')
+TASKS = ('parity', 'classes')
+BATCHES = (0, 128)  # 0: full batch
+DATASETS = ('mnist', 'fashion_mnist', 'cifar10', 'cifar10_rgb')
+RGB = '_rgb'
+
+
+PRUNED = 'prune'  # SWEEP/prune/CELL: the pruning study of each cell
+POINTS = 'points'  # SWEEP/points/CELL: the run directory of each cell (sweeps.POINTS)
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+  model: str
+  dataset: str  # a DATASETS entry
+  task: str
+  batch: int  # 0 = full batch
+
+  @property
+  def name(self) -> str:
+    return f'{self.model}-{self.dataset}-{self.task}-{"GD" if not self.batch else f"B{self.batch}"}'
+
+  def like(self, **changes) -> 'Cell':
+    return dataclasses.replace(self, **changes)
+
+
+def cells(models, tasks, batches, datasets) -> List[Cell]:
+  """The grid, RGB only for the conv models (an MLP flattens it like a grey image, which
+  the grey cells already cover)."""
+  for name, allowed, given in (
+      ('models', MODELS, models),
+      ('tasks', TASKS, tasks),
+      ('datasets', DATASETS, datasets),
+  ):
+    unknown = [v for v in given if v not in allowed]
+    if unknown or not given:
+      raise UserError(
+          f'unknown {unknown[0]!r} in --{name}; choose among {", ".join(allowed)}.'
+          if unknown
+          else f'--{name} is empty.'
+      )
+  if any(b < 0 for b in batches) or not batches:
+    raise UserError(f'--batches takes sizes >= 1 (0 = full batch), got {list(batches)}.')
+  return [
+      Cell(m, d, t, b)
+      for m, d, t, b in itertools.product(models, datasets, tasks, batches)
+      if not (m == 'mlp' and d.endswith(RGB))
+  ]
+
+
+class Located(NamedTuple):
+  """Where a complete cell's files are: its run directory and its sweep's."""
+
+  cell: Cell
+  run: str  # SWEEP/points/CELL
+  sweep: str
+
+  @property
+  def pruned(self) -> str:
+    return os.path.join(self.sweep, PRUNED, self.cell.name, 'summary.json')
+
+
+def located(sweep, points) -> Dict[str, Located]:
+  """The complete cells among `points`, by name."""
+  return {
+      p.name: Located(Cell(**p.labels), sweep.point_dir(p), sweep.path)
+      for p in points
+      if sweep.is_complete(p)
+  }
+
+
+def _stragglers(where: Located) -> List[np.ndarray]:
+  return io.load_stragglers(f'{where.run}/stragglers.npz')
+
+
+def cell_row(where: Located, cells: Dict[str, Located]) -> dict:
+  """The numbers of one cell (see the module docstring), compared with the other complete
+  `cells` (of any sweep); None where a compared cell is not (yet) complete."""
+  summary = io.read_json(f'{where.run}/summary.json')
+  cell = where.cell
+  sets = _stragglers(where)
+  P = summary['train_size']
+  head = list(summary['inversion_fraction'])
+  row = {
+      'cell': cell.name,
+      **dataclasses.asdict(cell),
+      'seeds': summary['seeds'],
+      'epochs_trained': summary.get('epochs_trained', summary['epochs']),
+      'inversion_fraction': summary['inversion_fraction'],
+      'layer_names': summary.get('layer_names'),
+      'inversion_fraction_by_layer': {
+          k: v['inversion_fraction'] for k, v in summary.get('layers', {}).items()
+      },
+      't_star_mean': {k: v['mean'] for k, v in summary['t_star_stats'].items()},
+      'phi_mean': summary['phi_mean'],
+      'phi_std': summary['phi_std'],
+      'n_stragglers_mean': summary['n_stragglers_mean'],
+      'stability': (
+          stragglers_lib.within_run_overlap(sets, P).summary() if len(sets) >= 2 else None
+      ),
+      'headline': head,
+      'final_test_error': summary['final']['test_error']['mean'],
+  }
+
+  def overlap_with(other: Cell, mine: List[np.ndarray] = sets) -> Optional[dict]:
+    if other.name not in cells or other == cell:
+      return None
+    theirs = _stragglers(cells[other.name])
+    n = min(len(mine), len(theirs))
+    return stragglers_lib.overlap(mine[:n], theirs[:n], P).summary()
+
+  row['prune'] = prune_row(io.read_json(where.pruned)) if os.path.isfile(where.pruned) else None
+  grey = cell.dataset[: -len(RGB)] if cell.dataset.endswith(RGB) else cell.dataset
+  mlp = cell.like(model='mlp', dataset=grey)
+  row['overlap_with_mlp'] = overlap_with(mlp)
+  layers = summary.get('layer_names') or []
+  if len(layers) > 1:
+    rule = io.read_json(f'{where.run}/config.json')['train'].get('t_star_rule', 'global')
+    history = io.load_run(where.run).history.at_layer(len(layers) - 1)
+    row['last_layer'] = layer_row(history, layers[-1], rule, P)
+    for curve in row['last_layer']['curves'].values():
+      curve['overlap_with_mlp'] = overlap_with(mlp, curve.pop('sets'))
+  if cell.task == 'classes':
+    per = summary.get('per_class', {})
+    row['phi_class'] = per.get('R_class', {}).get('phi_mean')
+    row['phi_class_spread'] = per.get('phi_class_spread')
+    row['test_error_class'] = per.get('test_error_class')
+    row['phi_class_vs_test_error_pearson'] = per.get('phi_class_vs_test_error_pearson')
+    row['straggler_fraction_class'] = per.get('straggler_fraction')
+    row['straggler_fraction_vs_test_error_pearson'] = per.get(
+        'straggler_fraction_vs_test_error_pearson'
+    )
+    row['overlap_with_parity'] = overlap_with(cell.like(task='parity'))
+  return row
+
+
+def layer_row(history, layer: str, rule: str, num_examples: int) -> dict:
+  """The inversion at one measured layer (`history.at_layer`), read by `rule`, curve by curve
+  (a conv net's dense layer can invert on D and not on R): the fraction of seeds that invert,
+  the mean t*, phi = the training error at that curve's t*, and S(t*) at it (as 'sets') with
+  its size and its stability across seeds."""
+  inv = inversion_lib.analyse(history, rule=rule)
+  out = {'layer': layer, 'curves': {}}
+  for k, c in inv.curves.items():
+    sets = inversion_lib.stragglers(history, c.t_star)
+    phi = history.train_error[np.arange(history.num_seeds), c.t_star]
+    out['curves'][k] = {
+        'inversion_fraction': float(np.mean(c.inverted)),
+        't_star_mean': float(np.mean(c.t_star)),
+        'phi_mean': float(np.mean(phi)),
+        'phi_std': float(np.std(phi)),
+        'n_stragglers_mean': float(np.mean([len(x) for x in sets])),
+        'stability': (
+            stragglers_lib.within_run_overlap(sets, num_examples).summary()
+            if len(sets) >= 2
+            else None
+        ),
+        'sets': sets,
+    }
+  return out
+
+
+def prune_row(summary: dict) -> dict:
+  """What the pruning of a cell says: per removal (S(t*), a random set of its size), the
+  fraction of retrained runs whose headline R still inverts, and the mean test error, clean
+  and at every noise level."""
+  out = {'observable': summary['observable'], 'base_seeds': summary['base_seeds']}
+  for kind in ('stragglers', 'random'):
+    k = summary[kind]
+    out[kind] = {
+        'removed_mean': float(np.mean(k['removed'])),
+        'inversion_fraction': float(np.mean(k['inversion'])),
+        'test_error_mean': float(np.mean(k['test_error'])),
+        'noisy_test_error_mean': {s: float(np.mean(v)) for s, v in k['noisy_test_error'].items()},
+    }
+  noisiest = max(summary['sigmas'])
+  key = f'{noisiest:g}'
+  s, r = out['stragglers'], out['random']
+  out['tradeoff'] = {
+      'sigma': noisiest,
+      'clean_cost': s['test_error_mean'] - r['test_error_mean'],
+      'noisy_gain': r['noisy_test_error_mean'][key] - s['noisy_test_error_mean'][key],
+  }
+  out['tradeoff']['holds'] = bool(
+      out['tradeoff']['clean_cost'] > 0 and out['tradeoff']['noisy_gain'] > 0
+  )
+  return out
+
+
+def _z(overlap: Optional[dict]) -> str:
+  if not overlap or overlap.get('z_null') is None:
+    return '-'
+  return f'{overlap["z_null"]:.0f}'
+
+
+def table(rows: Sequence[dict]) -> str:
+  """The grid as a Markdown table, one line per cell."""
+  lines = [
+      '| cell | inverts (first layer) | inverts (every layer) | t* | phi | size of S(t*) '
+      '| z seeds | z vs MLP | z vs parity |',
+      '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+  ]
+  deeper = any(r.get('last_layer') for r in rows)
+  if deeper:
+    lines[0] += ' last layer, per curve: inverts, t*, phi, size of S(t*), z seeds, z vs MLP |'
+    lines[1] += ' --- |'
+  pruned = any(r.get('prune') for r in rows)
+  if pruned:
+    lines[0] += ' inverts w/o S(t*), w/o random |'
+    lines[0] += ' test error w/o S(t*), w/o random: clean; noisiest |'
+    lines[1] += ' --- | --- |'
+  for r in rows:
+    first = ', '.join(f'{k} {v:.0%}' for k, v in r['inversion_fraction'].items())
+    layers = '; '.join(
+        f'{k}: ' + '/'.join(f'{v:.0%}' for v in vs)
+        for k, vs in r['inversion_fraction_by_layer'].items()
+    )
+    t = ', '.join(f'{v:.0f}' for v in r['t_star_mean'].values())
+    stability = r['stability'] or {}
+    lines.append(
+        f'| {r["cell"]} | {first} | {layers or "-"} | {t} | {r["phi_mean"]:.3f} ± '
+        f'{r["phi_std"]:.3f} | {r["n_stragglers_mean"]:.0f} | {_z(stability)} | '
+        f'{_z(r.get("overlap_with_mlp"))} | {_z(r.get("overlap_with_parity"))} |'
+        + (_last_layer_cell(r.get('last_layer')) if deeper else '')
+        + (_prune_cells(r.get('prune')) if pruned else '')
+    )
+  return '\n'.join(lines)
+
+
+def matrix(rows: Sequence[dict], grid: Sequence[Cell]) -> str:
+  """Every cell of `grid` as one Markdown table: a line per dataset, task and batch, a column
+  per model; a measured cell (in `rows`, from any number of sweeps) gives phi, the percentage
+  of seeds whose headline curves invert at the first measured layer (R+/R-/D, or R_mean/D_mean
+  for ten classes), and at the last one when there are several, and, when pruned, 'tradeoff'
+  if Fig. 2c's holds; the others 'not run'."""
+  by_name = {r['cell']: r for r in rows}
+  models = list(dict.fromkeys(c.model for c in grid))
+  lines = [
+      '| dataset | task | batch | ' + ' | '.join(models) + ' |',
+      '| --- | --- | --- | ' + ' | '.join('---' for _ in models) + ' |',
+  ]
+  for dataset, task, batch in dict.fromkeys((c.dataset, c.task, c.batch) for c in grid):
+    entries = []
+    for model in models:
+      cell = Cell(model, dataset, task, batch)
+      r = by_name.get(cell.name)
+      if cell not in grid:
+        entries.append('-')
+      elif r is None:
+        entries.append('not run')
+      else:
+        inverts = '/'.join(f'{100 * v:.0f}' for v in r['inversion_fraction'].values()) + '%'
+        layers, by_layer = r.get('layer_names') or [], r.get('inversion_fraction_by_layer')
+        if len(layers) > 1 and by_layer:  # and at the last measured layer (a conv net's dense)
+          last = '/'.join(f'{100 * v[-1]:.0f}' for v in by_layer.values())
+          inverts += f'; {layers[-1]} {last}%'
+        pruned = r.get('prune')
+        tradeoff = (
+            '' if not pruned else (', tradeoff' if pruned['tradeoff']['holds'] else ', no tradeoff')
+        )
+        entries.append(f'{r["phi_mean"]:.3f} ({inverts}{tradeoff})')
+    lines.append(
+        f'| {dataset} | {task} | {"GD" if not batch else f"B = {batch}"} | '
+        + ' | '.join(entries)
+        + ' |'
+    )
+  return '\n'.join(lines)
+
+
+def collected_rows(sweep_paths: Sequence[str]) -> List[dict]:
+  """The row of every complete cell of the given settings sweeps, each compared with the
+  cells of all of them (a later sweep's cell of the same name wins)."""
+  cells: Dict[str, Located] = {}
+  for path in sweep_paths:
+    config_path = os.path.join(path, 'config.json')
+    if not os.path.isfile(config_path):
+      raise UserError(f'{path} has no config.json: is it a settings sweep? Check the path.')
+    config = io.read_json(config_path)
+    if config.get('experiment') != 'settings':
+      raise UserError(f'{path} is a {config.get("experiment")!r} sweep, not a settings one.')
+    for p in config['points']:
+      run = os.path.join(os.path.abspath(path), POINTS, p['name'])
+      if os.path.isfile(os.path.join(run, 'summary.json')):
+        cells[p['name']] = Located(Cell(**p['labels']), run, os.path.abspath(path))
+  return [cell_row(where, cells) for where in cells.values()]
+
+
+def _last_layer_cell(last: Optional[dict]) -> str:
+  if not last:
+    return ' - |'
+  curves = '; '.join(
+      f'{k} {c["inversion_fraction"]:.0%}, t* {c["t_star_mean"]:.0f}, phi {c["phi_mean"]:.3f}, '
+      f'{c["n_stragglers_mean"]:.0f}, z {_z(c["stability"])}, z vs MLP '
+      f'{_z(c.get("overlap_with_mlp"))}'
+      for k, c in last['curves'].items()
+  )
+  return f' {last["layer"]}: {curves} |'
+
+
+def _prune_cells(prune: Optional[dict]) -> str:
+  if not prune:
+    return ' - | - |'
+  s, r, t = prune['stragglers'], prune['random'], prune['tradeoff']
+  key = f'{t["sigma"]:g}'
+  return (
+      f' {s["inversion_fraction"]:.0%}, {r["inversion_fraction"]:.0%} | '
+      f'{s["test_error_mean"]:.4f}, {r["test_error_mean"]:.4f}; '
+      f'{s["noisy_test_error_mean"][key]:.3f}, {r["noisy_test_error_mean"][key]:.3f} '
+      f'(σ {key}) |'
+  )
