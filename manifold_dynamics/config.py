@@ -197,8 +197,10 @@ class TrainConfig:
   t_star_rule: str = setting(
       'global',
       "How t* is read (SPEC §5, §8): 'global', the curve's global extremum (the paper's; a run "
-      "stopped early says so in its summary), or 'first', the first confirmed extremum (exact "
-      'under --stop_after_inversion). Every summary reports both.',
+      "stopped early says so in its summary), 'first', the first confirmed extremum, or "
+      "'after_transient', the first extremum after learning begins that the curve reaches by a "
+      "fall (a conv net's curves first move the wrong way); the last two exact under "
+      '--stop_after_inversion. Every summary reports all three.',
       lambda: RULES,
   )
   inversion_rho: float = setting(

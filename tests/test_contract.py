@@ -183,6 +183,28 @@ def test_conv_models_record_every_named_layer(images, model):
     np.testing.assert_array_equal(pooled.layer_R_plus[..., 2], history.layer_R_plus[:, :2, 2])
 
 
+def test_one_run_measures_conv_layers_flattened_and_pooled(images):
+  """--layers=all,all:pooled: every layer flattened, then every feature map averaged over
+  space, each the same numbers as a run that measures it only that way."""
+  data = train.TrainData.from_task(task_of(images))
+  cfg = small('cnn', epochs=2, layers='all,all:pooled')
+  names = train.measured_layers(cfg, data)
+  assert names == ['conv_0', 'conv_1', 'dense_0', 'conv_0:pooled', 'conv_1:pooled']
+  both = train.fit(cfg, data, log=None)
+  flat = train.fit(dataclasses.replace(cfg, layers='all'), data, log=None)
+  pooled = train.fit(dataclasses.replace(cfg, layers='all', pooled=True), data, log=None)
+  np.testing.assert_array_equal(both.layer_R_plus[..., :3], flat.layer_R_plus)
+  np.testing.assert_array_equal(both.layer_D[..., 3:], pooled.layer_D[..., :2])
+  assert train.measured_layers(small('cnn', layers='dense_0,conv_1:pooled'), data) == [
+      'dense_0',
+      'conv_1:pooled',
+  ]
+  with pytest.raises(UserError, match="'dense_0:pooled', but dense_0 is not a feature map"):
+    train.measured_layers(small('cnn', layers='dense_0:pooled'), data)
+  with pytest.raises(UserError, match='selects no layer of this model'):
+    train.measured_layers(small('mlp', layers='all:pooled', batch_size=8), data)
+
+
 def test_minibatches_are_per_seed_and_reproducible(images):
   data = train.TrainData.from_task(task_of(images))
   cfg = small('cnn', batch_size=16)

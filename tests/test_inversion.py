@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from manifold_dynamics.analysis import inversion
+from manifold_dynamics.records import readings
 from manifold_dynamics.records.history import History
 
 
@@ -134,7 +135,8 @@ def test_criteria_report_every_reading_and_where_it_differs_from_the_headline():
   assert out['first_absolute']['t_star_differs']['R_plus'] == 0.5
   assert out['global_absolute']['phi_mean'] == pytest.approx(float(np.mean(inv.phi)))
   assert set(out) == {
-      'delta', 'rho', 'global_absolute', 'global_relative', 'first_absolute', 'first_relative'
+      'delta', 'rho', 'global_absolute', 'global_relative', 'first_absolute', 'first_relative',
+      'after_transient_absolute', 'after_transient_relative',
   }  # fmt: skip
 
 
@@ -169,3 +171,80 @@ def test_observables_against_training_error_run_left_to_right_for_any_panel_coun
     fig = curves.observables_vs_train_error([history])
     assert len(fig.axes) == panels
     assert all(ax.xaxis_inverted() for ax in fig.axes)
+
+
+# --- the reading after an initial transient (SPEC §8) -------------------------------------------
+
+
+def falling_error(T, start=0.5, onset=1):
+  """A training error that stays at `start` until epoch `onset`, then falls to 0."""
+  e = np.full(T, start)
+  e[onset:] = np.linspace(start * 0.85, 0.0, T - onset)
+  return e[None]
+
+
+def test_after_transient_skips_a_rise_and_a_first_epoch_dip():
+  """A conv net's curve: a dip as the first step lands, a rise (the transient), then the
+  segregating fall to the real minimum, and the move back."""
+  curve = np.array([[0.5, 0.45, 0.47, 0.55, 0.7, 0.72, 0.6, 0.45, 0.40, 0.41, 0.43, 0.5]])
+  error = falling_error(12, onset=2)
+  first = inversion.curve_inversion(curve, rule='first')
+  assert first.t_star[0] == 1 and first.inverted[0]  # the dip, an artefact of epoch 1
+  reading = readings.after_transient(curve, error)
+  assert reading.onset[0] == 2  # 0.5 x 0.85 <= 0.9 x 0.5 first at epoch 2
+  assert reading.peak[0] == 5 and reading.height[0] == pytest.approx(0.72 - 0.47)
+  assert (reading.t_star[0], reading.confirmed[0]) == (8, 10)  # 0.43 - 0.40 > 0.01
+  assert reading.fall[0] == pytest.approx(0.72 - 0.40) and reading.transient[0]
+  after = inversion.curve_inversion(curve, rule='after_transient', train_error_SxT=error)
+  assert after.t_star[0] == 8 and after.inverted[0]
+  # relative: the move back must pass 0.2 x the fall 0.32 = 0.064: 0.1 does at epoch 11
+  assert readings.after_transient(curve, error, rho=0.2).confirmed[0] == 11
+  D = inversion.curve_inversion(-curve, 'D', rule='after_transient', train_error_SxT=error)
+  assert D.t_star[0] == 8  # a maximum of D is read the same way
+
+
+def test_after_transient_equals_first_confirmed_without_a_transient():
+  rng = np.random.default_rng(0)
+  t = np.arange(200.0)
+  dip = (
+      1
+      - 0.3 * np.exp(-(((t - 60) / 25) ** 2)) * (t < 60)
+      - 0.3 * (t >= 60) * np.exp(-((t - 60) / 200))
+  )  # falls from epoch 0 to 60, then rises
+  curves = dip[None] + rng.normal(0, 0.001, (8, 200)).cumsum(1) * 0.1
+  error = np.linspace(0.5, 0.01, 200)[None].repeat(8, 0)
+  for rho in (None, 0.2):
+    first = readings.first_confirmed(curves, rho=rho)
+    reading = readings.after_transient(curves, error, rho=rho)
+    assert np.all(reading.confirmed > 0) and not reading.transient.any()
+    np.testing.assert_array_equal(reading.t_star, first[0])
+
+
+def test_after_transient_wiggles_restarts_and_no_learning():
+  error = falling_error(10)
+  wiggly = [[1.0, 0.995, 0.999, 0.993, 0.998, 0.99, 0.995, 0.99, 0.995, 0.99]]
+  assert readings.after_transient(np.array(wiggly), error).confirmed[0] == -1  # falls < 0.01
+  # a small turn before any fall restarts the search from the new high: the fall is counted
+  # from 0.9, not from the value at the onset
+  restart = np.array([[0.85, 0.84, 0.86, 0.9, 0.8, 0.7, 0.75]])
+  reading = readings.after_transient(restart, falling_error(7))
+  assert reading.peak[0] == 3 and reading.t_star[0] == 5 and reading.confirmed[0] == 6
+  flat_error = np.full((1, 7), 0.5)  # never learns: no onset, no segregation, no inversion
+  never = readings.after_transient(restart, flat_error)
+  assert never.onset[0] == -1 and never.confirmed[0] == -1 and never.peak[0] == -1
+  assert not inversion.curve_inversion(
+      restart, rule='after_transient', train_error_SxT=flat_error
+  ).inverted[0]
+  with pytest.raises(ValueError, match='needs the training errors'):
+    inversion.curve_inversion(restart, rule='after_transient')
+
+
+def test_the_summary_reports_each_curves_transient():
+  t = np.arange(40.0)
+  R = 0.5 + 0.2 * np.exp(-(((t - 8) / 3) ** 2)) - 0.3 * np.exp(-(((t - 25) / 6) ** 2))
+  history = make_history(np.stack([R, 1 - 0.3 * np.exp(-(((t - 25) / 6) ** 2))]))
+  summary = inversion.summary(history, inversion.analyse(history, rule='after_transient'))
+  transient = summary['transient']['R_plus']
+  assert transient['fraction'] == 0.5 and transient['epoch'][1] == -1
+  assert 6 <= transient['epoch'][0] <= 10 and transient['height'][0] > 0.1
+  assert summary['t_star']['R_plus'][0] == pytest.approx(25, abs=2)

@@ -9,6 +9,7 @@ from manifold_dynamics.analysis import inversion
 from manifold_dynamics.config import TrainConfig
 from manifold_dynamics.engine import stopping, train
 from manifold_dynamics.records import history as history_lib
+from manifold_dynamics.records import readings
 from manifold_dynamics.records.history import History
 
 
@@ -184,3 +185,63 @@ def test_a_stopped_run_reads_the_full_runs_first_confirmed_t_star_whatever_seeds
       # the global argmin is what an early stop cannot promise: the second dip comes later
       differs += np.sum(np.argmin(seen, axis=1) != np.argmin(curves[seeds], axis=1))
   assert differs > 0
+
+
+def transient_curves(seeds: int, epochs: int = 300):
+  """Curves of a conv net's shape, seed by seed different: a one-epoch dip, a rise (the
+  transient), a fall to a first minimum, a move back, then a deeper second dip; and a training
+  error that begins to fall a few epochs in."""
+  rng = np.random.default_rng(1)
+  t = np.arange(epochs, dtype=np.float64)
+  out = []
+  for _ in range(seeds):
+    a, b = rng.uniform(20, 40), rng.uniform(120, 200)
+    bump = 0.2 * np.exp(-(((t - rng.uniform(5, 10)) / 4) ** 2))
+    out.append(
+        0.6 + bump - 0.3 * np.exp(-(((t - a) / 8) ** 2)) - 0.4 * np.exp(-(((t - b) / 15) ** 2))
+    )
+  curves = np.array(out)
+  curves[:, 1] -= 0.05  # the first large step lands
+  error = np.concatenate([[0.5, 0.5], np.geomspace(0.4, 0.01, epochs - 2)])[None]
+  return curves, error.repeat(seeds, 0)
+
+
+def test_a_stopped_run_reads_the_full_runs_after_transient_t_star_whatever_seeds_beside_it():
+  curves, error = transient_curves(10)
+  full = {r: readings.after_transient(curves, error, rho=r).t_star for r in (None, 0.2)}
+  assert np.all(full[None] >= 15)  # not the epoch-1 dip, nor the transient's peak
+  for seeds in ([0], [0, 1, 2, 3], list(range(10)), [4, 9]):
+    for chunk in (1, 16, 64):
+      rule = stopping.make('after_transient', len(seeds), ('R_plus',), 0.2)
+      assert isinstance(rule, stopping.TransientStop)
+      stop = curves.shape[1]
+      for start in range(0, curves.shape[1], chunk):
+        piece = slice(start, start + chunk)
+        chunk_records = types.SimpleNamespace(
+            R_plus=curves[seeds, piece], train_error=error[seeds, piece]
+        )
+        if rule.update(chunk_records):
+          stop = min(start + chunk, curves.shape[1])
+          break
+      assert stop < 100  # long before the second dip
+      for r in (None, 0.2):
+        seen = readings.after_transient(curves[seeds, :stop], error[seeds, :stop], rho=r)
+        assert np.all(seen.confirmed > 0)
+        np.testing.assert_array_equal(seen.t_star, full[r][seeds], err_msg=f'{seeds} {chunk}')
+  assert stopping.make('first', 2, ('R_plus',), 0.2).__class__ is stopping.InversionStop
+
+
+def test_fit_stops_under_the_after_transient_reading_and_reads_it_exactly(noisy_data):
+  cfg = TrainConfig(seeds=1, epochs=300, lr=0.2, chunk_epochs=16, t_star_rule='after_transient')
+  full = train.fit(cfg, noisy_data, log=None)
+  stopped = train.fit(dataclasses.replace(cfg, stop_after_inversion=True), noisy_data, log=None)
+  assert stopped.num_epochs < cfg.epochs
+  a = inversion.analyse(full, rule='after_transient')
+  b = inversion.analyse(stopped, rule='after_transient')
+  for name in history_lib.OBSERVABLES:
+    assert np.all(b.curves[name].inverted)
+    np.testing.assert_array_equal(a.curves[name].t_star, b.curves[name].t_star)
+  # on the MLP there is no transient: the reading is the first confirmed one
+  first = inversion.analyse(full, rule='first')
+  for name in history_lib.OBSERVABLES:
+    np.testing.assert_array_equal(a.curves[name].t_star, first.curves[name].t_star)

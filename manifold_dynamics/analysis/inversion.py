@@ -19,7 +19,9 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from manifold_dynamics.records import readings
 from manifold_dynamics.records.history import DEFAULT_DELTA, DEFAULT_RHO, RULES, SIGN
+from manifold_dynamics.records.readings import first_confirmed, tolerance  # noqa: F401
 
 
 @dataclasses.dataclass
@@ -33,67 +35,41 @@ class CurveInversion:
   drop: np.ndarray  # (seeds,) how far the curve moved from epoch 0 to t* (signed: > 0 = toward)
 
 
-def tolerance(drop, delta: float = DEFAULT_DELTA, rho: Optional[float] = None):
-  """The move back that confirms an extremum: delta (absolute, SPEC §5), or rho times the
-  drop that preceded it (relative, SPEC §8), whichever `rho` (None: absolute) asks for."""
-  return delta if rho is None else rho * np.asarray(drop, np.float64)
-
-
-def first_confirmed(
-    curve_SxT: np.ndarray, kind: str = 'R_plus', delta: float = DEFAULT_DELTA, rho=None
-):
-  """(t*, confirmed) per seed for the first confirmed extremum (SPEC §8): the running extremum
-  (over epochs >= 1, beyond the initial value) that the curve first moves back from by more
-  than the tolerance (`tolerance`) before passing it. `confirmed` (seeds,) is the epoch of
-  that move back, -1 where none happens (t* is then the global extremum). Only the epochs up
-  to `confirmed` decide it: a run stopped any time after reads the same t*."""
-  signed = SIGN[kind] * np.asarray(curve_SxT, np.float64)
-  seeds, epochs = signed.shape
-  if epochs < 3:
-    return np.argmin(signed, axis=1), np.full(seeds, -1)
-  interior = signed[:, 1:]
-  running = np.minimum.accumulate(interior, axis=1)  # minimum over epochs 1..t
-  new = np.concatenate([np.ones((seeds, 1), bool), interior[:, 1:] < running[:, :-1]], axis=1)
-  where = np.maximum.accumulate(np.where(new, np.arange(1, epochs), 0), axis=1)
-  before = running[:, :-1]  # at epoch t = 2.., the extremum over 1..t-1 and its epoch
-  drop = signed[:, :1] - before
-  with np.errstate(invalid='ignore'):
-    hit = (drop > 0) & (interior[:, 1:] - before > tolerance(drop, delta, rho))
-  confirmed = np.where(hit.any(axis=1), np.argmax(hit, axis=1) + 2, -1)
-  t_star = np.where(
-      confirmed > 0,
-      where[np.arange(seeds), np.maximum(confirmed - 2, 0)],
-      np.argmin(signed, axis=1),
-  )
-  return t_star, confirmed
-
-
 def curve_inversion(
     curve_SxT: np.ndarray,
     kind: str = 'R_plus',
     delta: float = DEFAULT_DELTA,
     rule: str = 'global',
     rho: Optional[float] = None,
+    train_error_SxT: Optional[np.ndarray] = None,
 ) -> CurveInversion:
   """Inversion of curves (seeds, epochs+1) of observable `kind` (R_plus, R_minus or D).
 
-  `rule`: t* is the global extremum ('global', SPEC §5) or the first confirmed one ('first',
-  SPEC §8); the rise must exceed delta (`rho` None) or rho times the drop (`tolerance`)."""
+  `rule`: t* is the global extremum ('global', SPEC §5), the first confirmed one ('first',
+  SPEC §8) or the first one after an initial transient ('after_transient', SPEC §8, which
+  needs the training errors `train_error_SxT` for the onset of learning); the rise must exceed
+  delta (`rho` None) or rho times the drop (`tolerance`; for 'after_transient', rho times the
+  fall from the transient's peak)."""
   if rule not in RULES:
     raise ValueError(f'unknown t* rule {rule!r}; one of {RULES}')
   signed = SIGN[kind] * np.asarray(curve_SxT, np.float64)
   seeds = np.arange(len(signed))
   if rule == 'global':
     t_star = np.argmin(signed, axis=1)
-  else:
+  elif rule == 'first':
     t_star, confirmed = first_confirmed(curve_SxT, kind, delta, rho)
+  else:
+    if train_error_SxT is None:
+      raise ValueError("the 'after_transient' reading needs the training errors")
+    reading = readings.after_transient(curve_SxT, train_error_SxT, kind, delta, rho)
+    t_star, confirmed = reading.t_star, reading.confirmed
   minimum = signed[seeds, t_star]
   after = np.where(np.arange(signed.shape[1])[None] >= t_star[:, None], signed, -np.inf)
   rise = after.max(axis=1) - minimum
   drop = signed[:, 0] - minimum
   last = signed.shape[1] - 1
   inverted = (t_star > 0) & (t_star < last) & (rise > tolerance(drop, delta, rho))
-  if rule == 'first':
+  if rule != 'global':
     inverted = confirmed > 0
   return CurveInversion(t_star, SIGN[kind] * minimum, rise, inverted, drop)
 
@@ -117,7 +93,8 @@ def analyse(
   """t*, rise and inversion flag of R+, R-, D (R_mean, D_mean for K > 2) per seed, and phi
   (SPEC §5, §8), with t* by `rule` and the tolerance by `rho` (see `curve_inversion`)."""
   curves = {
-      k: curve_inversion(getattr(history, k), k, delta, rule, rho) for k in history.observables
+      k: curve_inversion(getattr(history, k), k, delta, rule, rho, history.train_error)
+      for k in history.observables
   }
   seeds = np.arange(history.num_seeds)
   errors = [history.train_error[seeds, c.t_star] for c in curves.values()]
@@ -220,6 +197,10 @@ def summary(history, inv: Inversion) -> dict:
           for k in history.observables + ('loss', 'train_error', 'test_error')
       },
       'initial': {k: stats(getattr(history, k)[:, 0]) for k in history.observables},
+      'transient': {
+          k: transient_summary(getattr(history, k), history.train_error, k)
+          for k in history.observables
+      },
       **({'per_class': class_summary(history)} if history.R_class is not None else {}),
   }
 
@@ -279,8 +260,10 @@ def class_stragglers(sets, labels: np.ndarray, per_class: dict) -> dict:
 
 
 def layer_summary(history, delta: float = DEFAULT_DELTA) -> dict:
-  """Per hidden layer (first one first), for R+, R- and D: mean t*, the fraction of seeds that
-  invert and the mean move back; {} without per-layer observables (cfg.layers == 'first')."""
+  """Per measured layer (first one first), for R+, R- and D: mean t*, the fraction of seeds
+  that invert and the mean move back (global reading), and the curve's initial transient
+  (`transient_summary`, one entry per layer); {} without per-layer observables
+  (cfg.layers == 'first')."""
   if all(getattr(history, f'layer_{k}') is None for k in history.observables):
     return {}
   out = {}
@@ -291,5 +274,31 @@ def layer_summary(history, delta: float = DEFAULT_DELTA) -> dict:
         't_star_mean': [float(c.t_star.mean()) for c in per_layer],
         'inversion_fraction': [float(c.inverted.mean()) for c in per_layer],
         'rise_mean': [float(c.rise.mean()) for c in per_layer],
+        'transient': [
+            transient_summary(curves[..., k], history.train_error, name, delta, per_seed=False)
+            for k in range(curves.shape[-1])
+        ],
     }
+  return out
+
+
+def transient_summary(
+    curve_SxT, train_error_SxT, kind: str, delta: float = DEFAULT_DELTA, per_seed: bool = True
+) -> dict:
+  """A curve's initial transient (SPEC §8, `readings.after_transient`): the onset of learning
+  t0, the epoch of the peak (trough, for D) where segregation began and its height above the
+  value at t0, per seed (-1 and 0 where there is none), and over seeds the fraction that have
+  one and its mean epoch and height among them (None where no seed has one)."""
+  reading = readings.after_transient(curve_SxT, train_error_SxT, kind, delta)
+  has = reading.transient
+  out = {
+      'fraction': float(np.mean(has)),
+      'epoch_mean': float(np.mean(reading.peak[has])) if has.any() else None,
+      'height_mean': float(np.mean(reading.height[has])) if has.any() else None,
+      'onset_mean': float(np.mean(reading.onset)),
+  }
+  if per_seed:
+    out['epoch'] = np.where(has, reading.peak, -1).tolist()
+    out['height'] = np.where(has, reading.height, 0.0).tolist()
+    out['onset'] = reading.onset.tolist()
   return out

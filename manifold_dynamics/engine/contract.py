@@ -32,7 +32,7 @@ Logits come with the classes on `class_axis` and representations with their feat
 import contextlib
 import functools
 import math
-from typing import List, NamedTuple, Sequence, Tuple
+from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 import flax.linen as nn
 import jax
@@ -52,6 +52,13 @@ class Layer(NamedTuple):
   path: Tuple[str, ...]  # keys into the 'intermediates' collection
   index: int  # which value sown under that path
   shape: Tuple[int, ...]  # per example, e.g. (H, W, C)
+  # Averaged over space (C values per example) rather than flattened; None: as cfg.pooled.
+  pooled: Optional[bool] = None
+
+  @property
+  def spatial(self) -> bool:
+    """A feature map, (H, W, C) or (tokens, C): one that pooling changes."""
+    return len(self.shape) > 1
 
 
 class ModelInfo(NamedTuple):
@@ -119,22 +126,46 @@ def inspect(model: nn.Module, input_shape: Sequence[int], num_classes: int) -> M
   return ModelInfo(layers, num_classes)
 
 
+POOLED = ':pooled'  # suffix of a layer measured averaged over space (SPEC §8)
+
+
 def select_layers(info: ModelInfo, layers: str) -> List[Layer]:
-  """The layers of cfg.layers: 'first', 'all' or comma-separated names; a one-line error
-  naming the layers the model sows otherwise."""
-  if layers == 'first':
-    return info.layers[:1]
-  if layers == 'all':
-    return list(info.layers)
+  """The layers of cfg.layers: 'first', 'all' or comma-separated names, each of them with
+  POOLED appended to measure it averaged over space rather than flattened ('conv_0:pooled';
+  'all:pooled': every feature map of the model, averaged), so that one run measures a layer
+  both ways ('all,all:pooled'); a one-line error naming the layers the model sows
+  otherwise."""
   by_name = {layer.name: layer for layer in info.layers}
-  names = [n.strip() for n in layers.split(',') if n.strip()]
-  unknown = [n for n in names if n not in by_name]
-  if unknown:
+  chosen = []
+  for token in [t.strip() for t in layers.split(',') if t.strip()]:
+    pooled = token.endswith(POOLED)
+    base = token[: -len(POOLED)] if pooled else token
+    if base == 'first':
+      found = info.layers[:1]
+    elif base == 'all':
+      found = list(info.layers)
+    elif base in by_name:
+      found = [by_name[base]]
+    else:
+      raise UserError(
+          f'--layers names {base!r}, which the model does not sow; it sows '
+          f'{", ".join(by_name)} (or use first or all; append {POOLED} to average one over '
+          'space).'
+      )
+    if pooled:
+      if base not in ('first', 'all') and not found[0].spatial:
+        raise UserError(
+            f'--layers names {token!r}, but {base} is not a feature map (its shape per '
+            f'example is {found[0].shape}): only a conv or token layer can be pooled.'
+        )
+      found = [f._replace(name=f.name + POOLED, pooled=True) for f in found if f.spatial]
+    chosen += found
+  if not chosen:
     raise UserError(
-        f'--layers names {unknown[0]!r}, which the model does not sow; it sows '
-        f'{", ".join(by_name)} (or use first or all).'
+        f'--layers={layers} selects no layer of this model: it sows {", ".join(by_name)}, '
+        f'none of them a feature map to average over space.'
     )
-  return [by_name[n] for n in dict.fromkeys(names)]
+  return list({layer.name: layer for layer in chosen}.values())
 
 
 def representation(h: jax.Array, pooled: bool) -> jax.Array:
@@ -277,7 +308,8 @@ class ModuleNetwork(Network):
     reps = []
     for layer in self.layers:
       value = functools.reduce(lambda d, k: d[k], layer.path, sown['intermediates'])
-      reps.append(representation(value[layer.index], self.cfg.pooled))
+      pooled = self.cfg.pooled if layer.pooled is None else layer.pooled
+      reps.append(representation(value[layer.index], pooled))
     return logits, reps
 
   def logits(self, params, x_BxN):

@@ -4,6 +4,8 @@ A stop rule is fed the records of every chunk in order (`update`) and says when 
 end (`done`). It never touches the device computation: `fit` trains a chunk, hands its host
 records to the rule, and stops between chunks.
 
+`make` gives the stop rule of a run's reading of t* (--t_star_rule).
+
 `InversionStop` ends training once every seed's inversion is confirmed on its headline curves
 (R+, R- and D; R_mean and D_mean for K > 2): the curve (sign-flipped for D, whose extremum is a
 maximum) has reached a running minimum below its initial value, and has since moved back above
@@ -24,6 +26,7 @@ from typing import Sequence
 import numpy as np
 
 from manifold_dynamics.records import history as history_lib
+from manifold_dynamics.records import readings
 
 # Confirmation needs a move back of delta + margin = 0.02 past the running extremum, twice the
 # SPEC §5 tolerance. Measured on the MNIST defaults (100 seeds x 1000 epochs,
@@ -98,3 +101,55 @@ class InversionStop:
   def seeds_confirmed(self) -> int:
     """Seeds whose inversion is confirmed on every observable."""
     return int(np.sum(np.all(self.confirmed_epoch >= 0, axis=1)))
+
+
+class TransientStop:
+  """The stop rule of the after-transient reading (SPEC §8, `readings.after_transient`):
+  training ends once every seed's headline curves have an extremum after the onset of learning,
+  reached by a fall and confirmed by a move back, both absolute (past delta) and relative (past
+  rho times the fall). Each reading is decided by the epochs up to its confirmation, so a
+  stopped run reads the full run's after-transient t*, phi and S(t*) exactly, seed by seed,
+  whatever trains beside it. It keeps the headline curves and the training errors of the
+  epochs so far ((seeds, epochs) each: a few bytes per seed-epoch) and reads them again after
+  every chunk."""
+
+  def __init__(
+      self,
+      num_seeds: int,
+      delta: float = history_lib.DEFAULT_DELTA,
+      observables: Sequence[str] = history_lib.OBSERVABLES,
+      rho: float = history_lib.DEFAULT_RHO,
+  ):
+    self.observables = tuple(observables)
+    self.delta, self.rho = delta, rho
+    self.curves = {k: np.zeros((num_seeds, 0)) for k in self.observables + ('train_error',)}
+    self.confirmed_epoch = np.full((num_seeds, len(self.observables)), -1, np.int64)
+
+  def update(self, records) -> bool:
+    for k, kept in self.curves.items():
+      self.curves[k] = np.concatenate([kept, np.asarray(getattr(records, k), np.float64)], 1)
+    for i, k in enumerate(self.observables):
+      confirmed = [
+          readings.after_transient(
+              self.curves[k], self.curves['train_error'], k, self.delta, rho
+          ).confirmed
+          for rho in (None, self.rho)
+      ]
+      self.confirmed_epoch[:, i] = np.where(np.min(confirmed, 0) >= 0, np.max(confirmed, 0), -1)
+    return self.done
+
+  @property
+  def done(self) -> bool:
+    return bool(np.all(self.confirmed_epoch >= 0))
+
+  @property
+  def seeds_confirmed(self) -> int:
+    """Seeds whose inversion is confirmed on every observable."""
+    return int(np.sum(np.all(self.confirmed_epoch >= 0, axis=1)))
+
+
+def make(rule: str, num_seeds: int, observables: Sequence[str], rho: float):
+  """The stop rule that keeps reading `rule` exact (see the module docstring)."""
+  if rule == 'after_transient':
+    return TransientStop(num_seeds, observables=observables, rho=rho)
+  return InversionStop(num_seeds, observables=observables, rho=rho)

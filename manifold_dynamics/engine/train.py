@@ -493,7 +493,7 @@ def fit(
   observables = history_lib.observables(binary=data.num_classes == 2)
   stop = None
   if cfg.stop_after_inversion:
-    stop = stopping.InversionStop(cfg.seeds, observables=observables, rho=cfg.inversion_rho)
+    stop = stopping.make(cfg.t_star_rule, cfg.seeds, observables, cfg.inversion_rho)
   initial_loss = None if observed is None else observed['loss'][:, :1]
   if stop is not None and observed is not None:
     stop.update(types.SimpleNamespace(**observed))
@@ -609,7 +609,10 @@ def _resume(store, state, num_seeds: int, observables) -> Optional[Resumed]:
         jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), like),
         int(epochs),
         None,
-        {k: np.zeros((num_seeds, int(epochs)), np.float32) for k in tuple(observables) + ('loss',)},
+        {
+            k: np.zeros((num_seeds, int(epochs)), np.float32)
+            for k in tuple(observables) + ('loss', 'train_error')
+        },
         bool(complete),
     )
   state_host, observables = distributed.broadcast((resumed.state, resumed.observables))

@@ -14,8 +14,9 @@ from typing import Any, NamedTuple, Optional
 import numpy as np
 
 DEFAULT_DELTA = 0.01  # tolerance of the inversion test, in radius units
-# t*: the global extremum (SPEC §5) or the first confirmed one (SPEC §8).
-RULES = ('global', 'first')
+# t*: the global extremum (SPEC §5), the first confirmed one, or the first one after an initial
+# transient (SPEC §8; records/readings.py).
+RULES = ('global', 'first', 'after_transient')
 DEFAULT_RHO = 0.2  # relative criterion: a rise of 20% of the drop before the extremum (SPEC §8)
 OBSERVABLES = ('R_plus', 'R_minus', 'D')  # a binary task's headline curves
 MULTICLASS_OBSERVABLES = ('R_mean', 'D_mean')  # K > 2 classes (SPEC §8)

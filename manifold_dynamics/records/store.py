@@ -182,7 +182,9 @@ class HistoryStore:
         array.truncate(epochs)
       self._write_progress(epochs_written=epochs, epochs_trained=epochs)
     history = read_history(self.path)
-    observables = {k: np.asarray(getattr(history, k)) for k in history.observables + ('loss',)}
+    observables = {
+        k: np.asarray(getattr(history, k)) for k in history.observables + ('loss', 'train_error')
+    }
     return Resumed(state, epochs, self.progress['chunk'], observables, self.complete)
 
   def _open(self):

@@ -82,12 +82,20 @@ def run_inversion(
   return summary
 
 
+# summary.json's name of each --t_star_rule
+READINGS = {
+    'global': 'global_argmin',
+    'first': 'first_confirmed',
+    'after_transient': 'after_transient',
+}
+
+
 def t_star_rules(history, inv, train_cfg: TrainConfig) -> dict:
   """Which t* the headline numbers use, whether the run stopped before --epochs (then the
   global extremum is only that of the epochs trained), and every reading of SPEC §8."""
   stopped = history.num_epochs < train_cfg.epochs
   out = {
-      't_star_rule': 'first_confirmed' if train_cfg.t_star_rule == 'first' else 'global_argmin',
+      't_star_rule': READINGS[train_cfg.t_star_rule],
       'stopped_early': stopped,
       'epochs_trained': history.num_epochs,
       'criteria': inversion_lib.criteria(history, rho=train_cfg.inversion_rho, reference=inv),
@@ -97,7 +105,8 @@ def t_star_rules(history, inv, train_cfg: TrainConfig) -> dict:
         f'stopped early at epoch {history.num_epochs} of {train_cfg.epochs} '
         '(--stop_after_inversion): t* is the global extremum of the epochs trained, and a '
         'later, deeper one would not be seen; the first confirmed t* '
-        '(criteria.first_absolute, first_relative) is exact.'
+        '(criteria.first_absolute, first_relative) and the after-transient one '
+        '(criteria.after_transient_*) are exact.'
     )
   return out
 
@@ -126,11 +135,25 @@ def format_summary(summary: dict) -> str:
   criteria = summary.get('criteria')
   if criteria:
     head = next(iter(summary['t_star']))
-    for key in ('first_absolute', 'first_relative', 'global_relative'):
+    for key in ('first_absolute', 'first_relative', 'global_relative', 'after_transient_absolute'):
       c = criteria[key]
       lines.append(
           f'{key.replace("_", " ")} (rho = {criteria["rho"]:g}): phi = {c["phi_mean"]:.4f}, '
           f'{head} inverts in {c["inversion_fraction"][head]:.0%} of seeds, t* differs from '
           f'the headline in {c.get("t_star_differs", {}).get(head, 0):.0%}'
       )
+  transient = summary.get('transient')
+  if transient:
+    lines.append(
+        'initial transient (SPEC §8): '
+        + ', '.join(
+            f'{name} in {t["fraction"]:.0%} of seeds'
+            + (
+                f' (peak at epoch {t["epoch_mean"]:.1f}, height {t["height_mean"]:.3f})'
+                if t['fraction']
+                else ''
+            )
+            for name, t in transient.items()
+        )
+    )
   return '\n'.join(lines)
