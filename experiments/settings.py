@@ -56,6 +56,20 @@ define(
 define(flags.DEFINE_bool, 'prune', False, 'Prune every complete cell (Fig. 2 on the grid).')
 define(flags.DEFINE_list, 'prune_eps', [], 'Training errors eps: also remove S(t(eps)).')
 define(flags.DEFINE_integer, 'prune_base_seeds', 10, 'Base seeds of each cell to prune.')
+define(
+    flags.DEFINE_list,
+    'model_lrs',
+    [],
+    'Full-batch lr of a model, model:lr (e.g. cnn:0.05,resnet:0.05; experiments/learning_rate.py '
+    'chooses them); the others take --lr.',
+)
+define(
+    flags.DEFINE_bool,
+    'pooled_too',
+    False,
+    'Measure every conv layer averaged over space too (--layers=all,all:pooled), not only '
+    'flattened.',
+)
 FLAGS = flags.FLAGS
 
 DEFAULTS = dict(cli.SWEEP_DEFAULTS, t_star_rule='first')
@@ -94,7 +108,25 @@ def main():
       model_settings={
           m: cli.model_settings(FLAGS, m, strict=False) for m in dict.fromkeys(FLAGS.models)
       },
+      model_lrs=model_lrs(FLAGS.model_lrs),
+      pooled_too=FLAGS.pooled_too,
   )
+
+
+def model_lrs(values) -> dict:
+  """{model: lr} from --model_lrs, or a one-line error."""
+  out = {}
+  for value in values:
+    model, _, lr = value.partition(':')
+    try:
+      out[model] = float(lr)
+    except ValueError:
+      raise UserError(f'--model_lrs takes model:lr pairs (cnn:0.05), got {value!r}.') from None
+    if model not in grid_lib.MODELS or not out[model] > 0:
+      raise UserError(
+          f'--model_lrs: {value!r} needs a model of {", ".join(grid_lib.MODELS)} and a positive lr.'
+      )
+  return out
 
 
 if __name__ == '__main__':

@@ -23,6 +23,7 @@ from manifold_dynamics.analysis import inversion as inversion_lib
 from manifold_dynamics.analysis import stragglers as stragglers_lib
 from manifold_dynamics.errors import UserError
 from manifold_dynamics.records import io
+from manifold_dynamics.records.history import POOLED
 
 MODELS = ('mlp', 'cnn', 'resnet')
 TASKS = ('parity', 'classes')
@@ -140,12 +141,26 @@ def cell_row(where: Located, cells: Dict[str, Located]) -> dict:
   mlp = cell.like(model='mlp', dataset=grey)
   row['overlap_with_mlp'] = overlap_with(mlp)
   layers = summary.get('layer_names') or []
+  train = io.read_json(f'{where.run}/config.json')['train']
+  row['lr'] = train['lr']
+  row['t_star_rule'] = train.get('t_star_rule', 'global')
+  row['transient'] = {
+      k: {'fraction': v['fraction'], 'epoch_mean': v['epoch_mean'], 'height_mean': v['height_mean']}
+      for k, v in summary.get('transient', {}).items()
+  }
   if len(layers) > 1:
-    rule = io.read_json(f'{where.run}/config.json')['train'].get('t_star_rule', 'global')
-    history = io.load_run(where.run).history.at_layer(len(layers) - 1)
-    row['last_layer'] = layer_row(history, layers[-1], rule, P)
+    rule = row['t_star_rule']
+    full = io.load_run(where.run).history
+    last = last_flattened(layers)
+    row['last_layer'] = layer_row(full.at_layer(last), layers[last], rule, P)
     for curve in row['last_layer']['curves'].values():
       curve['overlap_with_mlp'] = overlap_with(mlp, curve.pop('sets'))
+    if any(name.endswith(POOLED) for name in layers) or rule == 'after_transient':
+      row['by_layer'] = {name: layer_brief(full.at_layer(k), rule) for k, name in enumerate(layers)}
+      best = clearest(row['by_layer'])
+      row['clearest'] = layer_row(full.at_layer(layers.index(best)), best, rule, P)
+      for curve in row['clearest']['curves'].values():
+        curve['overlap_with_mlp'] = overlap_with(mlp, curve.pop('sets'))
   if cell.task == 'classes':
     per = summary.get('per_class', {})
     row['phi_class'] = per.get('R_class', {}).get('phi_mean')
@@ -186,11 +201,66 @@ def layer_row(history, layer: str, rule: str, num_examples: int) -> dict:
   return out
 
 
+def last_flattened(layer_names: Sequence[str]) -> int:
+  """Index of the last measured layer that is not a pooled view (a conv net's dense layer)."""
+  return max(k for k, name in enumerate(layer_names) if not name.endswith(POOLED))
+
+
+def layer_brief(history, rule: str) -> dict:
+  """The inversion at one measured layer, read by `rule`, curve by curve: the fraction of
+  seeds that invert, the mean t*, phi at that curve's t*, the transient (SPEC §8: fraction of
+  seeds, mean epoch of its peak and height); and the fraction of seeds in which every curve
+  inverts ('every')."""
+  inv = inversion_lib.analyse(history, rule=rule)
+  seeds = np.arange(history.num_seeds)
+  out = {'curves': {}}
+  for k, c in inv.curves.items():
+    t = inversion_lib.transient_summary(getattr(history, k), history.train_error, k, per_seed=False)
+    out['curves'][k] = {
+        'inversion_fraction': float(np.mean(c.inverted)),
+        't_star_mean': float(np.mean(c.t_star)),
+        'phi_mean': float(np.mean(history.train_error[seeds, c.t_star])),
+        'rise_mean': float(np.mean(c.rise)),
+        'transient': {key: t[key] for key in ('fraction', 'epoch_mean', 'height_mean')},
+    }
+  every = np.all([c.inverted for c in inv.curves.values()], axis=0)
+  out['every'] = float(np.mean(every))
+  return out
+
+
+def clearest(by_layer: Dict[str, dict]) -> str:
+  """The layer at which the inversion is clearest: the most seeds in which every curve
+  inverts, then the most (seed, curve) pairs that invert, then the largest mean move back;
+  the earlier layer on a tie."""
+
+  def key(item):
+    k, (name, brief) = item
+    fractions = [c['inversion_fraction'] for c in brief['curves'].values()]
+    rises = [c['rise_mean'] for c in brief['curves'].values()]
+    return (brief['every'], float(np.mean(fractions)), float(np.mean(rises)), -k)
+
+  return max(enumerate(by_layer.items()), key=key)[1][0]
+
+
+def prune_target(history, layer_names: Sequence[str], rule: str):
+  """(layer, curve) at which to prune a cell: the clearest layer (`clearest`), and there the
+  curve that inverts in the most seeds (the first headline curve on a tie)."""
+  by_layer = {name: layer_brief(history.at_layer(k), rule) for k, name in enumerate(layer_names)}
+  layer = clearest(by_layer)
+  curves = by_layer[layer]['curves']
+  best = max(curves, key=lambda k: (curves[k]['inversion_fraction'], -list(curves).index(k)))
+  return layer, best
+
+
 def prune_row(summary: dict) -> dict:
   """What the pruning of a cell says: per removal (S(t*), a random set of its size), the
   fraction of retrained runs whose headline R still inverts, and the mean test error, clean
   and at every noise level."""
-  out = {'observable': summary['observable'], 'base_seeds': summary['base_seeds']}
+  out = {
+      'observable': summary['observable'],
+      'layer': summary.get('layer'),
+      'base_seeds': summary['base_seeds'],
+  }
   for kind in ('stragglers', 'random'):
     k = summary[kind]
     out[kind] = {
@@ -278,8 +348,9 @@ def matrix(rows: Sequence[dict], grid: Sequence[Cell]) -> str:
         inverts = '/'.join(f'{100 * v:.0f}' for v in r['inversion_fraction'].values()) + '%'
         layers, by_layer = r.get('layer_names') or [], r.get('inversion_fraction_by_layer')
         if len(layers) > 1 and by_layer:  # and at the last measured layer (a conv net's dense)
-          last = '/'.join(f'{100 * v[-1]:.0f}' for v in by_layer.values())
-          inverts += f'; {layers[-1]} {last}%'
+          k = last_flattened(layers)
+          last = '/'.join(f'{100 * v[k]:.0f}' for v in by_layer.values())
+          inverts += f'; {layers[k]} {last}%'
         pruned = r.get('prune')
         tradeoff = (
             '' if not pruned else (', tradeoff' if pruned['tradeoff']['holds'] else ', no tradeoff')

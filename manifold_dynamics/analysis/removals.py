@@ -8,7 +8,7 @@ plans are data, one row per retrained run, each a set of indices into T.
 """
 
 import dataclasses
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -50,12 +50,15 @@ def around_t_star(
     t_after: float = 3.0,
     seed: int = 0,
     rule: str = 'global',
+    observable: Optional[str] = None,
 ) -> Removals:
   """Removal sets of every base seed of `history` (see module docstring), t* read by `rule`
-  (the base run's --t_star_rule)."""
+  (the base run's --t_star_rule) on `observable` (default: the first headline curve, R+ or
+  R_mean)."""
   rng = np.random.default_rng(seed)
   P, S = history.num_examples, history.num_seeds
-  t_star = inversion_lib.analyse(history, rule=rule).t_star
+  inv = inversion_lib.analyse(history, rule=rule)
+  t_star = inv.t_star if observable is None else inv.curves[observable].t_star
   last = history.num_epochs
   sets: Dict[str, List[np.ndarray]] = {
       'stragglers': stragglers_lib.at_epochs(history, t_star),

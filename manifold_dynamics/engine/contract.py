@@ -43,6 +43,7 @@ from manifold_dynamics.engine import difficulty, geometry
 from manifold_dynamics.engine.state import Standardiser, TrainData, targets
 from manifold_dynamics.errors import UserError
 from manifold_dynamics.records import scores as score_columns
+from manifold_dynamics.records.history import POOLED
 
 
 class Layer(NamedTuple):
@@ -88,13 +89,17 @@ def _recording_sows(names: list):
 
 def inspect(model: nn.Module, input_shape: Sequence[int], num_classes: int) -> ModelInfo:
   """Checks that `model` maps (B, *input_shape) to (B, num_classes) logits and lists the
-  layers it sows, in order; a one-line error otherwise."""
-  x = jnp.zeros((2,) + tuple(input_shape), jnp.float32)
+  layers it sows, in order (from shapes alone, `jax.eval_shape`); a one-line error otherwise."""
+  x = jax.ShapeDtypeStruct((2,) + tuple(input_shape), jnp.float32)
+
+  def forward(x):
+    variables = model.init(jax.random.PRNGKey(0), x)
+    return model.apply({'params': variables['params']}, x, mutable=['intermediates'])
+
   order = []
   try:
     with _recording_sows(order):
-      variables = model.init(jax.random.PRNGKey(0), x)
-      out, sown = model.apply({'params': variables['params']}, x, mutable=['intermediates'])
+      out, sown = jax.eval_shape(forward, x)  # shapes only: nothing is computed
   except UserError:
     raise
   except Exception as e:
@@ -124,9 +129,6 @@ def inspect(model: nn.Module, input_shape: Sequence[int], num_classes: int) -> M
         'layers to measure.'
     )
   return ModelInfo(layers, num_classes)
-
-
-POOLED = ':pooled'  # suffix of a layer measured averaged over space (SPEC §8)
 
 
 def select_layers(info: ModelInfo, layers: str) -> List[Layer]:

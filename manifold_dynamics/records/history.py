@@ -19,6 +19,8 @@ DEFAULT_DELTA = 0.01  # tolerance of the inversion test, in radius units
 RULES = ('global', 'first', 'after_transient')
 DEFAULT_RHO = 0.2  # relative criterion: a rise of 20% of the drop before the extremum (SPEC §8)
 OBSERVABLES = ('R_plus', 'R_minus', 'D')  # a binary task's headline curves
+# Suffix of a measured layer's name when its feature map is averaged over space (SPEC §8).
+POOLED = ':pooled'
 MULTICLASS_OBSERVABLES = ('R_mean', 'D_mean')  # K > 2 classes (SPEC §8)
 # Extremum at the inversion: radii go through a minimum, centroid distances through a maximum.
 SIGN = {

@@ -13,7 +13,7 @@ clean test set and on noisy ones (Gaussian noise of std sigma on the standardise
 """
 
 import dataclasses
-from typing import Callable
+from typing import Callable, Optional
 
 import jax
 import numpy as np
@@ -23,7 +23,8 @@ from manifold_dynamics.analysis.removals import Removals, around_t_star, eps_kin
 from manifold_dynamics.config import DataConfig, TrainConfig
 from manifold_dynamics.engine.evaluate import noisy_test_errors
 from manifold_dynamics.engine.state import TrainData
-from manifold_dynamics.engine.train import logits_function
+from manifold_dynamics.engine.train import logits_function, measured_layers
+from manifold_dynamics.errors import UserError
 from manifold_dynamics.plotting import pruning as plots
 from manifold_dynamics.plotting import style
 from manifold_dynamics.records import io
@@ -68,6 +69,16 @@ def retrain_removals(study: Study, name: str, plan: Removals, sigmas, data=None)
   return history, noisy
 
 
+def _layer_index(study: Study, layer: Optional[str]) -> Optional[int]:
+  """The index of measured layer `layer` among the run's layers, None for the first."""
+  if layer is None:
+    return None
+  names = measured_layers(study.train_cfg, TrainData.from_task(study.task))
+  if layer not in names:
+    raise UserError(f'--layer={layer} is not measured by this run; it measures {", ".join(names)}.')
+  return names.index(layer)
+
+
 def run_prune(
     data_cfg: DataConfig,
     train_cfg: TrainConfig,
@@ -80,12 +91,16 @@ def run_prune(
     max_base_seeds: int = 10,
     overwrite: bool = False,
     log: Callable[[str], None] = print,
+    layer: Optional[str] = None,
+    observable: Optional[str] = None,
 ) -> dict:
   """Fig. 2a-c: retrain from scratch without the stragglers (and controls), then test.
 
   The base run is `from_run` or is trained here with `train_cfg`; the removal sets of its first
   `max_base_seeds` seeds (removals.around_t_star) are each retrained once, from a fresh
-  initialisation, with the same settings.
+  initialisation, with the same settings. t* and S(t*) are read at the measured `layer` (a
+  name of its layer_names; default: the first) on `observable` (default: the first headline
+  curve), and so is the retrained runs' inversion.
   """
   study = Study.open(
       'prune',
@@ -100,21 +115,37 @@ def run_prune(
       t_after=t_after,
       sigmas=list(sigmas),
       max_base_seeds=max_base_seeds,
+      layer=layer,
+      observable=observable,
   )
   data_cfg, train_cfg, source = study.data_cfg, study.train_cfg, study.source
   base = source.history if source else study.train('history_base')[0]
   keep = min(base.num_seeds, max_base_seeds)
   base = base.select(slice(0, keep))
+  at = _layer_index(study, layer)
+  if at is not None:
+    base = base.at_layer(at)
+  head = observable or base.observables[0]  # R_plus, or R_mean for K > 2 classes
+  if head not in base.observables:
+    raise UserError(
+        f'observable {head!r} is not one of this run\'s: {", ".join(base.observables)}.'
+    )
   rule = train_cfg.t_star_rule
-  plan = around_t_star(base, eps_grid, t_before, t_after, seed=train_cfg.seed, rule=rule)
+  plan = around_t_star(
+      base, eps_grid, t_before, t_after, seed=train_cfg.seed, rule=rule, observable=head
+  )
   P = base.num_examples
   history, noisy = retrain_removals(study, 'history', plan, sigmas)
+  if at is not None:
+    history = history.at_layer(at)
 
-  head = history.observables[0]  # R_plus, or R_mean for K > 2 classes
-  curves = inversion_lib.curve_inversion(getattr(history, head), head, rule=rule)
+  curves = inversion_lib.curve_inversion(
+      getattr(history, head), head, rule=rule, train_error_SxT=history.train_error
+  )
   summary = {
       'dataset': data_cfg.dataset,
       'observable': head,
+      'layer': layer,
       't_star_rule': rule,
       'base_seeds': keep,
       'epochs': train_cfg.epochs,

@@ -30,6 +30,7 @@ from manifold_dynamics.analysis.grid import PRUNED, RGB, TASKS, Cell
 from manifold_dynamics.config import DataConfig, TrainConfig
 from manifold_dynamics.plotting import curves
 from manifold_dynamics.records import io
+from manifold_dynamics.records.history import POOLED
 from manifold_dynamics.studies import pruning, sweeps
 
 
@@ -42,11 +43,23 @@ class Pruning:
   sigmas: Sequence[float] = pruning.SIGMAS
 
 
+# A conv model's layers with pooled views too: every layer flattened, every feature map
+# averaged over space (SPEC §8).
+BOTH_WAYS = 'all,all' + POOLED
+
+
 def point(
-    cell: Cell, data_cfg: DataConfig, train_cfg: TrainConfig, settings: Optional[Mapping] = None
+    cell: Cell,
+    data_cfg: DataConfig,
+    train_cfg: TrainConfig,
+    settings: Optional[Mapping] = None,
+    lr: Optional[float] = None,
+    pooled_too: bool = False,
 ) -> sweeps.Point:
   """The run of one cell: its data and task, its model (with `settings`, else the model's
-  defaults), every layer measured, and the mini-batch lr by the linear scaling rule."""
+  defaults), every layer measured (conv layers also averaged over space with `pooled_too`),
+  its full-batch `lr` (default: train_cfg's) and the mini-batch lr by the linear scaling
+  rule."""
   rgb = cell.dataset.endswith(RGB)
   data = dataclasses.replace(
       data_cfg,
@@ -55,9 +68,10 @@ def point(
       grey='rgb' if rgb else data_cfg.grey,
   )
   batch = cell.batch or None
-  lr = train_cfg.lr * (cell.batch / data.train_size if batch else 1.0)
+  lr = (train_cfg.lr if lr is None else lr) * (cell.batch / data.train_size if batch else 1.0)
   train = train_cfg.with_model(cell.model, **(settings or {}))
-  train = dataclasses.replace(train, batch_size=batch, lr=lr, layers='all')
+  layers = BOTH_WAYS if pooled_too and cell.model != 'mlp' else 'all'
+  train = dataclasses.replace(train, batch_size=batch, lr=lr, layers=layers)
   labels = dataclasses.asdict(cell)
   return sweeps.Point(cell.name, data, train, labels)
 
@@ -76,6 +90,13 @@ def run_pruning(
       continue
     log(f'--- pruning {p.name}')
     with directory.failing_alone(f'pruning {p.name}', log):
+      layer = observable = None
+      if p.train.layers == BOTH_WAYS or p.train.t_star_rule == 'after_transient':
+        run = io.load_run(directory.point_dir(p))  # a conv net: where its inversion is clearest
+        layer, observable = grid_lib.prune_target(
+            run.history, run.summary['layer_names'], p.train.t_star_rule
+        )
+        log(f'{p.name}: S(t*) read at {layer}, on {observable}')
       pruning.run_prune(
           p.data,
           p.train,
@@ -85,6 +106,8 @@ def run_pruning(
           sigmas=tuple(stage.sigmas),
           max_base_seeds=stage.max_base_seeds,
           log=log,
+          layer=layer,
+          observable=observable,
       )
 
 
@@ -119,11 +142,24 @@ def run_settings(
     log: Callable[[str], None] = print,
     prune: Optional[Pruning] = None,
     model_settings: Optional[Mapping[str, Mapping]] = None,
+    model_lrs: Optional[Mapping[str, float]] = None,
+    pooled_too: bool = False,
 ) -> dict:
   """Trains every cell of `grid` (one run directory each; `model_settings`: each model's own
-  settings, by model name, else its defaults), prunes them with `prune`, and tabulates
-  them."""
-  points = [point(c, data_cfg, train_cfg, (model_settings or {}).get(c.model)) for c in grid]
+  settings, by model name, else its defaults; `model_lrs`: each model's full-batch lr, else
+  train_cfg's; `pooled_too`: conv layers measured averaged over space too), prunes them with
+  `prune`, and tabulates them."""
+  points = [
+      point(
+          c,
+          data_cfg,
+          train_cfg,
+          (model_settings or {}).get(c.model),
+          (model_lrs or {}).get(c.model),
+          pooled_too,
+      )
+      for c in grid
+  ]
   sweep = sweeps.Sweep.run('settings', points, workdir, workers, log)
   if prune is not None and not workers.collect_only:
     run_pruning(sweep, prune, log)

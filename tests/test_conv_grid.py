@@ -1,0 +1,106 @@
+"""The conv grid of issue 27: the learning-rate rule of SPEC §8, the grid's conv cells measured
+flattened and pooled and read after the transient, and their pruning at the clearest layer."""
+
+import os
+
+import numpy as np
+import pytest
+from absl.testing import flagsaver
+
+from manifold_dynamics.analysis import grid
+from manifold_dynamics.analysis import learning_rate as rule
+from manifold_dynamics.errors import UserError
+from manifold_dynamics.records import io
+from tests.test_experiments import load_experiment
+from tests.test_inversion import make_history
+
+learning_rate_main = load_experiment('learning_rate')
+settings_main = load_experiment('settings')
+
+
+def test_the_loss_must_fall_up_to_t_star_within_float_noise():
+  loss = np.array([[1.0, 0.9, 0.8, 0.8 * (1 + 1e-6), 0.7, 0.75, 0.6]])
+  assert rule.first_rise(loss, [6])[0] == 4  # the float-noise rise at epoch 2 is no rise
+  assert rule.first_rise(loss, [4])[0] == -1  # after t*, the loss may do what it likes
+  assert rule.first_rise(loss, [6], noise=0.0)[0] == 2
+
+
+def test_the_horizon_is_the_latest_inverting_t_star_else_the_end():
+  t = np.arange(60.0)
+  R = 1 - 0.3 * np.exp(-(((t - 20) / 6) ** 2))
+  flat = np.linspace(1.0, 0.5, 60)
+  history = make_history(np.stack([R, flat]), R_minus=np.stack([flat, flat]))
+  until = rule.horizon(history)
+  assert until[1] == history.num_epochs  # nothing inverts in seed 1 (its D: 2 - R+, flat)
+  assert 18 <= until[0] <= 22  # R+ (and D = 2 - R+) turn at epoch 20
+
+
+def test_the_largest_lr_that_passes_on_every_dataset():
+  ok, bad = {'passes': True}, {'passes': False}
+  checks = {
+      ('cnn', 'mnist', 0.2): bad,
+      ('cnn', 'mnist', 0.1): ok,
+      ('cnn', 'cifar10', 0.2): bad,
+      ('cnn', 'cifar10', 0.1): bad,
+      ('cnn', 'cifar10', 0.05): ok,
+      ('cnn', 'mnist', 0.05): ok,
+      ('resnet', 'mnist', 0.2): bad,
+  }
+  chosen = rule.choose(checks)
+  assert chosen['cnn']['lr'] == 0.05 and chosen['cnn']['passes']['mnist'] == [0.1, 0.05]
+  assert chosen['resnet']['lr'] is None
+
+
+def test_the_learning_rate_study_end_to_end(mnist_dir, tmp_path):
+  workdir = str(tmp_path / 'lr')
+  with flagsaver.flagsaver(
+      data_dir=mnist_dir, workdir=workdir, models=['cnn'], datasets=['mnist'],
+      lrs=['0.02', '0.2'], cnn_channels=['2'], cnn_width=4, train_size=48, seeds=2, epochs=8,
+      chunk_epochs=4,
+  ):  # fmt: skip
+    learning_rate_main.main(['learning_rate.py'])
+  summary = io.read_json(os.path.join(workdir, 'summary.json'))
+  assert summary['candidates'] == [0.2, 0.02]
+  first = summary['points']['cnn-mnist-lr0.2']
+  assert set(first) >= {'passes', 'horizon', 'first_rise'}
+  # the smaller lr is trained only where the larger failed
+  trained = os.path.isdir(os.path.join(workdir, 'points', 'cnn-mnist-lr0.02'))
+  assert trained != first['passes'] and ('cnn-mnist-lr0.02' in summary['skipped']) != trained
+  assert summary['chosen']['cnn']['lr'] in (0.2, 0.02, None)
+  config = io.read_json(os.path.join(workdir, 'points', 'cnn-mnist-lr0.2', 'config.json'))
+  assert config['train']['layers'] == 'all,all:pooled'
+  assert config['train']['t_star_rule'] == 'after_transient'
+  assert os.path.exists(os.path.join(workdir, 'loss_vs_epoch.png'))
+
+
+def test_a_conv_cell_read_after_the_transient_both_ways_and_pruned(mnist_dir, tmp_path, capsys):
+  sweep = str(tmp_path / 'grid')
+  flags = dict(
+      data_dir=mnist_dir, workdir=sweep, models=['mlp', 'cnn'], datasets=['mnist'],
+      tasks=['parity'], batches=['0'], train_size=64, epochs=16, seeds=2, chunk_epochs=8,
+      cnn_channels=['2', '3'], cnn_width=4, width=6, model_lrs=['cnn:0.1'], pooled_too=True,
+      t_star_rule='after_transient', stop_after_inversion=False, prune=True,
+      prune_base_seeds=2, test_every=0,
+  )  # fmt: skip
+  with flagsaver.flagsaver(**flags):
+    settings_main.main(['settings.py'])
+  rows = {r['cell']: r for r in io.read_json(os.path.join(sweep, 'summary.json'))['rows']}
+  cnn, mlp = rows['cnn-mnist-parity-GD'], rows['mlp-mnist-parity-GD']
+  assert cnn['lr'] == 0.1 and mlp['lr'] == 0.2 and cnn['t_star_rule'] == 'after_transient'
+  assert list(cnn['by_layer']) == [
+      'conv_0', 'conv_1', 'dense_0', 'conv_0:pooled', 'conv_1:pooled'
+  ]  # fmt: skip
+  assert cnn['clearest']['layer'] in cnn['by_layer']
+  assert cnn['last_layer']['layer'] == 'dense_0'  # the last flattened one
+  for brief in cnn['by_layer'].values():
+    assert set(brief['curves']) == {'R_plus', 'R_minus', 'D'}
+    assert set(brief['curves']['D']['transient']) == {'fraction', 'epoch_mean', 'height_mean'}
+  assert set(cnn['transient']) == {'R_plus', 'R_minus', 'D'}
+  pruned = io.read_json(os.path.join(sweep, 'prune', 'cnn-mnist-parity-GD', 'summary.json'))
+  assert pruned['layer'] == cnn['clearest']['layer'] and pruned['observable'] in cnn['transient']
+  assert pruned['t_star_rule'] == 'after_transient'
+  with pytest.raises(UserError, match='--model_lrs takes model:lr pairs'):
+    settings_main.model_lrs(['cnn=0.1'])
+  with pytest.raises(UserError, match='needs a model of mlp, cnn, resnet'):
+    settings_main.model_lrs(['vgg:0.1'])
+  assert grid.last_flattened(['conv_0', 'dense_0', 'conv_0:pooled']) == 1
