@@ -56,6 +56,14 @@ define(
 define(flags.DEFINE_bool, 'prune', False, 'Prune every complete cell (Fig. 2 on the grid).')
 define(flags.DEFINE_list, 'prune_eps', [], 'Training errors eps: also remove S(t(eps)).')
 define(flags.DEFINE_integer, 'prune_base_seeds', 10, 'Base seeds of each cell to prune.')
+define(flags.DEFINE_list, 'prune_cells', [], 'Cells to prune, by name (default: every one).')
+define(
+    flags.DEFINE_bool,
+    'prune_around',
+    True,
+    'Also remove S(t) at t*/2 and 3t* (Fig. 2a); --noprune_around: S(t*) and its random '
+    'control only.',
+)
 define(
     flags.DEFINE_list,
     'model_lrs',
@@ -97,7 +105,16 @@ def main():
     eps = cli.float_list(FLAGS, 'prune_eps')
     if any(not 0 < e < 1 for e in eps):
       raise UserError(f'--prune_eps takes training errors in (0, 1), got {eps}.')
-    prune = settings.Pruning(eps=eps, max_base_seeds=FLAGS.prune_base_seeds)
+    known = {c.name for c in grid}
+    unknown = [c for c in FLAGS.prune_cells if c not in known]
+    if unknown:
+      raise UserError(f'--prune_cells names {unknown[0]!r}, not a cell of this grid.')
+    prune = settings.Pruning(
+        eps=eps,
+        max_base_seeds=FLAGS.prune_base_seeds,
+        around=FLAGS.prune_around,
+        cells=FLAGS.prune_cells or None,
+    )
   settings.run_settings(
       grid,
       data_cfg,

@@ -419,18 +419,20 @@ def test_standardised_inputs_reach_the_model(images):
     np.testing.assert_allclose(getattr(history, name)[:, 0], getattr(reference, name), rtol=1e-5)
 
 
+@pytest.mark.parametrize('impl', ['shifted', 'im2col', 'patches'])
 @pytest.mark.parametrize(
     'kernel, strides, size', [(3, 1, (9, 8)), (3, 2, (8, 8)), (3, 2, (7, 9)), (1, 2, (8, 6))]
 )
-def test_shifted_convolution_equals_xla_s(kernel, strides, size):
-  """The CPU convolution (a sum of slices times matrices) against XLA's, 'SAME' padding."""
+def test_every_convolution_equals_xla_s(kernel, strides, size, impl):
+  """Each CPU convolution (sums of slices times matrices, one product of the windows, JAX's
+  patches) against XLA's, 'SAME' padding: outputs and gradients."""
   x = jax.random.normal(jax.random.PRNGKey(1), (3,) + size + (4,))
   xla = model_layers.Conv(5, kernel=kernel, strides=strides, impl='xla')
   params = xla.init(jax.random.PRNGKey(0), x)
-  shifted = model_layers.Conv(5, kernel=kernel, strides=strides, impl='shifted')
-  np.testing.assert_allclose(shifted.apply(params, x), xla.apply(params, x), atol=2e-6)
+  other = model_layers.Conv(5, kernel=kernel, strides=strides, impl=impl)
+  np.testing.assert_allclose(other.apply(params, x), xla.apply(params, x), atol=2e-6)
   grad = lambda m: jax.grad(lambda p: jnp.sum(jnp.sin(m.apply(p, x))))(params)
-  for a, b in zip(jax.tree.leaves(grad(shifted)), jax.tree.leaves(grad(xla))):
+  for a, b in zip(jax.tree.leaves(grad(other)), jax.tree.leaves(grad(xla))):
     np.testing.assert_allclose(a, b, atol=2e-5, rtol=1e-5)
 
 

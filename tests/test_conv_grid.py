@@ -80,7 +80,7 @@ def test_a_conv_cell_read_after_the_transient_both_ways_and_pruned(mnist_dir, tm
       tasks=['parity'], batches=['0'], train_size=64, epochs=16, seeds=2, chunk_epochs=8,
       cnn_channels=['2', '3'], cnn_width=4, width=6, model_lrs=['cnn:0.1'], pooled_too=True,
       t_star_rule='after_transient', stop_after_inversion=False, prune=True,
-      prune_base_seeds=2, test_every=0,
+      prune_base_seeds=2, test_every=0, prune_cells=['cnn-mnist-parity-GD'], prune_around=False,
   )  # fmt: skip
   with flagsaver.flagsaver(**flags):
     settings_main.main(['settings.py'])
@@ -99,6 +99,8 @@ def test_a_conv_cell_read_after_the_transient_both_ways_and_pruned(mnist_dir, tm
   pruned = io.read_json(os.path.join(sweep, 'prune', 'cnn-mnist-parity-GD', 'summary.json'))
   assert pruned['layer'] == cnn['clearest']['layer'] and pruned['observable'] in cnn['transient']
   assert pruned['t_star_rule'] == 'after_transient'
+  assert set(pruned['kinds']) == {'stragglers', 'random'}  # --noprune_around
+  assert not os.path.exists(os.path.join(sweep, 'prune', 'mlp-mnist-parity-GD'))  # not named
   with pytest.raises(UserError, match='--model_lrs takes model:lr pairs'):
     settings_main.model_lrs(['cnn=0.1'])
   with pytest.raises(UserError, match='needs a model of mlp, cnn, resnet'):

@@ -46,8 +46,8 @@ def eps_kind(eps: float) -> str:
 def around_t_star(
     history,
     eps_grid: Sequence[float] = (),
-    t_before: float = 0.5,
-    t_after: float = 3.0,
+    t_before: Optional[float] = 0.5,
+    t_after: Optional[float] = 3.0,
     seed: int = 0,
     rule: str = 'global',
     observable: Optional[str] = None,
@@ -60,15 +60,11 @@ def around_t_star(
   inv = inversion_lib.analyse(history, rule=rule)
   t_star = inv.t_star if observable is None else inv.curves[observable].t_star
   last = history.num_epochs
-  sets: Dict[str, List[np.ndarray]] = {
-      'stragglers': stragglers_lib.at_epochs(history, t_star),
-      'before_t_star': stragglers_lib.at_epochs(
-          history, np.clip(np.round(t_before * t_star).astype(int), 0, last)
-      ),
-      'after_t_star': stragglers_lib.at_epochs(
-          history, np.clip(np.round(t_after * t_star).astype(int), 0, last)
-      ),
-  }
+  sets: Dict[str, List[np.ndarray]] = {'stragglers': stragglers_lib.at_epochs(history, t_star)}
+  for kind, factor in (('before_t_star', t_before), ('after_t_star', t_after)):
+    if factor is not None:  # None: leave that kind out
+      epochs = np.clip(np.round(factor * t_star).astype(int), 0, last)
+      sets[kind] = stragglers_lib.at_epochs(history, epochs)
   random_of = lambda ref: [np.sort(rng.choice(P, len(r), replace=False)) for r in ref]
   sets['random'] = random_of(sets['stragglers'])
   for eps in eps_grid:

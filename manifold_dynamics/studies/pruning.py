@@ -85,8 +85,8 @@ def run_prune(
     workdir: str,
     from_run: str = None,
     eps_grid=(0.1, 0.05, 0.02, 0.01, 0.005),
-    t_before: float = 0.5,
-    t_after: float = 3.0,
+    t_before: Optional[float] = 0.5,
+    t_after: Optional[float] = 3.0,
     sigmas=SIGMAS,
     max_base_seeds: int = 10,
     overwrite: bool = False,
@@ -98,7 +98,8 @@ def run_prune(
 
   The base run is `from_run` or is trained here with `train_cfg`; the removal sets of its first
   `max_base_seeds` seeds (removals.around_t_star) are each retrained once, from a fresh
-  initialisation, with the same settings. t* and S(t*) are read at the measured `layer` (a
+  initialisation, with the same settings (t_before or t_after None: that kind is left
+  out). t* and S(t*) are read at the measured `layer` (a
   name of its layer_names; default: the first) on `observable` (default: the first headline
   curve), and so is the retrained runs' inversion.
   """
@@ -165,14 +166,16 @@ def run_prune(
         'noisy_test_error': {f'{s:g}': noisy[rows, i].tolist() for i, s in enumerate(sigmas)},
         'final': {k: getattr(history, k)[rows, -1].tolist() for k in history.observables},
     }
-  for kind in ('stragglers', 'random', 'before_t_star', 'after_t_star'):
+  heads = [
+      k for k in ('stragglers', 'random', 'before_t_star', 'after_t_star') if k in plan.kinds()
+  ]
+  for kind in heads:
     summary[kind] = summary['kinds'][kind]  # the headline kinds, at the top level too
   summary['base_test_error'] = base.test_error[:, -1].tolist()  # at the base run's last epoch
   summary['base_epochs'] = base.num_epochs  # fewer than 'epochs' if the base run stopped early
   study.write_summary(summary)
 
   title = study.title
-  heads = ('stragglers', 'random', 'before_t_star', 'after_t_star')
   study.draw(
       plots.pruned_R_plus_vs_epoch(
           {k: history.select(plan.rows(k)) for k in heads},

@@ -41,6 +41,8 @@ class Pruning:
   eps: Sequence[float] = ()  # S(t(eps)) removals beside S(t*), its random control, t*/2, 3t*
   max_base_seeds: int = 10
   sigmas: Sequence[float] = pruning.SIGMAS
+  around: bool = True  # also S(t) at t*/2 and 3t* (Fig. 2a's); False: S(t*) and random only
+  cells: Optional[Sequence[str]] = None  # the cells to prune, by name; None: every one
 
 
 # A conv model's layers with pooled views too: every layer flattened, every feature map
@@ -88,6 +90,8 @@ def run_pruning(
     target = f'{sweep.file(PRUNED)}/{p.name}'
     if not directory.is_complete(p) or os.path.isfile(f'{target}/summary.json'):
       continue
+    if stage.cells is not None and p.name not in stage.cells:
+      continue
     log(f'--- pruning {p.name}')
     with directory.failing_alone(f'pruning {p.name}', log):
       layer = observable = None
@@ -106,6 +110,8 @@ def run_pruning(
           sigmas=tuple(stage.sigmas),
           max_base_seeds=stage.max_base_seeds,
           log=log,
+          t_before=0.5 if stage.around else None,
+          t_after=3.0 if stage.around else None,
           layer=layer,
           observable=observable,
       )

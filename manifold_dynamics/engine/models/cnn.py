@@ -51,7 +51,9 @@ class Settings(models.Settings):
   conv_impl: str = setting(
       'auto',
       "Convolution: xla (XLA's), shifted (a sum of k^2 matrix products, fast inside scans on "
-      'a CPU) or auto (shifted on a CPU, xla elsewhere).',
+      'a CPU), im2col (one product of the k^2 windows: faster still, k^2 times the memory), '
+      "patches (JAX's patch extraction, then one product) or auto (shifted on a CPU, xla "
+      'elsewhere).',
       lambda: CONV_IMPLS,
   )
 

@@ -57,7 +57,9 @@ class Settings(models.Settings):
   width: int = setting(16, 'Channels of the first stage (doubled at each of the three).')
   blocks: int = setting(1, 'Residual blocks per stage (1 = ResNet-8, 3 = ResNet-20).')
   conv_impl: str = setting(
-      'auto', 'Convolution: xla, shifted or auto (as --cnn_conv_impl).', lambda: CONV_IMPLS
+      'auto',
+      'Convolution: xla, shifted, im2col, patches or auto (as --cnn_conv_impl).',
+      lambda: CONV_IMPLS,
   )
 
   def __post_init__(self):
