@@ -40,5 +40,7 @@ setuptools.setup(
         'lint': ['pyink==26.5.1', 'ruff==0.17.6'],
         # Building MNIST & co. with TFDS needs TensorFlow (about 1.4 GB): see README.
         'tfds': ['tensorflow-datasets>=4.9', 'tensorflow-cpu>=2.16', 'protobuf>=6.31.1,<7'],
+        # The label-error tools compared with the stragglers (experiments/audit.py --cleanlab).
+        'compare': ['cleanlab>=2.6'],
     },
 )

@@ -19,7 +19,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence, Tuple
 from manifold_dynamics.data import synthetic
 from manifold_dynamics.data.registry import DATASETS, parse_task
 from manifold_dynamics.data.sources import SOURCES
-from manifold_dynamics.data.task import GREY
+from manifold_dynamics.data.task import GREY, NOISE_KINDS, SPLITS
 from manifold_dynamics.errors import UserError
 from manifold_dynamics.records.history import DEFAULT_RHO, RULES
 from manifold_dynamics.records.scores import GROUPS as SCORE_GROUPS
@@ -96,6 +96,27 @@ class DataConfig:
       'Fraction of the training labels flipped (the same examples in every run of the slice; '
       'the test set keeps true labels).',
   )
+  label_noise_kind: str = setting(
+      'symmetric',
+      'With --label_noise on K > 2 classes: symmetric (each flipped label to a uniformly random '
+      'other class) or class_conditional (class k to class k + 1 mod K). A binary label is '
+      'negated either way.',
+      lambda: NOISE_KINDS,
+  )
+  # The test split as T, e.g. to find the published test-set label errors (SPEC §9).
+  train_split: str = setting(
+      'train',
+      'The split T is drawn from: train, or test (then the runs are tested on the first '
+      'n_test examples of the train split).',
+      lambda: SPLITS,
+  )
+  labels: Optional[str] = setting(
+      None,
+      "The split's labels from a file, replacing the dataset's: PATH.npy, or PATH.npz:KEY (one "
+      "integer class per example of --train_split, in its order; a 'clean_label' array in the "
+      "same .npz is checked against the dataset's labels, and the examples whose label differs "
+      'from it are the known errors). CIFAR-10N: cifar10n_train_labels.npz:aggre_label.',
+  )
   grey: str = setting(
       'mean',
       'RGB to one value per pixel (SPEC §8): mean (the channels averaged, as the paper says) '
@@ -135,6 +156,15 @@ class DataConfig:
     _require(self.train_size > 0, f'--train_size must be positive, got {self.train_size}.')
     _require(self.subset_index >= 0, f'--subset_index must be >= 0, got {self.subset_index}.')
     _require(0 <= self.label_noise < 1, f'--label_noise must be in [0, 1), got {self.label_noise}.')
+    _require(
+        self.label_noise_kind in NOISE_KINDS,
+        f'unknown --label_noise_kind={self.label_noise_kind!r}; choose one of '
+        f'{", ".join(NOISE_KINDS)}.',
+    )
+    _require(
+        self.train_split in SPLITS,
+        f'unknown --train_split={self.train_split!r}; choose one of {", ".join(SPLITS)}.',
+    )
 
   def synthetic_params(self) -> synthetic.Params:
     return synthetic.Params(

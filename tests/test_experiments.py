@@ -138,7 +138,8 @@ def test_bad_inputs_fail_in_one_line(mnist_dir, tmp_path, capsys, flag, value, m
         (dict(batch_size=0), '--batch_size must be positive'),
         (dict(batch_size=65), '--batch_size=65 exceeds the 64 training examples'),
         (dict(task='pair:3,3'), 'names class 3 twice'),
-        (dict(task='classes', label_noise=0.1), '--label_noise flips binary labels'),
+        (dict(labels='/nonexistent/labels.npz:aggre'), '--labels=/nonexistent/labels.npz:aggre'),
+        (dict(train_split='test', train_size=20000), 'exceeds the 10000 examples of the test'),
         (dict(dataset='npz:/nonexistent/mine.npz'), 'no such file'),
         (
             dict(model='cnn', cnn_channels=['4', 'x']),

@@ -215,6 +215,10 @@ def permute_labels(task: Task, rng: np.random.Generator):
 
 
 LABEL_NOISE_SEED = 0  # the flipped examples depend on P and f only
+# How a flipped label of K > 2 classes changes (SPEC §9): to a uniformly random other class, or
+# class k to class k + 1 mod K (each class's flips to one other class).
+NOISE_KINDS = ('symmetric', 'class_conditional')
+SPLITS = ('train', 'test')  # the split T is drawn from
 
 
 def flipped_indices(num_examples: int, fraction: float) -> np.ndarray:
@@ -225,13 +229,70 @@ def flipped_indices(num_examples: int, fraction: float) -> np.ndarray:
   return np.sort(rng.choice(num_examples, count, replace=False))
 
 
-def flip_labels(task: Task, fraction: float):
-  """The task with the binary labels of `flipped_indices` negated (the test set untouched),
-  and those indices."""
+def flip_labels(task: Task, fraction: float, kind: str = 'symmetric'):
+  """The task with the labels of `flipped_indices` changed (the test set untouched), and those
+  indices: a binary label negated; a class of K > 2 moved to a uniformly random other class
+  (`kind` 'symmetric', a fixed draw) or to the next one, k + 1 mod K ('class_conditional')."""
   flipped = flipped_indices(len(task.y_train), fraction)
   y = task.y_train.copy()
-  y[flipped] = -y[flipped]
+  if task.num_classes == 2:
+    y[flipped] = -y[flipped]
+  elif kind == 'class_conditional':
+    y[flipped] = (y[flipped] + 1) % task.num_classes
+  else:  # an offset of 1..K-1 from the true class: every other class equally likely
+    rng = np.random.default_rng(LABEL_NOISE_SEED + 1)
+    y[flipped] = (y[flipped] + rng.integers(1, task.num_classes, len(flipped))) % task.num_classes
   return task._replace(y_train=y), flipped
+
+
+def as_training_split(raw: sources.RawSplits, split: str) -> sources.RawSplits:
+  """The splits with `split` as the one T is drawn from: the test split trains, and the first
+  len(test) examples of the train split test."""
+  if split == 'train':
+    return raw
+  n = len(raw.y_test)
+  return raw._replace(
+      x_train=raw.x_test, y_train=raw.y_test, x_test=raw.x_train[:n], y_test=raw.y_train[:n]
+  )
+
+
+def read_labels(spec: str, split_labels: np.ndarray, split: str = 'train'):
+  """(labels, known wrong) of a label file `spec` (PATH.npy or PATH.npz:KEY) for a split whose
+  own labels are `split_labels`: one integer per example, in the split's order; a
+  'clean_label' array in the same .npz must equal `split_labels` (else the file is of another
+  order or data set), and the examples whose label differs from it are the known wrong ones
+  (None without it). Every mismatch is a one-line error."""
+  path, _, key = (
+      spec.partition(':') if spec.rsplit('.', 1)[-1].startswith('npz') else (spec, '', '')
+  )
+  try:
+    with np.load(path, allow_pickle=False) as store:
+      if isinstance(store, np.ndarray):
+        labels, clean = store, None
+      else:
+        if not key or key not in store.files:
+          raise UserError(
+              f'--labels={spec}: name an array of {path} after a colon ({", ".join(store.files)}).'
+          )
+        labels = store[key]
+        clean = store['clean_label'] if 'clean_label' in store.files else None
+  except (OSError, ValueError) as e:
+    raise UserError(f'--labels={spec}: cannot read {path} ({e}).') from None
+  n = len(split_labels)
+  if labels.ndim != 1 or len(labels) != n or not np.issubdtype(labels.dtype, np.integer):
+    raise UserError(
+        f'--labels={spec} holds {labels.dtype}{labels.shape}; the {split} split needs one '
+        f'integer label per example ({n}), in its order.'
+    )
+  if clean is not None:
+    if clean.shape != (n,) or not np.array_equal(clean, split_labels):
+      raise UserError(
+          f"--labels={spec}: its clean_label does not match the {split} split's labels "
+          f'({int(np.sum(clean != split_labels)) if clean.shape == (n,) else "wrong length"}); '
+          'the file is in another order or of another data set.'
+      )
+    return labels.astype(np.int64), labels != clean
+  return labels.astype(np.int64), None
 
 
 def slice_indices(n_available: int, train_size: int, subset_index: int, name: str):
@@ -283,23 +344,25 @@ def load_task(cfg, cache_root: str = None, log: Callable[[str], None] = print) -
     raw = load(where, cfg.data_dir) if kind == 'tfds' else load(where)
   else:
     info = get_info(cfg.dataset)
-    if cfg.train_size > info.train_examples:
+    available = info.train_examples if cfg.train_split == 'train' else info.test_examples
+    if cfg.train_size > available:
       raise UserError(
-          f'--train_size={cfg.train_size} exceeds the {info.train_examples} '
-          f'training examples of {cfg.dataset}; use --train_size <= '
-          f'{info.train_examples}.'
+          f'--train_size={cfg.train_size} exceeds the {available} examples of the '
+          f'{cfg.train_split} split of {cfg.dataset}; use --train_size <= {available}.'
       )
     raw = sources.load_raw(cfg.dataset, cfg.data_dir, cfg.data_source, cache_root, log)
+  raw = as_training_split(raw, cfg.train_split)
+  wrong = None
+  if cfg.labels:
+    given, wrong = read_labels(cfg.labels, np.asarray(raw.y_train), cfg.train_split)
+    raw = raw._replace(y_train=given)
   task = make_task(raw, cfg.train_size, cfg.subset_index, cfg.dataset, cfg.task, cfg.grey)
   if truth is not None:
     task = task._replace(truth={k: v[task.train_indices] for k, v in truth.items()}, known=known)
-  if cfg.label_noise and task.num_classes != 2:
-    raise UserError(
-        f'--label_noise flips binary labels; --task={cfg.task} has {task.num_classes} '
-        f'classes. Use a binary task (parity or pair:A,B).'
-    )
+  if wrong is not None:  # the examples of T whose given label is known to be wrong
+    task = task._replace(truth={**(task.truth or {}), 'mislabelled': wrong[task.train_indices]})
   if cfg.label_noise:
-    task, flipped = flip_labels(task, cfg.label_noise)
+    task, flipped = flip_labels(task, cfg.label_noise, cfg.label_noise_kind)
     mask = np.zeros(len(task.y_train), bool)
     mask[flipped] = True
     task = task._replace(truth={**(task.truth or {}), 'flipped': mask})
@@ -307,5 +370,6 @@ def load_task(cfg, cache_root: str = None, log: Callable[[str], None] = print) -
       clean, f = task.known['bayes_error'], cfg.label_noise
       known = dict(task.known, bayes_error=f + (1 - 2 * f) * clean, bayes_error_clean=clean)
       task = task._replace(known=known)
-    log(f'label noise: {len(flipped)} of {len(task.y_train)} training labels flipped')
+    kind = '' if task.num_classes == 2 else f' ({cfg.label_noise_kind})'
+    log(f'label noise: {len(flipped)} of {len(task.y_train)} training labels flipped{kind}')
   return task

@@ -274,13 +274,17 @@ class Network:
     return jnp.sqrt(sq.reshape(-1)[:n])
 
   def example_scores(self, params, standardiser, data, names=score_columns.CAPTURED) -> dict:
-    """{name: (P,)} for `names` among 'el2n' and 'grand' at the parameters `params`."""
+    """{name: (P,)} for `names` among 'el2n' and 'grand' at the parameters `params`, and with
+    'probs' the softmax probabilities of every training example, (P, K)."""
     out = {}
-    if 'el2n' in names:
+    if 'el2n' in names or 'probs' in names:
       logits = self.predict(params, standardiser, data, data.x_train)
       logits_CxP = logits if self.class_axis == 0 else logits.T
       labels = targets(data.y_train, self.num_classes)
-      out['el2n'] = difficulty.true_class_stats(logits_CxP, labels)[3]
+      if 'el2n' in names:
+        out['el2n'] = difficulty.true_class_stats(logits_CxP, labels)[3]
+      if 'probs' in names:
+        out['probs'] = jax.nn.softmax(logits_CxP, axis=0).T
     if 'grand' in names:
       out['grand'] = self.grad_norms(params, standardiser, data)
     return out

@@ -52,9 +52,10 @@ def replay_at(
     weights=None,
     model=None,
 ) -> Dict[str, np.ndarray]:
-  """{name: (seeds, P)} for `names` of 'el2n', 'grand' at epoch epochs_S[s] of each seed s,
-  replaying the training of `cfg` (same keys, same data, same network) from initialisation to
-  there: the scan runs max(epochs_S) + 1 epochs, each seed keeping its own epoch's values."""
+  """{name: (seeds, P[, K])} for `names` of 'el2n', 'grand' and 'probs' (softmax, (P, K)) at
+  epoch epochs_S[s] of each seed s, replaying the training of `cfg` (same keys, same data,
+  same network) from initialisation to there: the scan runs max(epochs_S) + 1 epochs, each
+  seed keeping its own epoch's values."""
   cfg = dataclasses.replace(cfg, scores=(), score_epochs=(), test_every=0)
   state, data = train.start(cfg, data, keys, weights, model=model)
   target = jnp.asarray(train.pad_seeds(np.asarray(epochs_S), train.seed_padding(cfg.seeds)))
@@ -70,9 +71,19 @@ def replay_at(
       state, _ = trainer.run_epochs(state, data, 1, t)
       return (state, found), None
 
-    zeros = {k: jnp.zeros(data.x_train.shape[0], jnp.float32) for k in names}
+    shapes = jax.eval_shape(lambda s: trainer.example_scores(s, data, names), state)
+    zeros = {k: jnp.zeros(v.shape, v.dtype) for k, v in shapes.items()}
     (_, found), _ = jax.lax.scan(epoch, (state, zeros), jnp.arange(num_epochs))
     return found
 
   found = jax.jit(jax.vmap(one_run))(state, target)
   return {k: np.asarray(v)[: cfg.seeds] for k, v in distributed.gather(found).items()}
+
+
+def probabilities(cfg: TrainConfig, data: TrainData, states: RunState, model=None) -> np.ndarray:
+  """(seeds, P, K) softmax probabilities of every training example under the trained nets
+  `states` (a leading seed axis, as `train.fit(..., return_state=True)` returns them)."""
+  _, prepared = train.start(dataclasses.replace(cfg, scores=(), score_epochs=()), data, model=model)
+  trainer = train.make_train(cfg, prepared, model)
+  probs = jax.jit(jax.vmap(lambda s: trainer.example_scores(s, prepared, ('probs',))['probs']))
+  return np.asarray(probs(states))

@@ -218,6 +218,14 @@ class FusedMLP(contract.Network):
       return jnp.sum(ce), (logits, sown['intermediates']['hidden'])
 
     names = tuple(names)
+    if 'probs' in names:  # the probabilities, then the other scores (an extra forward pass)
+      logits_2xP = self.predict(params, standardiser, data, data.x_train)
+      rest = self.example_scores(
+          params, standardiser, data, tuple(n for n in names if n != 'probs')
+      )
+      return {**rest, 'probs': jax.nn.softmax(logits_2xP, axis=0).T}
+    if not names:
+      return {}
     layers = perturbation_names(depth)
     zeros = {
         PERTURBATION + name: jnp.zeros((width if name != 'readout' else 2, num_examples))
