@@ -324,6 +324,7 @@ def entry(body: Callable[[], None]) -> Callable[[list], None]:
 
   def main(argv):
     reject_arguments(argv)
+    logging.set_verbosity(logging.WARNING)  # not JAX's INFO lines about backends it lacks
     with one_line_errors(argv[0]):
       body()
 

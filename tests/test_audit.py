@@ -226,3 +226,52 @@ def test_the_data_config_knows_the_new_settings():
     DataConfig(train_split='validation')
   with pytest.raises(UserError, match="unknown --label_noise_kind='pairs'"):
     DataConfig(label_noise_kind='pairs')
+
+
+def test_pruning_by_score_from_an_audit(mnist_dir, tmp_path, capsys):
+  audit = str(tmp_path / 'audit')
+  with flagsaver.flagsaver(
+      data_dir=mnist_dir, workdir=audit, cleanlab='none', score_epochs=['3'],
+      **dict(TINY, epochs=20, lr=0.5),
+  ):  # fmt: skip
+    audit_main.main(['audit.py'])
+  prune_main = load_experiment('prune_by_score')
+  out = str(tmp_path / 'pruned')
+  with flagsaver.flagsaver(
+      from_run=audit, workdir=out, scores=['q', 'el2n_t3'], kappas=['0.5'], seeds=2, epochs=10
+  ):
+    prune_main.main(['prune_by_score.py'])
+  points = io.read_json(os.path.join(out, 'summary.json'))['points']
+  assert set(points) == {
+      'full',
+      'q:hard:0.5',
+      'q:easy:0.5',
+      'el2n_t3:hard:0.5',
+      'el2n_t3:easy:0.5',
+      'random::0.5',
+  }
+  assert points['q:hard:0.5']['kept'] == 32 and points['full']['kept'] == 64
+  assert len(points['random::0.5']['test_error']) == 2
+  assert '| q | hard |' in capsys.readouterr().out
+  with flagsaver.flagsaver(from_run=audit, workdir=str(tmp_path / 'bad'), scores=['nope']):
+    with pytest.raises(SystemExit):
+      prune_main.main(['prune_by_score.py'])
+  assert "--scores names 'nope', not a column of" in capsys.readouterr().err
+  assert not os.path.exists(tmp_path / 'bad')  # refused before any work
+
+
+def test_label_errors_sweep_of_flips_tabulates_every_detector(mnist_dir, tmp_path):
+  pytest.importorskip('cleanlab')
+  main = load_experiment('label_errors')
+  workdir = str(tmp_path / 'flips')
+  with flagsaver.flagsaver(
+      data_dir=mnist_dir, workdir=workdir, study='flips', datasets=['mnist'],
+      kinds=['class_conditional'], fractions=['0.1', '0.2'], cv_seeds=1, task='parity',
+      score_epochs=['3'], **dict(TINY, epochs=20, lr=0.5),
+  ):  # fmt: skip
+    main.main(['label_errors.py'])
+  summary = io.read_json(os.path.join(workdir, 'summary.json'))
+  assert set(summary['points']) == {'mnist-class_conditional-f0.1', 'mnist-class_conditional-f0.2'}
+  table = open(os.path.join(workdir, 'table.md')).read()
+  assert '**mnist, class_conditional flips: AUROC / AP by flipped fraction**' in table
+  assert '| q |' in table and 'f = 0.2' in table
