@@ -6,8 +6,9 @@ r"""Engine throughput before and after a change, side by side in one run (run by
 Runs each tree's own `benchmarks/throughput.py` (with PYTHONPATH set to that tree, so each
 times its own engine) in alternation, before, after, before, after, ..., so that both sides
 share whatever else the machine is doing; keeps each side's best rate per row (seed count,
-test-set schedule, precision) and prints after / before. A ratio below 1 is a slowdown. The
-flags after `--` go to both throughput runs (default: the engine only, 1, 10, 100 seeds).
+test-set schedule, precision) and prints after / before. A ratio below 1 is a slowdown.
+--before_args and --after_args are each tree's throughput flags (default: the MLP engine at
+1, 10 and 100 seeds).
 """
 
 import json
@@ -23,11 +24,21 @@ flags.DEFINE_string('after', '.', 'Checkout of the code after the change.')
 flags.DEFINE_integer('rounds', 3, 'Alternations of before and after.')
 flags.DEFINE_string('output', None, 'Write the rows and ratios as JSON here.')
 FLAGS = flags.FLAGS
-DEFAULT_ARGS = ['--memory_epochs=0', '--cnn_seeds=', '--repeats=3']
+flags.DEFINE_list(
+    'before_args',
+    ['--memory_epochs=0', '--cnn_seeds=', '--repeats=3'],
+    "Flags of the before tree's throughput.py (default: the MLP engine only, before the CNN "
+    'flags changed).',
+)
+flags.DEFINE_list(
+    'after_args',
+    ['--memory_epochs=0', '--cnn_sizes=', '--repeats=3'],
+    "Flags of the after tree's throughput.py.",
+)
 
 
 def main(argv):
-  args = (argv[1:] or DEFAULT_ARGS) + ['--output=' + '{out}']
+  del argv
   best = {'before': {}, 'after': {}}
   for k in range(FLAGS.rounds):
     for side in ('before', 'after'):
@@ -38,7 +49,8 @@ def main(argv):
             [
                 sys.executable,
                 os.path.join(tree, 'benchmarks', 'throughput.py'),
-                *[a.replace('{out}', out) for a in args],
+                *getattr(FLAGS, f'{side}_args'),
+                f'--output={out}',
             ],
             check=True,
             cwd=tree,

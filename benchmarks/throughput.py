@@ -23,13 +23,19 @@ N = 784 inputs, and its transpose product (the first layer's forward and weight 
 default run) and its peak resident memory is read from the kernel (the child's own VmHWM).
 Results are printed and written as JSON to --output.
 
-The CNN path (`--cnn_seeds`, empty to skip; `--noengine --memory_epochs=0` for it alone): the
-2-block ConvNet (`--model=cnn`, 16-32 channels) on --cnn_train_size MNIST examples, a chunk of
---cnn_epochs full-batch epochs vmapped over seeds inside the scan, timed with each convolution
-(`models.Conv`: XLA's, and the CPU's sum of shifted slices), beside one jitted full-batch
-update of one seed outside any loop (the conv micro-benchmark the chunk should match):
+The CNN path (`--cnn_sizes`, empty to skip; `--noengine --memory_epochs=0` for it alone): the
+2-block ConvNet (`--model=cnn`) on MNIST at each P:channels of --cnn_sizes (default: the CPU
+grid's size, P = 1024 with 8-16 channels, and the full one, P = 8192 with 16-32), a chunk of
+--cnn_epochs full-batch epochs vmapped over --cnn_seeds seeds inside the scan, timed with each
+convolution of --cnn_impls (`layers.CONVS`: XLA's, the sum of shifted slices, one product of
+the windows (im2col), JAX's patches) at each precision of --cnn_precisions; beside one
+jitted full-batch update of one seed outside any loop (what the chunk should match). Each row
+gives the nominal conv FLOPs per seed-epoch (3 forward passes of the convolutions), the rate
+they reach and its fraction of the measured matmul peak of that precision (a 2048 x 2048
+product). XLA's convolution inside a scan on a CPU (~20x slower there, jax-ml/jax#12868) is
+timed with one seed for one epoch at the first size only, so that it cannot stall the run:
 
-    python benchmarks/throughput.py --noengine --memory_epochs=0 --cnn_seeds=1,4
+    python benchmarks/throughput.py --noengine --memory_epochs=0     # the CNN path, ~8 min
 """
 
 import collections
@@ -50,14 +56,23 @@ flags.DEFINE_list('seeds', ['1', '10', '100'], 'Seed counts to time.')
 flags.DEFINE_integer('epochs', 16, 'Epochs per timed chunk.')
 flags.DEFINE_integer('repeats', 3, 'Timed repetitions (best is kept).')
 flags.DEFINE_integer('train_size', 8192, 'P.')
+flags.DEFINE_string('data_dir', None, 'Directory of the MNIST files (default: the cache).')
 flags.DEFINE_integer('memory_seeds', 100, 'Seeds of the memory run.')
 flags.DEFINE_integer('memory_epochs', 1000, 'Epochs of the memory run (0 = skip).')
 flags.DEFINE_string('output', None, 'Write the results as JSON here.')
 flags.DEFINE_bool('memory_child', False, 'Internal: be the memory-run child.')
 flags.DEFINE_bool('engine', True, 'Time the MLP engine (the default run).')
-flags.DEFINE_list('cnn_seeds', ['1', '4'], 'Seed counts of the CNN timing (empty: skip it).')
-flags.DEFINE_integer('cnn_train_size', 2048, 'P of the CNN timing.')
-flags.DEFINE_integer('cnn_epochs', 4, 'Epochs per timed CNN chunk.')
+flags.DEFINE_list(
+    'cnn_sizes',
+    ['1024:8-16', '8192:16-32'],
+    "CNN timings, P:channels (the CPU grid's size, and the full one); empty: skip the CNN.",
+)
+flags.DEFINE_list(
+    'cnn_impls', ['shifted', 'im2col', 'patches', 'xla'], 'Convolutions timed (layers.CONVS).'
+)
+flags.DEFINE_list('cnn_precisions', ['float32', 'bfloat16'], 'Matmul precisions timed.')
+flags.DEFINE_integer('cnn_seeds', 2, 'Seeds of each CNN timing (XLA on a CPU: 1).')
+flags.DEFINE_integer('cnn_epochs', 2, 'Epochs per timed CNN chunk (XLA on a CPU: 1).')
 FLAGS = flags.FLAGS
 # (test_every, matmul_precision) timed at every seed count: the default run, the same without
 # the test-set pass, and the opt-in bfloat16 products.
@@ -186,12 +201,49 @@ def _task():
   from manifold_dynamics.data import load_task  # pylint: disable=g-import-not-at-top
   from manifold_dynamics.engine.state import TrainData  # pylint: disable=g-import-not-at-top
 
-  return TrainData.from_task(load_task(DataConfig(train_size=FLAGS.train_size)))
+  return TrainData.from_task(
+      load_task(DataConfig(train_size=FLAGS.train_size, data_dir=FLAGS.data_dir))
+  )
 
 
-def cnn_throughput() -> list:
-  """seed-epochs/s of the CNN inside the scan with each convolution, and of one update of one
-  seed outside any loop (see the module docstring)."""
+def _conv_flops(channels, width, image, num_outputs=2) -> dict:
+  """Nominal FLOPs of one example of the CNN (3x3 'SAME' convs, 2x2 pools, a dense layer of
+  `width`): {'conv_forward', 'dense_forward'}; an epoch of training is about 3 forward passes
+  (forward, the gradient of the inputs, the gradient of the weights)."""
+  (H, W, C), conv = image, 0.0
+  for c in channels:
+    conv += 2 * H * W * 9 * C * c
+    H, W, C = -(-H // 2), -(-W // 2), c
+  dense = 2 * (H * W * C * width + width * num_outputs)
+  return {'conv_forward': conv, 'dense_forward': dense}
+
+
+def _matmul_peaks() -> dict:
+  """GFLOP/s of a large jitted square matrix product in float32 (full precision) and in
+  bfloat16 (float32 accumulation): this machine's practical peak for each."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+
+  n = 2048
+  a = jax.random.normal(jax.random.PRNGKey(0), (n, n))
+  b = jax.random.normal(jax.random.PRNGKey(1), (n, n))
+  f32 = jax.jit(lambda a, b: jnp.dot(a, b, precision=jax.lax.Precision.HIGHEST))
+  bf16 = jax.jit(
+      lambda a, b: jnp.dot(
+          a.astype(jnp.bfloat16), b.astype(jnp.bfloat16), preferred_element_type=jnp.float32
+      )
+  )
+  return {
+      'float32': 2 * n**3 / _best_time(lambda: f32(a, b), 5) / 1e9,
+      'bfloat16': 2 * n**3 / _best_time(lambda: bf16(a, b), 5) / 1e9,
+  }
+
+
+def cnn_throughput(peaks: dict) -> list:
+  """The CNN path (module docstring): per size, convolution and precision, seed-epochs per
+  second inside the scan, the nominal conv FLOPs per seed-epoch, the rate they reach and its
+  fraction of the matmul peak of that precision; and one full-batch update of one seed
+  outside any loop, per convolution (the rate the scan should match)."""
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   import optax  # pylint: disable=g-import-not-at-top
@@ -202,29 +254,59 @@ def cnn_throughput() -> list:
   from manifold_dynamics.engine.state import TrainData  # pylint: disable=g-import-not-at-top
   from manifold_dynamics.engine.train import make_train, start  # pylint: disable=g-import-not-at-top
 
-  data = TrainData.from_task(load_task(DataConfig(train_size=FLAGS.cnn_train_size), log=None))
+  cpu = jax.default_backend() == 'cpu'
   rows = []
-  for impl in ('xla', 'shifted'):
-    model = CNN(num_outputs=2, conv_impl=impl)  # the --model=cnn defaults
-    for seeds in map(int, FLAGS.cnn_seeds):
-      cfg = TrainConfig(model='cnn', seeds=seeds, epochs=FLAGS.cnn_epochs, test_every=0)
-      state, prepared = start(cfg, data, model=model)
-      trainer = make_train(cfg, prepared, model)
-      run = jax.jit(jax.vmap(trainer.run_epochs, in_axes=(0, None, None)), static_argnums=2)
-      compiled = run.lower(state, prepared, FLAGS.cnn_epochs).compile()
-      seconds = _best_time(lambda: compiled(state, prepared), FLAGS.repeats)
-      rows.append(
-          {
-              'conv': impl,
-              'seeds': seeds,
-              'in_scan_seed_epochs_per_s': seeds * FLAGS.cnn_epochs / seconds,
-          }
-      )
-      print(
-          f'cnn, {impl:7s} conv, {seeds:3d} seeds: {rows[-1]["in_scan_seed_epochs_per_s"]:.3g} '
-          'seed-epochs/s inside the scan',
-          flush=True,
-      )
+  for spec in FLAGS.cnn_sizes:
+    size, _, chans = spec.partition(':')
+    P, channels = int(size), tuple(int(c) for c in chans.split('-'))
+    data = TrainData.from_task(
+        load_task(DataConfig(train_size=P, data_dir=FLAGS.data_dir), log=None)
+    )
+    flops = _conv_flops(channels, 20, data.input_shape)
+    for impl in FLAGS.cnn_impls:
+      # XLA's convolution inside a scan on a CPU runs ~20x slower (jax-ml/jax#12868): one seed,
+      # one epoch, and only at the smallest size, so that it cannot stall the benchmark.
+      slow = cpu and impl == 'xla'
+      if slow and spec != FLAGS.cnn_sizes[0]:
+        continue
+      for precision in FLAGS.cnn_precisions:
+        seeds, epochs = (1, 1) if slow else (int(FLAGS.cnn_seeds), FLAGS.cnn_epochs)
+        cfg = TrainConfig(
+            model='cnn', model_settings=dict(channels=channels, conv_impl=impl), seeds=seeds,
+            epochs=epochs, test_every=0, matmul_precision=precision,
+        )  # fmt: skip
+        state, prepared = start(cfg, data)
+        run = jax.jit(
+            jax.vmap(make_train(cfg, prepared).run_epochs, in_axes=(0, None, None)),
+            static_argnums=2,
+        )
+        compiled = run.lower(state, prepared, epochs).compile()
+        seconds = _best_time(lambda: compiled(state, prepared), 1 if slow else FLAGS.repeats)
+        rate = seeds * epochs / seconds
+        conv = 3 * flops['conv_forward'] * P  # per seed-epoch
+        row = {
+            'train_size': P,
+            'channels': list(channels),
+            'conv': impl,
+            'precision': precision,
+            'seeds': seeds,
+            'in_scan_seed_epochs_per_s': rate,
+            'conv_gflop_per_seed_epoch': conv / 1e9,
+            'xla_gflop_per_seed_epoch': (
+                _flops(run.lower(state, prepared, 1).compile()) / seeds / 1e9
+            ),
+            'conv_gflop_per_s': conv * rate / 1e9,
+        }
+        row['fraction_of_peak'] = row['conv_gflop_per_s'] / peaks[precision]
+        rows.append(row)
+        print(
+            f'cnn P={P} {"-".join(map(str, channels))}, {impl:8s} {precision:8s} {seeds} seeds: '
+            f'{rate:7.3g} seed-epochs/s in the scan, {conv / 1e9:6.2f} conv GFLOP per '
+            f'seed-epoch, {row["conv_gflop_per_s"]:6.1f} GFLOP/s = {row["fraction_of_peak"]:.1%} '
+            f'of the {precision} matmul peak',
+            flush=True,
+        )
+      model = CNN(channels, num_outputs=2, conv_impl=impl)
       x = jnp.asarray(data.x_train).reshape((-1,) + data.input_shape)
       labels = (data.y_train < 0).astype(jnp.int32)
       params = model.init(jax.random.PRNGKey(0), x[:1])['params']
@@ -234,22 +316,18 @@ def cnn_throughput() -> list:
         loss = lambda p: optax.softmax_cross_entropy_with_integer_labels(
             model.apply({'params': p}, x), labels
         ).mean()
-        return jax.tree.map(lambda w, g: w - 0.2 * g, p, jax.grad(loss)(p))
+        return jax.tree.map(lambda w, g: w - 0.05 * g, p, jax.grad(loss)(p))
 
       jax.block_until_ready(update(params))
       single = 1 / _best_time(lambda: update(params), FLAGS.repeats)
       for row in rows:
-        if row['conv'] == impl:
+        if row['conv'] == impl and row['train_size'] == P:
           row['outside_loop_seed_epochs_per_s'] = single
           row['in_scan_over_outside'] = row['in_scan_seed_epochs_per_s'] / single
-  for row in rows:
-    print(
-        f'cnn, {row["conv"]:7s} conv, {row["seeds"]:3d} seeds: '
-        f'{row["in_scan_seed_epochs_per_s"]:.2f} seed-epochs/s inside the scan, '
-        f'{row["outside_loop_seed_epochs_per_s"]:.2f} for one update outside any loop '
-        f'(x{row["in_scan_over_outside"]:.2f}); P={FLAGS.cnn_train_size}',
-        flush=True,
-    )
+      print(
+          f'cnn P={P}, {impl:8s}: one update of one seed outside any loop: {single:.3g} per s',
+          flush=True,
+      )
   return rows
 
 
@@ -331,8 +409,13 @@ def main(argv):
           flush=True,
       )
 
-  if FLAGS.cnn_seeds:
-    results['cnn'] = cnn_throughput()
+  results['matmul_peak_gflop_per_s'] = _matmul_peaks()
+  print(
+      'matmul peak (2048 x 2048): '
+      + ', '.join(f'{k} {v:.1f} GFLOP/s' for k, v in results['matmul_peak_gflop_per_s'].items())
+  )
+  if FLAGS.cnn_sizes:
+    results['cnn'] = cnn_throughput(results['matmul_peak_gflop_per_s'])
   if not FLAGS.engine:
     if FLAGS.output:
       with open(FLAGS.output, 'w') as f:

@@ -95,7 +95,10 @@ def main():
   )
   if FLAGS.tabulate:
     rows = grid_lib.collected_rows(FLAGS.tabulate)
+    by_layer = grid_lib.layer_table(rows)
     print(grid_lib.table(rows) + '\n\n' + grid_lib.matrix(rows, grid))
+    if by_layer.count('\n') > 1:  # cells read at every layer (--pooled_too, after_transient)
+      print('\n' + by_layer)
     return
   workdir = cli.sweep_workdir(FLAGS, 'settings', f'P{data_cfg.train_size}', f'S{train_cfg.seeds}')
   prune = None

@@ -106,3 +106,36 @@ def test_a_conv_cell_read_after_the_transient_both_ways_and_pruned(mnist_dir, tm
   with pytest.raises(UserError, match='needs a model of mlp, cnn, resnet'):
     settings_main.model_lrs(['vgg:0.1'])
   assert grid.last_flattened(['conv_0', 'dense_0', 'conv_0:pooled']) == 1
+  table = open(os.path.join(sweep, 'table.md')).read()
+  assert '| cnn-mnist-parity-GD | 0.1 |' in table and 'conv_0 ' in table.split('clearest layer')[1]
+  capsys.readouterr()
+  with flagsaver.flagsaver(tabulate=[sweep], models=['mlp', 'cnn'], datasets=['mnist']):
+    settings_main.main(['settings.py'])
+  assert '; clearest ' in capsys.readouterr().out
+
+
+def test_the_gpu_scripts_quick_form_runs_on_a_cpu(mnist_dir, tmp_path):
+  """benchmarks/gpu.sh --quick all: the throughput benchmark and the grid, slice by slice."""
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  env = dict(os.environ, GPU_OUT=str(tmp_path / 'gpu'), GPU_DATA_DIR=mnist_dir, PY=sys.executable)
+  out = subprocess.run(
+      ['bash', os.path.join(root, 'benchmarks', 'gpu.sh'), '--quick', 'all'],
+      env=env,
+      capture_output=True,
+      text=True,
+      cwd=root,
+  )
+  assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+  assert 'grid: complete (2 2)' in out.stdout
+  results = io.read_json(str(tmp_path / 'gpu' / 'quick' / 'throughput.json'))
+  assert {r['conv'] for r in results['cnn']} == {'xla', 'im2col'} and results['engine']
+  rows = io.read_json(str(tmp_path / 'gpu' / 'quick' / 'settings' / 'summary.json'))['rows']
+  config = io.read_json(
+      str(
+          tmp_path / 'gpu' / 'quick' / 'settings' / 'points' / 'cnn-mnist-parity-GD' / 'config.json'
+      )
+  )
+  assert len(rows) == 2 and config['train']['model_settings']['conv_impl'] == 'xla'

@@ -347,7 +347,11 @@ def matrix(rows: Sequence[dict], grid: Sequence[Cell]) -> str:
       else:
         inverts = '/'.join(f'{100 * v:.0f}' for v in r['inversion_fraction'].values()) + '%'
         layers, by_layer = r.get('layer_names') or [], r.get('inversion_fraction_by_layer')
-        if len(layers) > 1 and by_layer:  # and at the last measured layer (a conv net's dense)
+        if r.get('clearest'):  # read at every layer: and at the clearest one
+          best = r['by_layer'][r['clearest']['layer']]
+          at = '/'.join(f'{100 * c["inversion_fraction"]:.0f}' for c in best['curves'].values())
+          inverts += f'; clearest {r["clearest"]["layer"]} {at}%'
+        elif len(layers) > 1 and by_layer:  # and at the last measured layer (a conv net's dense)
           k = last_flattened(layers)
           last = '/'.join(f'{100 * v[k]:.0f}' for v in by_layer.values())
           inverts += f'; {layers[k]} {last}%'
@@ -361,6 +365,39 @@ def matrix(rows: Sequence[dict], grid: Sequence[Cell]) -> str:
         + ' | '.join(entries)
         + ' |'
     )
+  return '\n'.join(lines)
+
+
+def layer_table(rows: Sequence[dict]) -> str:
+  """The cells read at every measured layer (conv cells measured both ways, `by_layer`), as
+  Markdown: per cell its lr and headline transient, and per layer the percentage of seeds in
+  which each curve inverts (R+/R-/D or R_mean/D_mean, after the transient), the clearest layer
+  marked, with phi there, the stability z of its S(t*) and its overlap z with the MLP's."""
+  lines = [
+      '| cell | lr | transient at the first layer (R+/R-/D, seeds) | inverts, layer by layer '
+      '(flattened; pooled) | clearest layer: phi, size of S(t*), z seeds, z vs MLP |',
+      '| --- | --- | --- | --- | --- |',
+  ]
+  for r in rows:
+    by = r.get('by_layer')
+    if not by:
+      continue
+    pct = lambda brief: '/'.join(
+        f'{100 * c["inversion_fraction"]:.0f}' for c in brief['curves'].values()
+    )
+    flat = [f'{n} {pct(b)}' for n, b in by.items() if not n.endswith(POOLED)]
+    pooled = [f'{n[: -len(POOLED)]} {pct(b)}' for n, b in by.items() if n.endswith(POOLED)]
+    layers = ', '.join(flat) + ('; ' + ', '.join(pooled) if pooled else '')
+    transient = '/'.join(f'{100 * t["fraction"]:.0f}' for t in r['transient'].values()) + '%'
+    best = r['clearest']
+    curve = max(best['curves'], key=lambda k: best['curves'][k]['inversion_fraction'])
+    c = best['curves'][curve]
+    clearest = (
+        f'{best["layer"]} ({curve} {100 * c["inversion_fraction"]:.0f}%): {c["phi_mean"]:.3f}, '
+        f'{c["n_stragglers_mean"]:.0f}, z {_z(c["stability"])}, z vs MLP '
+        f'{_z(c.get("overlap_with_mlp"))}'
+    )
+    lines.append(f'| {r["cell"]} | {r["lr"]:g} | {transient} | {layers} | {clearest} |')
   return '\n'.join(lines)
 
 

@@ -177,7 +177,10 @@ def run_settings(
           'rows': rows,
       }
   )
-  io.write_text(sweep.file('table.md'), grid_lib.table(rows) + '\n')
+  text = grid_lib.table(rows)
+  if any(r.get('by_layer') for r in rows):
+    text += '\n\n' + grid_lib.layer_table(rows)
+  io.write_text(sweep.file('table.md'), text + '\n')
   for model in dict.fromkeys(Cell(**p.labels).model for p in sweep.done):
     for task in TASKS:
       mine = [p for p in sweep.done if p.labels['model'] == model and p.labels['task'] == task]

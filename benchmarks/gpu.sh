@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# The full size of issue 27 as one GPU job, in parts of at most 10 minutes each:
+#
+#   bash benchmarks/gpu.sh throughput    # the throughput benchmark, MLP engine and CNN path
+#   bash benchmarks/gpu.sh grid          # one 10-minute slice of the full-size settings grid
+#   bash benchmarks/gpu.sh all           # both, the grid slice by slice until it is complete
+#   bash benchmarks/gpu.sh --quick all   # the same at a tiny size (seconds; run by the tests)
+#
+# The grid (P = 8192, 10 seeds, every cell: mlp, cnn, resnet x mnist, fashion_mnist, cifar10,
+# cifar10_rgb x parity, classes x GD, B = 128; conv layers flattened and pooled, t* read after
+# the transient, the conv nets with XLA's convolution and the lrs of the SPEC §8 rule) is a
+# resumable sweep: each `grid` call trains for at most 590 s, then SIGTERM stops it cleanly
+# after the chunk in flight (everything up to it checkpointed), and the next call resumes.
+# It prints 'grid: complete' or 'grid: N of M cells, run again'. Results go to runs/gpu/
+# (throughput.json, settings-P8192/ with summary.json, table.md and the figures); the same
+# commands run on a CPU (slowly), and on several GPUs as SLURM array tasks (--num_tasks).
+# Estimate (docs/settings.md): the grid is ~80 PFLOP of convolutions, about 2-3 h on one H100.
+set -u
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+QUICK=0
+if [ "${1:-}" = "--quick" ]; then QUICK=1; shift; fi
+PART=${1:-all}
+OUT=${GPU_OUT:-runs/gpu}
+LIMIT=${GPU_LIMIT:-590}
+CNN_LR=${CNN_LR:-0.1}       # experiments/learning_rate.py's choice (docs/settings.md)
+RESNET_LR=${RESNET_LR:-0.05}
+mkdir -p "$OUT"
+
+if [ $QUICK = 1 ]; then
+  OUT="$OUT/quick"
+  mkdir -p "$OUT"
+  TP_FLAGS="--seeds=1 --epochs=2 --repeats=1 --train_size=64 --memory_epochs=0 --cnn_sizes=64:2-4 --cnn_impls=xla,im2col --cnn_precisions=float32"
+  GRID_FLAGS="--models=mlp,cnn --datasets=mnist --tasks=parity --batches=0 --train_size=64 --seeds=2 --epochs=6 --chunk_epochs=3 --cnn_channels=2,3"
+else
+  TP_FLAGS="--memory_epochs=0 --cnn_impls=xla,im2col,shifted"
+  GRID_FLAGS="--models=mlp,cnn,resnet --train_size=8192 --seeds=10 --epochs=1000"
+fi
+GRID_FLAGS="$GRID_FLAGS --cnn_conv_impl=xla --resnet_conv_impl=xla --model_lrs=cnn:$CNN_LR,resnet:$RESNET_LR --pooled_too --t_star_rule=after_transient --nostop_after_inversion --test_every=0 --workdir=$OUT/settings"
+if [ -n "${GPU_DATA_DIR:-}" ]; then  # the data's own directory rather than the cache
+  GRID_FLAGS="$GRID_FLAGS --data_dir=$GPU_DATA_DIR"
+  TP_FLAGS="$TP_FLAGS --data_dir=$GPU_DATA_DIR"
+fi
+
+throughput() {
+  timeout -s TERM "$LIMIT" $PY benchmarks/throughput.py $TP_FLAGS --output="$OUT/throughput.json"
+  echo "throughput: exit $? (results in $OUT/throughput.json)"
+}
+
+grid() {  # one slice; 0 when the sweep is complete
+  timeout -s TERM "$LIMIT" $PY experiments/settings.py $GRID_FLAGS
+  local rc=$?
+  local done
+  done=$($PY -c "import json; s=json.load(open('$OUT/settings/summary.json')); print(s['points_complete'], s['points_total'])" 2>/dev/null)
+  if [ $rc = 0 ]; then echo "grid: complete ($done)"; return 0; fi
+  if [ $rc = 124 ]; then echo "grid: ${done:-?} cells, run again"; return 1; fi
+  echo "grid: failed (exit $rc)"; return 2
+}
+
+case "$PART" in
+  throughput) throughput ;;
+  grid) grid ;;
+  all)
+    throughput
+    while true; do grid; rc=$?; [ $rc = 1 ] || exit $rc; done ;;
+  *) echo "usage: bash benchmarks/gpu.sh [--quick] throughput|grid|all"; exit 2 ;;
+esac
