@@ -112,6 +112,7 @@ def test_a_conv_cell_read_after_the_transient_both_ways_and_pruned(mnist_dir, tm
   with flagsaver.flagsaver(tabulate=[sweep], models=['mlp', 'cnn'], datasets=['mnist']):
     settings_main.main(['settings.py'])
   assert '; clearest ' in capsys.readouterr().out
+  assert os.path.exists(os.path.join(sweep, 'layers_cnn.png'))
 
 
 def test_the_gpu_scripts_quick_form_runs_on_a_cpu(mnist_dir, tmp_path):

@@ -29,6 +29,7 @@ from manifold_dynamics.analysis import grid as grid_lib
 from manifold_dynamics.analysis.grid import PRUNED, RGB, TASKS, Cell
 from manifold_dynamics.config import DataConfig, TrainConfig
 from manifold_dynamics.plotting import curves
+from manifold_dynamics.plotting import settings as plots
 from manifold_dynamics.records import io
 from manifold_dynamics.records.history import POOLED
 from manifold_dynamics.studies import pruning, sweeps
@@ -180,6 +181,11 @@ def run_settings(
   text = grid_lib.table(rows)
   if any(r.get('by_layer') for r in rows):
     text += '\n\n' + grid_lib.layer_table(rows)
+    for model in dict.fromkeys(r['model'] for r in rows if r.get('by_layer')):
+      mine = [r for r in rows if r['model'] == model and r.get('by_layer')]
+      sweep.draw(
+          plots.layers_by_cell(mine, f'{model}: where the inversion lives'), f'layers_{model}'
+      )
   io.write_text(sweep.file('table.md'), text + '\n')
   for model in dict.fromkeys(Cell(**p.labels).model for p in sweep.done):
     for task in TASKS:
