@@ -48,7 +48,11 @@ def test_the_largest_lr_that_passes_on_every_dataset():
   }
   chosen = rule.choose(checks)
   assert chosen['cnn']['lr'] == 0.05 and chosen['cnn']['passes']['mnist'] == [0.1, 0.05]
+  assert chosen['cnn']['by_dataset'] == {'mnist': 0.1, 'cifar10': 0.05}
   assert chosen['resnet']['lr'] is None
+  # a smaller lr is trained only where the larger one failed: mnist's 0.1 stands for 0.05
+  del checks[('cnn', 'mnist', 0.05)]
+  assert rule.choose(checks)['cnn']['lr'] == 0.05
 
 
 def test_the_learning_rate_study_end_to_end(mnist_dir, tmp_path):

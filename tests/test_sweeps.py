@@ -59,6 +59,23 @@ def test_skips_complete_points_and_resumes_after_a_killed_worker(mnist_dir, tmp_
   assert calls == []
 
 
+def test_an_interruption_ends_the_whole_sweep(mnist_dir, tmp_path):
+  """SIGTERM in the middle of a point is not a failing point: the sweep stops there, to be
+  resumed, rather than going on to the next point."""
+  from manifold_dynamics.engine import preemption  # pylint: disable=g-import-not-at-top
+
+  sweep = sweeps.SweepDir(str(tmp_path / 'sweep'), 'test', grid(mnist_dir))
+  calls = []
+
+  def interrupted(point, directory, log):
+    calls.append(point.name)
+    raise preemption.Interrupted('SIGTERM received: stopped')
+
+  with pytest.raises(preemption.Interrupted):
+    sweeps.run(sweep, log=lambda _: None, train_point=interrupted)
+  assert calls == ['P32'] and not sweep.failures
+
+
 def test_a_different_grid_is_refused(mnist_dir, tmp_path):
   path = str(tmp_path / 'sweep')
   sweeps.SweepDir(path, 'test', grid(mnist_dir))

@@ -23,7 +23,8 @@ RULE = (
     f'the largest of {", ".join(f"{lr:g}" for lr in CANDIDATES)} at which the training loss '
     f'falls in every seed and every epoch up to t* (the latest after-transient t* of any '
     f'curve at any measured layer that inverts; else the last epoch), within a relative '
-    f'{NOISE:g} of float noise, on every dataset measured'
+    f'{NOISE:g} of float noise, on every dataset measured (a smaller lr taken to pass where a '
+    f'larger one does)'
 )
 
 
@@ -70,8 +71,10 @@ def check(history) -> dict:
 
 
 def choose(checks: Mapping[Tuple[str, str, float], dict]) -> Dict[str, dict]:
-  """{model: {'lr': the rule's lr or None, 'passes': {dataset: [lrs that pass]}}} from
-  `check` rows keyed by (model, dataset, lr)."""
+  """{model: {'lr', 'by_dataset', 'passes'}} from `check` rows keyed by (model, dataset, lr):
+  per dataset the largest lr that passes (None if none does), and the model's lr, the
+  smallest of those (the largest that passes on every dataset, taking a smaller lr to pass
+  where a larger one did: the study trains it only where the larger one failed)."""
   out = {}
   for model in dict.fromkeys(m for m, _, _ in checks):
     datasets = list(dict.fromkeys(d for m, d, _ in checks if m == model))
@@ -82,9 +85,9 @@ def choose(checks: Mapping[Tuple[str, str, float], dict]) -> Dict[str, dict]:
         )
         for d in datasets
     }
-    lrs = sorted({lr for m, _, lr in checks if m == model}, reverse=True)
-    ok = [lr for lr in lrs if all(lr in passing[d] for d in datasets)]
-    out[model] = {'lr': ok[0] if ok else None, 'passes': passing}
+    best = {d: (v[0] if v else None) for d, v in passing.items()}
+    lr = None if None in best.values() else min(best.values())
+    out[model] = {'lr': lr, 'by_dataset': best, 'passes': passing}
   return out
 
 

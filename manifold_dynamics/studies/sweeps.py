@@ -37,7 +37,7 @@ import shutil
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from manifold_dynamics.config import MEMORY_ONLY, DataConfig, TrainConfig, upgraded
-from manifold_dynamics.engine import models
+from manifold_dynamics.engine import models, preemption
 from manifold_dynamics.errors import UserError, as_user_error
 from manifold_dynamics.plotting import style
 from manifold_dynamics.records import io
@@ -182,9 +182,12 @@ class SweepDir:
   def failing_alone(self, label: str, log: Callable[[str], None]):
     """Runs the body; if it raises a UserError (a diverging lr) or runs out of memory
     (errors.as_user_error), logs it and records it under `label` for `raise_failures`, so that
-    the rest of the sweep goes on. Any other error propagates."""
+    the rest of the sweep goes on. Any other error propagates, and so does an interruption
+    (SIGTERM, Ctrl-C: `preemption.Interrupted`), which ends the whole sweep, to be resumed."""
     try:
       yield
+    except preemption.Interrupted:
+      raise
     except Exception as e:  # pylint: disable=broad-except
       failure = as_user_error(e)
       if failure is None:
