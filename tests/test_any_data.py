@@ -144,14 +144,18 @@ def test_bad_npz_files(tmp_path):
     DataConfig(dataset='mnits')
 
 
-def test_label_noise_needs_a_binary_task(tmp_path):
+def test_label_noise_on_ten_classes_moves_each_flipped_label_to_another_class(tmp_path):
   path = tmp_path / 'mine.npz'
   x_train, y_train, x_test, y_test = arrays()
   np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
-  with pytest.raises(UserError, match='--label_noise flips binary labels'):
-    load_task(
-        DataConfig(dataset=f'npz:{path}', train_size=20, task='classes', label_noise=0.1), log=None
-    )
+  clean = load_task(DataConfig(dataset=f'npz:{path}', train_size=20, task='classes'), log=None)
+  noisy = load_task(
+      DataConfig(dataset=f'npz:{path}', train_size=20, task='classes', label_noise=0.2), log=None
+  )
+  changed = np.flatnonzero(noisy.y_train != clean.y_train)
+  assert len(changed) == 4  # round(0.2 * 20), none of them flipped back onto its own class
+  assert set(noisy.y_train[changed]) <= set(range(noisy.num_classes))
+  np.testing.assert_array_equal(noisy.y_test, clean.y_test)
 
 
 def test_grey_sum_standardised_is_the_authors_preprocessing_and_trains_as_it_is():

@@ -133,7 +133,7 @@ def test_non_overlapping_slices(mnist_dir):
 
 
 def test_train_size_larger_than_the_split_fails_before_loading():
-  with pytest.raises(UserError, match='exceeds the 60000 training examples of mnist'):
+  with pytest.raises(UserError, match='exceeds the 60000 examples of the train split of mnist'):
     task.load_task(DataConfig(train_size=60001, data_dir='/nonexistent'))
 
 
