@@ -440,8 +440,8 @@ def main(argv):
     row['fraction_of_peak'] = row['gflop_per_s'] / peak
     print(
         f'{row["seeds"]:4d} seeds, test_every={row["test_every"]}, '
-        f'{row["matmul_precision"]:8s}: {row["fraction_of_peak"]:.0%} of the float32 matmul '
-        'peak'
+        f'{row["matmul_precision"]:8s}: {row["fraction_of_peak"]:.0%} of the float32 rate of '
+        'the first layer\'s products at P alone (the test-set pass multiplies larger ones)'
     )
 
   results['profile'] = _profile(results['engine'])
