@@ -441,7 +441,7 @@ def main(argv):
     print(
         f'{row["seeds"]:4d} seeds, test_every={row["test_every"]}, '
         f'{row["matmul_precision"]:8s}: {row["fraction_of_peak"]:.0%} of the float32 rate of '
-        'the first layer\'s products at P alone (the test-set pass multiplies larger ones)'
+        "the first layer's products at P alone (the test-set pass multiplies larger ones)"
     )
 
   results['profile'] = _profile(results['engine'])
