@@ -144,3 +144,29 @@ def test_the_gpu_scripts_quick_form_runs_on_a_cpu(mnist_dir, tmp_path):
       )
   )
   assert len(rows) == 2 and config['train']['model_settings']['conv_impl'] == 'xla'
+
+
+def test_the_layer_map_draws_parity_and_ten_class_cells_in_the_same_panels():
+  from manifold_dynamics.plotting import settings as plots  # pylint: disable=g-import-not-at-top
+
+  def row(cell, fractions):
+    by_layer = {
+        layer: {'curves': {c: {'inversion_fraction': f} for c, f in curves.items()}}
+        for layer, curves in fractions.items()
+    }
+    return {'cell': cell, 'by_layer': by_layer, 'clearest': {'layer': 'dense_0'}}
+
+  rows = [
+      row(
+          'parity',
+          {'conv_0': dict(R_plus=0, R_minus=0, D=1), 'dense_0': dict(R_plus=1, R_minus=1, D=1)},
+      ),
+      row('classes', {'conv_0': dict(R_mean=0.2, D_mean=0.8), 'dense_0': dict(R_mean=1, D_mean=0)}),
+  ]
+  fig = plots.layers_by_cell(rows)
+  axes = fig.axes
+  assert [ax.get_title() for ax in axes] == ['R_plus or R_mean', 'R_minus', 'D or D_mean']
+  shown = [ax.images[0].get_array() for ax in axes]
+  np.testing.assert_array_equal(shown[0], [[0, 1], [0.2, 1]])
+  np.testing.assert_array_equal(shown[2], [[1, 1], [0.8, 0]])
+  assert np.ma.getmaskarray(shown[1])[1].all() or np.isnan(shown[1][1]).all()

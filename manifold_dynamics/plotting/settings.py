@@ -5,25 +5,29 @@ import numpy as np
 
 from manifold_dynamics.plotting.style import caption
 
+# The curves drawn in one panel: parity's R+ beside K classes' mean radius, D beside D_mean.
+PANELS = (('R_plus', 'R_mean'), ('R_minus',), ('D', 'D_mean'))
+
 
 def layers_by_cell(rows, title: str = ''):
-  """A heat map per curve: cells (rows) against measured layers (columns, flattened then
+  """A heat map per curve (PANELS): cells (rows) against measured layers (columns, flattened then
   pooled), the fraction of seeds whose curve inverts there (read after the transient), the
   clearest layer of each cell framed."""
   rows = [r for r in rows if r.get('by_layer')]
   layers = list(dict.fromkeys(name for r in rows for name in r['by_layer']))
-  curves = list(next(iter(rows[0]['by_layer'].values()))['curves'])
+  measured = {c for r in rows for b in r['by_layer'].values() for c in b['curves']}
+  panels = [p for p in PANELS if measured & set(p)]
   fig, axes = plt.subplots(
-      1, len(curves), figsize=(0.55 * len(layers) * len(curves) + 3.0, 0.32 * len(rows) + 2.2),
+      1, len(panels), figsize=(0.55 * len(layers) * len(panels) + 3.0, 0.32 * len(rows) + 2.2),
       squeeze=False, sharey=True,
   )  # fmt: skip
-  for ax, curve in zip(axes[0], curves):
+  for ax, panel in zip(axes[0], panels):
     values = np.full((len(rows), len(layers)), np.nan)
     for i, r in enumerate(rows):
       for j, name in enumerate(layers):
-        brief = r['by_layer'].get(name)
-        if brief and curve in brief['curves']:
-          values[i, j] = brief['curves'][curve]['inversion_fraction']
+        curves = r['by_layer'].get(name, {}).get('curves', {})
+        for curve in set(panel) & set(curves):
+          values[i, j] = curves[curve]['inversion_fraction']
     ax.imshow(values, cmap='viridis', vmin=0, vmax=1, aspect='auto')
     for i, r in enumerate(rows):
       j = layers.index(r['clearest']['layer'])
@@ -34,7 +38,7 @@ def layers_by_cell(rows, title: str = ''):
                   color='white' if values[i, j] < 0.5 else 'black')  # fmt: skip
     ax.set_xticks(range(len(layers)), [n.replace(':pooled', '\n(pooled)') for n in layers],
                   rotation=90, fontsize=6)  # fmt: skip
-    ax.set_title(curve, fontsize=9)
+    ax.set_title(' or '.join(c for c in panel if c in measured), fontsize=9)
   axes[0, 0].set_yticks(range(len(rows)), [r['cell'] for r in rows], fontsize=6)
   if title:
     fig.suptitle(title, fontsize=9)
