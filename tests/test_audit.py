@@ -144,7 +144,7 @@ def test_audit_end_to_end_with_flips_and_every_detector(mnist_dir, tmp_path):
   pytest.importorskip('cleanlab')
   workdir = str(tmp_path / 'audit')
   with flagsaver.flagsaver(
-      data_dir=mnist_dir, workdir=workdir, task='classes', label_noise=0.1, cleanlab='all',
+      quick=True, data_dir=mnist_dir, workdir=workdir, task='classes', label_noise=0.1, cleanlab='all',
       cv_folds=3, cv_seeds=1, score_epochs=['3'], **dict(TINY, epochs=30, lr=0.5),
   ):  # fmt: skip
     audit_main.main(['audit.py'])
@@ -238,8 +238,8 @@ def test_pruning_by_score_from_an_audit(mnist_dir, tmp_path, capsys):
   prune_main = load_experiment('prune_by_score')
   out = str(tmp_path / 'pruned')
   with flagsaver.flagsaver(
-      from_run=audit, workdir=out, scores=['q', 'el2n_t3'], kappas=['0.5'], seeds=2, epochs=10
-  ):
+      quick=True, from_run=audit, workdir=out, scores=['q', 'el2n_t3'], kappas=['0.5']
+  ):  # --quick: 2 seeds, 20 epochs
     prune_main.main(['prune_by_score.py'])
   points = io.read_json(os.path.join(out, 'summary.json'))['points']
   assert set(points) == {
@@ -265,7 +265,7 @@ def test_label_errors_sweep_of_flips_tabulates_every_detector(mnist_dir, tmp_pat
   main = load_experiment('label_errors')
   workdir = str(tmp_path / 'flips')
   with flagsaver.flagsaver(
-      data_dir=mnist_dir, workdir=workdir, study='flips', datasets=['mnist'],
+      quick=True, data_dir=mnist_dir, workdir=workdir, study='flips', datasets=['mnist'],
       kinds=['class_conditional'], fractions=['0.2'], cv_seeds=1, task='parity',
       score_epochs=['3'], **dict(TINY, epochs=20, lr=0.5),
   ):  # fmt: skip

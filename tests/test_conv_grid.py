@@ -58,7 +58,7 @@ def test_the_largest_lr_that_passes_on_every_dataset():
 def test_the_learning_rate_study_end_to_end(mnist_dir, tmp_path):
   workdir = str(tmp_path / 'lr')
   with flagsaver.flagsaver(
-      data_dir=mnist_dir, workdir=workdir, models=['cnn'], datasets=['mnist'],
+      quick=True, data_dir=mnist_dir, workdir=workdir, models=['cnn'], datasets=['mnist'],
       lrs=['0.02', '0.2'], cnn_channels=['2'], cnn_width=4, train_size=48, seeds=2, epochs=8,
       chunk_epochs=4,
   ):  # fmt: skip
