@@ -144,8 +144,8 @@ def test_audit_end_to_end_with_flips_and_every_detector(mnist_dir, tmp_path):
   pytest.importorskip('cleanlab')
   workdir = str(tmp_path / 'audit')
   with flagsaver.flagsaver(
-      quick=True, data_dir=mnist_dir, workdir=workdir, task='classes', label_noise=0.1, cleanlab='all',
-      cv_folds=3, cv_seeds=1, score_epochs=['3'], **dict(TINY, epochs=30, lr=0.5),
+      quick=True, data_dir=mnist_dir, workdir=workdir, task='classes', label_noise=0.1,
+      cleanlab='all', cv_folds=3, cv_seeds=1, score_epochs=['3'], **dict(TINY, epochs=30, lr=0.5),
   ):  # fmt: skip
     audit_main.main(['audit.py'])
   summary = io.read_json(os.path.join(workdir, 'summary.json'))
