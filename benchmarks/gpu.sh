@@ -14,7 +14,7 @@
 # It prints 'grid: complete' or 'grid: N of M cells, run again'. Results go to runs/gpu/
 # (throughput.json, settings-P8192/ with summary.json, table.md and the figures); the same
 # commands run on a CPU (slowly), and on several GPUs as SLURM array tasks (--num_tasks).
-# Estimate (docs/settings.md): the grid is ~80 PFLOP of convolutions, about 2-3 h on one H100.
+# Estimate (docs/settings.md): the grid is ~130 PFLOP, about 1 to 2.5 h on one H100.
 set -u
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
