@@ -348,8 +348,7 @@ def matrix(rows: Sequence[dict], grid: Sequence[Cell]) -> str:
         inverts = '/'.join(f'{100 * v:.0f}' for v in r['inversion_fraction'].values()) + '%'
         layers, by_layer = r.get('layer_names') or [], r.get('inversion_fraction_by_layer')
         if r.get('clearest'):  # read at every layer: and at the clearest one
-          best = r['by_layer'][r['clearest']['layer']]
-          at = '/'.join(f'{100 * c["inversion_fraction"]:.0f}' for c in best['curves'].values())
+          at = _percentages(r['by_layer'][r['clearest']['layer']])
           inverts += f'; clearest {r["clearest"]["layer"]} {at}%'
         elif len(layers) > 1 and by_layer:  # and at the last measured layer (a conv net's dense)
           k = last_flattened(layers)
@@ -368,6 +367,12 @@ def matrix(rows: Sequence[dict], grid: Sequence[Cell]) -> str:
   return '\n'.join(lines)
 
 
+def _percentages(brief: dict) -> str:
+  """'R+/R-/D' (or 'R_mean/D_mean'): the percentage of seeds in which each curve of one
+  layer's brief inverts."""
+  return '/'.join(f'{100 * c["inversion_fraction"]:.0f}' for c in brief['curves'].values())
+
+
 def layer_table(rows: Sequence[dict]) -> str:
   """The cells read at every measured layer (conv cells measured both ways, `by_layer`), as
   Markdown: per cell its lr and headline transient, and per layer the percentage of seeds in
@@ -382,11 +387,8 @@ def layer_table(rows: Sequence[dict]) -> str:
     by = r.get('by_layer')
     if not by:
       continue
-    pct = lambda brief: '/'.join(
-        f'{100 * c["inversion_fraction"]:.0f}' for c in brief['curves'].values()
-    )
-    flat = [f'{n} {pct(b)}' for n, b in by.items() if not n.endswith(POOLED)]
-    pooled = [f'{n[: -len(POOLED)]} {pct(b)}' for n, b in by.items() if n.endswith(POOLED)]
+    flat = [f'{n} {_percentages(b)}' for n, b in by.items() if not n.endswith(POOLED)]
+    pooled = [f'{n[: -len(POOLED)]} {_percentages(b)}' for n, b in by.items() if n.endswith(POOLED)]
     layers = ', '.join(flat) + ('; ' + ', '.join(pooled) if pooled else '')
     transient = '/'.join(f'{100 * t["fraction"]:.0f}' for t in r['transient'].values()) + '%'
     best = r['clearest']
