@@ -33,7 +33,7 @@ mkdir -p "$OUT"
 if [ $QUICK = 1 ]; then
   OUT="$OUT/quick"
   mkdir -p "$OUT"
-  TP_FLAGS="--seeds=1 --epochs=2 --repeats=1 --train_size=64 --memory_epochs=0 --cnn_sizes=64:2-4 --cnn_impls=xla,im2col --cnn_precisions=float32"
+  TP_FLAGS="--seeds=1 --epochs=2 --repeats=1 --train_size=64 --memory_epochs=0 --cnn_sizes=64:2-4,96:2-4 --cnn_impls=xla,im2col --cnn_precisions=float32"
   GRID_FLAGS="--models=mlp,cnn --datasets=mnist --tasks=parity --batches=0 --train_size=64 --seeds=2 --epochs=6 --chunk_epochs=3 --cnn_channels=2,3"
 else
   TP_FLAGS="--memory_epochs=0 --cnn_impls=xla,im2col,shifted"

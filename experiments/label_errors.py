@@ -66,7 +66,7 @@ CIFAR_MLP = dict(lr=0.02, epochs=3000)
 def unset(settings: dict) -> dict:
   """The entries of `settings` whose flag the user did not set: a setting's own values (the
   CIFAR-10 MLP's lr and epochs) give way to the command line."""
-  return {k: v for k, v in settings.items() if not FLAGS[k].present}
+  return {k: v for k, v in settings.items() if not cli.is_set(FLAGS, k)}
 
 
 def groundtruth(name: str) -> str:

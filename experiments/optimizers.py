@@ -45,7 +45,7 @@ SET_PER_SETTING = ('optimizer', 'lr', 'momentum', 'weight_decay')
 
 @cli.entry
 def main():
-  given = [f'--{name}' for name in SET_PER_SETTING if FLAGS[name].present]
+  given = [f'--{name}' for name in SET_PER_SETTING if cli.is_set(FLAGS, name)]
   if given:
     raise UserError(
         f'{", ".join(given)} cannot be set here: each --settings entry fixes '

@@ -74,8 +74,7 @@ QUICK = dict(seeds=4, epochs=300, train_size=1024, max_base_seeds=2)
 def main():
   data_cfg, train_cfg = cli.configs_from_flags(FLAGS, QUICK, DEFAULTS)
   max_base = cli.quick_value(FLAGS, 'max_base_seeds', QUICK['max_base_seeds'])
-  dataset = FLAGS['dataset']
-  if FLAGS.from_run and not (dataset.present or dataset.value != dataset.default):
+  if FLAGS.from_run and not cli.is_set(FLAGS, 'dataset'):
     data_cfg = None  # the run's own
   if FLAGS.from_run:
     name = os.path.basename(os.path.normpath(FLAGS.from_run))

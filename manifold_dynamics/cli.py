@@ -112,7 +112,7 @@ def model_settings(
   own = models.flags_of(model)
   for other in models.NAMES if strict else ():
     for flag in models.flags_of(other):
-      if flag not in own and _set(flag_values[flag]):
+      if flag not in own and is_set(flag_values, flag):
         raise UserError(
             f'--{flag} is a setting of --model={other}, and this run trains --model={model}; '
             f'drop it, or set {", ".join("--" + f for f in own) or "nothing"} instead.'
@@ -128,9 +128,11 @@ def define_once(define, name: str, *args, **kwargs):
     define(name, *args, **kwargs)
 
 
-def _set(flag) -> bool:
-  """Whether a flag was set, on the command line or in code (absl's flagsaver)."""
-  return flag.present or flag.value != flag.default
+def is_set(flag_values, name: str) -> bool:
+  """Whether flag `name` was set, on the command line or in code (absl's flagsaver): the one
+  rule by which an entry point's own defaults give way to the user's."""
+  flag = flag_values[name]
+  return bool(flag.present) or flag.value != flag.default
 
 
 def _values(
@@ -144,9 +146,8 @@ def _values(
   --quick) its quick value."""
   values = {}
   for name in names:
-    flag = flag_values[name]
-    value = flag.value
-    if not _set(flag):
+    value = flag_values[name].value
+    if not is_set(flag_values, name):
       value = defaults.get(name, value)
       if quick and name in quick_overrides:
         value = quick_overrides[name]
@@ -156,7 +157,7 @@ def _values(
 
 def quick_value(flag_values, name: str, quick: object):
   """The value of flag `name`, or `quick` under --quick when the flag was not set explicitly."""
-  if flag_values.quick and not flag_values[name].present:
+  if flag_values.quick and not is_set(flag_values, name):
     return quick
   return flag_values[name].value
 

@@ -275,3 +275,13 @@ def test_label_errors_sweep_of_flips_tabulates_every_detector(mnist_dir, tmp_pat
   table = open(os.path.join(workdir, 'table.md')).read()
   assert '**mnist, class_conditional flips: AUROC / AP by flipped fraction**' in table
   assert '| q |' in table and 'f = 0.2' in table
+
+
+def test_the_cifar_mlps_own_settings_give_way_to_flags_set_in_code():
+  """label_errors' CIFAR-10 MLP trains 3000 epochs at lr 0.02 unless the user sets either, on
+  the command line or through absl's flagsaver (a notebook): cli.is_set, one rule for both."""
+  main = load_experiment('label_errors')
+  with flagsaver.flagsaver():
+    assert main.unset(main.CIFAR_MLP) == main.CIFAR_MLP
+  with flagsaver.flagsaver(epochs=7):
+    assert main.unset(main.CIFAR_MLP) == {'lr': main.CIFAR_MLP['lr']}

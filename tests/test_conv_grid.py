@@ -137,6 +137,11 @@ def test_the_gpu_scripts_quick_form_runs_on_a_cpu(mnist_dir, tmp_path):
   assert 'grid: complete (2 2)' in out.stdout
   results = io.read_json(str(tmp_path / 'gpu' / 'quick' / 'throughput.json'))
   assert {r['conv'] for r in results['cnn']} == {'xla', 'im2col'} and results['engine']
+  # Past the first size a CPU times only the convolutions within 2x of the best rate there.
+  first = [r for r in results['cnn'] if r['train_size'] == 64]
+  best = max(r['in_scan_seed_epochs_per_s'] for r in first)
+  contenders = {r['conv'] for r in first if 2 * r['in_scan_seed_epochs_per_s'] >= best}
+  assert {r['conv'] for r in results['cnn'] if r['train_size'] == 96} == contenders
   rows = io.read_json(str(tmp_path / 'gpu' / 'quick' / 'settings' / 'summary.json'))['rows']
   config = io.read_json(
       str(
