@@ -1,7 +1,8 @@
 r"""Throughput and memory of the training engine (run by hand; never part of the tests).
 
-    python benchmarks/throughput.py                       # 1, 10, 100 seeds + memory run
-    python benchmarks/throughput.py --memory_epochs=0     # throughput only (~4 min on 2 CPUs)
+    python benchmarks/throughput.py                       # 1, 10, 100 seeds + the CNN path
+                                                          # (5.4 min on 2 CPUs)
+    python benchmarks/throughput.py --memory_epochs=1000  # + the 100-seed run's memory (+8 min)
 
 Runs unchanged on a CPU, GPU or TPU (it prints the device). For each seed count it prepares
 the default configuration (MNIST, P = 8192, 2 x 20 tanh, SGD) exactly as `fit` does
@@ -18,12 +19,13 @@ P), geometry, loss, optimiser), test product and rest of the test pass.
 
 In the same process it times a plain jitted float32 matmul P x N times N x (100 H) with all
 N = 784 inputs, and its transpose product (the first layer's forward and weight gradient for
-100 seeds): the machine's practical peak, against which every rate is given. Finally, unless
---memory_epochs=0, a child process runs `fit` for --memory_seeds x --memory_epochs (the
+100 seeds): the machine's practical peak, against which every rate is given. Finally, with
+--memory_epochs (0, off, by default: it alone takes longer than the rest on a CPU), a child
+process runs `fit` for --memory_seeds x --memory_epochs (1000: the inversion experiment's
 default run) and its peak resident memory is read from the kernel (the child's own VmHWM).
 Results are printed and written as JSON to --output.
 
-The CNN path (`--cnn_sizes`, empty to skip; `--noengine --memory_epochs=0` for it alone): the
+The CNN path (`--cnn_sizes`, empty to skip; `--noengine` for it alone): the
 2-block ConvNet (`--model=cnn`) on MNIST at each P:channels of --cnn_sizes (default: the CPU
 grid's size, P = 1024 with 8-16 channels, and the full one, P = 8192 with 16-32), a chunk of
 --cnn_epochs full-batch epochs vmapped over --cnn_seeds seeds inside the scan, timed with each
@@ -37,7 +39,7 @@ timed with one seed for one epoch at the first size only, so that it cannot stal
 past the first size a CPU times only the convolutions within 2x of the best rate there, and a
 call that takes over a second is timed once after its warm-up:
 
-    python benchmarks/throughput.py --noengine --memory_epochs=0     # the CNN path, ~5 min
+    python benchmarks/throughput.py --noengine     # the CNN path, ~4 min
 """
 
 import collections
@@ -60,7 +62,9 @@ flags.DEFINE_integer('repeats', 3, 'Timed repetitions (best is kept).')
 flags.DEFINE_integer('train_size', 8192, 'P.')
 flags.DEFINE_string('data_dir', None, 'Directory of the MNIST files (default: the cache).')
 flags.DEFINE_integer('memory_seeds', 100, 'Seeds of the memory run.')
-flags.DEFINE_integer('memory_epochs', 1000, 'Epochs of the memory run (0 = skip).')
+flags.DEFINE_integer(
+    'memory_epochs', 0, 'Epochs of the memory run (0 = skip; 1000: the default inversion run).'
+)
 flags.DEFINE_string('output', None, 'Write the results as JSON here.')
 flags.DEFINE_bool('memory_child', False, 'Internal: be the memory-run child.')
 flags.DEFINE_bool('engine', True, 'Time the MLP engine (the default run).')
