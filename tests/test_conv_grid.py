@@ -100,6 +100,13 @@ def test_a_conv_cell_read_after_the_transient_both_ways_and_pruned(mnist_dir, tm
     assert set(brief['curves']) == {'R_plus', 'R_minus', 'D'}
     assert set(brief['curves']['D']['transient']) == {'fraction', 'epoch_mean', 'height_mean'}
   assert set(cnn['transient']) == {'R_plus', 'R_minus', 'D'}
+  # every layer read by the cell's rule: in the run's summary.json and in the grid's row
+  layers = io.read_json(os.path.join(sweep, 'points', 'cnn-mnist-parity-GD', 'summary.json'))
+  for k in ('R_plus', 'R_minus', 'D'):
+    by_rule = [brief['curves'][k]['inversion_fraction'] for brief in cnn['by_layer'].values()]
+    assert layers['layers'][k]['rule'] == 'after_transient'
+    assert layers['layers'][k]['inversion_fraction'] == by_rule
+    assert cnn['inversion_fraction_by_layer'][k] == by_rule
   pruned = io.read_json(os.path.join(sweep, 'prune', 'cnn-mnist-parity-GD', 'summary.json'))
   assert pruned['layer'] == cnn['clearest']['layer'] and pruned['observable'] in cnn['transient']
   assert pruned['t_star_rule'] == 'after_transient'

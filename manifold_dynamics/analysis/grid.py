@@ -157,6 +157,11 @@ def cell_row(where: Located, cells: Dict[str, Located]) -> dict:
       curve['overlap_with_mlp'] = overlap_with(mlp, curve.pop('sets'))
     if any(name.endswith(POOLED) for name in layers) or rule == 'after_transient':
       row['by_layer'] = {name: layer_brief(full.at_layer(k), rule) for k, name in enumerate(layers)}
+      # Every layer read by the cell's rule, whichever rule its summary.json was written with.
+      row['inversion_fraction_by_layer'] = {
+          k: [brief['curves'][k]['inversion_fraction'] for brief in row['by_layer'].values()]
+          for k in row['inversion_fraction_by_layer']
+      }
       best = clearest(row['by_layer'])
       row['clearest'] = layer_row(full.at_layer(layers.index(best)), best, rule, P)
       for curve in row['clearest']['curves'].values():

@@ -259,18 +259,22 @@ def class_stragglers(sets, labels: np.ndarray, per_class: dict) -> dict:
   return out
 
 
-def layer_summary(history, delta: float = DEFAULT_DELTA) -> dict:
+def layer_summary(history, delta: float = DEFAULT_DELTA, rule: str = 'global') -> dict:
   """Per measured layer (first one first), for R+, R- and D: mean t*, the fraction of seeds
-  that invert and the mean move back (global reading), and the curve's initial transient
-  (`transient_summary`, one entry per layer); {} without per-layer observables
-  (cfg.layers == 'first')."""
+  that invert and the mean move back, read by `rule` (the run's --t_star_rule, recorded as
+  'rule'), and the curve's initial transient (`transient_summary`, one entry per layer); {}
+  without per-layer observables (cfg.layers == 'first')."""
   if all(getattr(history, f'layer_{k}') is None for k in history.observables):
     return {}
   out = {}
   for name in history.observables:
     curves = getattr(history, f'layer_{name}')  # (seeds, epochs + 1, L - 1)
-    per_layer = [curve_inversion(curves[..., k], name, delta) for k in range(curves.shape[-1])]
+    per_layer = [
+        curve_inversion(curves[..., k], name, delta, rule, None, history.train_error)
+        for k in range(curves.shape[-1])
+    ]
     out[name] = {
+        'rule': rule,
         't_star_mean': [float(c.t_star.mean()) for c in per_layer],
         'inversion_fraction': [float(c.inverted.mean()) for c in per_layer],
         'rise_mean': [float(c.rise.mean()) for c in per_layer],

@@ -61,7 +61,7 @@ def run_inversion(
   summary.update(t_star_rules(history, inv, train_cfg))
   layer_names = measured_layers(train_cfg, TrainData.from_task(task), model)
   summary['layer_names'] = layer_names
-  per_layer = inversion_lib.layer_summary(history)
+  per_layer = inversion_lib.layer_summary(history, rule=train_cfg.t_star_rule)
   if per_layer:
     summary['layers'] = per_layer
   study.write_summary(summary)
