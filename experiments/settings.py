@@ -36,6 +36,7 @@ from absl import app, flags
 from manifold_dynamics import cli
 from manifold_dynamics.analysis import grid as grid_lib
 from manifold_dynamics.errors import UserError
+from manifold_dynamics.plotting import style
 from manifold_dynamics.studies import settings
 
 cli.define_run_flags(epochs=1000, seeds=10)
@@ -51,7 +52,7 @@ define(
     [],
     'Train nothing: print the measured cells of these settings sweeps, compared across them '
     '(the overlap with the MLP of another sweep), then every cell of the grid as one table '
-    '(cells measured in none: "not run").',
+    '(cells measured in none: "not run"); redraw the layer heat maps into the first sweep.',
 )
 define(flags.DEFINE_bool, 'prune', False, 'Prune every complete cell (Fig. 2 on the grid).')
 define(flags.DEFINE_list, 'prune_eps', [], 'Training errors eps: also remove S(t(eps)).')
@@ -99,6 +100,7 @@ def main():
     print(grid_lib.table(rows) + '\n\n' + grid_lib.matrix(rows, grid))
     if by_layer.count('\n') > 1:  # cells read at every layer (--pooled_too, after_transient)
       print('\n' + by_layer)
+      settings.draw_layer_maps(rows, lambda fig, name: style.save(fig, FLAGS.tabulate[0], name))
     return
   workdir = cli.sweep_workdir(FLAGS, 'settings', f'P{data_cfg.train_size}', f'S{train_cfg.seeds}')
   prune = None

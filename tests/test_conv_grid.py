@@ -120,6 +120,7 @@ def test_a_conv_cell_read_after_the_transient_both_ways_and_pruned(mnist_dir, tm
   table = open(os.path.join(sweep, 'table.md')).read()
   assert '| cnn-mnist-parity-GD | 0.1 |' in table and 'conv_0 ' in table.split('clearest layer')[1]
   capsys.readouterr()
+  os.remove(os.path.join(sweep, 'layers_cnn.png'))  # drawn by the sweep; --tabulate redraws it
   with flagsaver.flagsaver(tabulate=[sweep], models=['mlp', 'cnn'], datasets=['mnist']):
     settings_main.main(['settings.py'])
   assert '; clearest ' in capsys.readouterr().out

@@ -118,6 +118,14 @@ def run_pruning(
       )
 
 
+def draw_layer_maps(rows: Sequence[dict], draw: Callable[[object, str], object]):
+  """Per model, the heat map of where the inversion lives (`layers_<model>`), from the cells
+  read at every layer; `draw(figure, name)` saves it."""
+  for model in dict.fromkeys(r['model'] for r in rows if r.get('by_layer')):
+    mine = [r for r in rows if r['model'] == model and r.get('by_layer')]
+    draw(plots.layers_by_cell(mine, f'{model}: where the inversion lives'), f'layers_{model}')
+
+
 def draw_observables(
     sweep: sweeps.Sweep, points: Sequence[sweeps.Point], name: str, title: str, seeds: int
 ):
@@ -181,11 +189,7 @@ def run_settings(
   text = grid_lib.table(rows)
   if any(r.get('by_layer') for r in rows):
     text += '\n\n' + grid_lib.layer_table(rows)
-    for model in dict.fromkeys(r['model'] for r in rows if r.get('by_layer')):
-      mine = [r for r in rows if r['model'] == model and r.get('by_layer')]
-      sweep.draw(
-          plots.layers_by_cell(mine, f'{model}: where the inversion lives'), f'layers_{model}'
-      )
+    draw_layer_maps(rows, sweep.draw)
   io.write_text(sweep.file('table.md'), text + '\n')
   for model in dict.fromkeys(Cell(**p.labels).model for p in sweep.done):
     for task in TASKS:
