@@ -253,6 +253,16 @@ def test_pruning_by_score_from_an_audit(mnist_dir, tmp_path, capsys):
   assert points['q:hard:0.5']['kept'] == 32 and points['full']['kept'] == 64
   assert len(points['random::0.5']['test_error']) == 2
   assert '| q | hard |' in capsys.readouterr().out
+  grouped = str(tmp_path / 'grouped')  # 12 runs, 5 at a time: the same errors
+  with flagsaver.flagsaver(
+      quick=True, from_run=audit, workdir=grouped, scores=['q', 'el2n_t3'], kappas=['0.5'],
+      seed_batch=5,
+  ):  # fmt: skip
+    prune_main.main(['prune_by_score.py'])
+  again = io.read_json(os.path.join(grouped, 'summary.json'))
+  assert again['seed_batch'] == 5
+  for name, p in points.items():
+    np.testing.assert_allclose(again['points'][name]['test_error'], p['test_error'], atol=1e-6)
   with flagsaver.flagsaver(from_run=audit, workdir=str(tmp_path / 'bad'), scores=['nope']):
     with pytest.raises(SystemExit):
       prune_main.main(['prune_by_score.py'])

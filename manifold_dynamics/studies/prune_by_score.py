@@ -93,9 +93,11 @@ def run_prune_by_score(
     remove: Optional[int] = None,
     overwrite: bool = False,
     log: Callable[[str], None] = print,
+    seed_batch: int = 0,
 ) -> dict:
   """Retrains every kept set of the audit `from_run` (module docstring) with `seeds` seeds for
-  `epochs` (default: the audit's) and writes the clean test error of every point."""
+  `epochs` (default: the audit's) and writes the clean test error of every point.
+  `seed_batch` > 0 trains the runs that many at a time (memory only, as --seed_batch)."""
   if seeds < 1:
     raise UserError(f'--seeds must be positive, got {seeds}.')
   if any(not 0 < k <= 1 for k in kappas):
@@ -146,6 +148,7 @@ def run_prune_by_score(
       scores=(),
       score_epochs=(),
       test_every=0,
+      seed_batch=seed_batch,
   )
   log(f'retraining {len(names)} sets x {seeds} seeds = {cfg.seeds} runs, {cfg.epochs} epochs each')
   history, _ = study.train('history', cfg, weights=weights)
@@ -165,6 +168,7 @@ def run_prune_by_score(
       'train_size': len(task.y_train),
       'epochs': cfg.epochs,
       'seeds_per_point': seeds,
+      'seed_batch': cfg.seed_batch,  # runs trained at a time (0: all); memory only
       'updates': 'full batch: one update per epoch, the same for every kept fraction',
       'points': points,
       'cost_seed_epochs': int(cfg.seeds * cfg.epochs),
