@@ -117,14 +117,29 @@ def test_a_conv_cell_read_after_the_transient_both_ways_and_pruned(mnist_dir, tm
   with pytest.raises(UserError, match='needs a model of mlp, cnn, resnet'):
     settings_main.model_lrs(['vgg:0.1'])
   assert grid.last_flattened(['conv_0', 'dense_0', 'conv_0:pooled']) == 1
+  for row, cell in ((cnn, 'cnn'), (mlp, 'mlp')):  # SPEC §8's lr rule, on every GD cell's run
+    run = io.load_run(os.path.join(sweep, 'points', f'{cell}-mnist-parity-GD'))
+    assert row['lr_check'] == rule.check(run.history)
   table = open(os.path.join(sweep, 'table.md')).read()
-  assert '| cnn-mnist-parity-GD | 0.1 |' in table and 'conv_0 ' in table.split('clearest layer')[1]
+  assert (
+      f'| cnn-mnist-parity-GD | {grid.lr_cell(cnn)} |' in table
+      and 'conv_0 ' in table.split('clearest layer')[1]
+  )
   capsys.readouterr()
   os.remove(os.path.join(sweep, 'layers_cnn.png'))  # drawn by the sweep; --tabulate redraws it
   with flagsaver.flagsaver(tabulate=[sweep], models=['mlp', 'cnn'], datasets=['mnist']):
     settings_main.main(['settings.py'])
   assert '; clearest ' in capsys.readouterr().out
   assert os.path.exists(os.path.join(sweep, 'layers_cnn.png'))
+
+
+def test_a_cell_whose_loss_rises_before_t_star_says_so_beside_its_lr():
+  check = {'passes': False, 'seeds_failing': 2, 'first_rise': [-1, 448, 406]}
+  assert grid.lr_cell({'lr': 0.05, 'lr_check': check}) == (
+      '0.05 (loss rises before t* in 2/3 seeds, from epoch 406)'
+  )
+  assert grid.lr_cell({'lr': 0.05, 'lr_check': dict(check, passes=True)}) == '0.05'
+  assert grid.lr_cell({'lr': 0.00625}) == '0.00625'  # mini-batch cells: no full-batch rule
 
 
 def test_the_gpu_scripts_quick_form_runs_on_a_cpu(mnist_dir, tmp_path):

@@ -20,6 +20,7 @@ from typing import Dict, List, NamedTuple, Optional, Sequence
 import numpy as np
 
 from manifold_dynamics.analysis import inversion as inversion_lib
+from manifold_dynamics.analysis import learning_rate as lr_lib
 from manifold_dynamics.analysis import stragglers as stragglers_lib
 from manifold_dynamics.errors import UserError
 from manifold_dynamics.records import io
@@ -148,9 +149,13 @@ def cell_row(where: Located, cells: Dict[str, Located]) -> dict:
       k: {'fraction': v['fraction'], 'epoch_mean': v['epoch_mean'], 'height_mean': v['height_mean']}
       for k, v in summary.get('transient', {}).items()
   }
+  full = io.load_run(where.run).history
+  if not cell.batch:
+    # SPEC §8's lr rule on the cell's own run: where the loss rises before t*, the curves
+    # wiggle with it and a "t*" there may read the oscillation, not the inversion.
+    row['lr_check'] = lr_lib.check(full)
   if len(layers) > 1:
     rule = row['t_star_rule']
-    full = io.load_run(where.run).history
     last = last_flattened(layers)
     row['last_layer'] = layer_row(full.at_layer(last), layers[last], rule, P)
     for curve in row['last_layer']['curves'].values():
@@ -404,8 +409,20 @@ def layer_table(rows: Sequence[dict]) -> str:
         f'{c["n_stragglers_mean"]:.0f}, z {_z(c["stability"])}, z vs MLP '
         f'{_z(c.get("overlap_with_mlp"))}'
     )
-    lines.append(f'| {r["cell"]} | {r["lr"]:g} | {transient} | {layers} | {clearest} |')
+    lines.append(f'| {r["cell"]} | {lr_cell(r)} | {transient} | {layers} | {clearest} |')
   return '\n'.join(lines)
+
+
+def lr_cell(row: dict) -> str:
+  """A cell's lr, and where its loss rose before t* (SPEC §8's rule failing on the cell)."""
+  check = row.get('lr_check')
+  if not check or check['passes']:
+    return f'{row["lr"]:g}'
+  first = min(t for t in check['first_rise'] if t >= 0)
+  return (
+      f'{row["lr"]:g} (loss rises before t* in {check["seeds_failing"]}/'
+      f'{len(check["first_rise"])} seeds, from epoch {first})'
+  )
 
 
 def collected_rows(sweep_paths: Sequence[str]) -> List[dict]:
