@@ -175,7 +175,7 @@ def run_prune(
   summary['base_epochs'] = base.num_epochs  # fewer than 'epochs' if the base run stopped early
   study.write_summary(summary)
 
-  title = study.title
+  title = study.title if layer is None else f'{study.title}; S(t*) and curves at {layer}'
   study.draw(
       plots.pruned_R_plus_vs_epoch(
           {k: history.select(plan.rows(k)) for k in heads},
