@@ -142,6 +142,27 @@ def test_a_cell_whose_loss_rises_before_t_star_says_so_beside_its_lr():
   assert grid.lr_cell({'lr': 0.00625}) == '0.00625'  # mini-batch cells: no full-batch rule
 
 
+def test_a_cell_in_which_no_layer_inverts_names_no_clearest_layer():
+  def brief(*fractions):
+    names = ('R_plus', 'R_minus', 'D')
+    return {'curves': {k: {'inversion_fraction': f} for k, f in zip(names, fractions)}}
+
+  curve = {'inversion_fraction': 0, 'phi_mean': 0.449, 'n_stragglers_mean': 460, 'stability': None}
+  row = {
+      'cell': 'resnet-mnist-parity-GD', 'lr': 0.02, 'phi_mean': 0.406,
+      'inversion_fraction': {'R_plus': 0.0, 'R_minus': 0.0, 'D': 0.0},
+      'transient': {k: {'fraction': 0.0} for k in ('R_plus', 'R_minus', 'D')},
+      'by_layer': {'stem': brief(0, 0, 0), 'pool': brief(0, 0, 0)},
+      'clearest': {'layer': 'pool', 'curves': {'R_plus': curve}},
+  }  # fmt: skip
+  cells = [grid.Cell('resnet', 'mnist', 'parity', 0)]
+  assert '| 0.406 (0/0/0%; no layer inverts) |' in grid.matrix([row], cells)
+  assert '| none inverts; nearest pool (R_plus 0%): 0.449, 460,' in grid.layer_table([row])
+  row['by_layer']['pool'] = brief(0, 0.2, 0)  # one seed's R- at one layer: a clearest layer
+  assert '| 0.406 (0/0/0%; clearest pool 0/20/0%) |' in grid.matrix([row], cells)
+  assert '| pool (R_plus 0%): 0.449' in grid.layer_table([row])
+
+
 def test_the_gpu_scripts_quick_form_runs_on_a_cpu(mnist_dir, tmp_path):
   """benchmarks/gpu.sh --quick all: the throughput benchmark and the grid, slice by slice."""
   import subprocess  # pylint: disable=g-import-not-at-top

@@ -357,7 +357,9 @@ def matrix(rows: Sequence[dict], grid: Sequence[Cell]) -> str:
       else:
         inverts = '/'.join(f'{100 * v:.0f}' for v in r['inversion_fraction'].values()) + '%'
         layers, by_layer = r.get('layer_names') or [], r.get('inversion_fraction_by_layer')
-        if r.get('clearest'):  # read at every layer: and at the clearest one
+        if r.get('clearest') and not inverts_somewhere(r):  # read at every layer: none inverts
+          inverts += '; no layer inverts'
+        elif r.get('clearest'):  # read at every layer: and at the clearest one
           at = _percentages(r['by_layer'][r['clearest']['layer']])
           inverts += f'; clearest {r["clearest"]["layer"]} {at}%'
         elif len(layers) > 1 and by_layer:  # and at the last measured layer (a conv net's dense)
@@ -375,6 +377,14 @@ def matrix(rows: Sequence[dict], grid: Sequence[Cell]) -> str:
         + ' |'
     )
   return '\n'.join(lines)
+
+
+def inverts_somewhere(row: dict) -> bool:
+  """Whether any curve of a cell read at every layer (`by_layer`) inverts in any seed at any
+  layer; where none does, its 'clearest' layer is only the one that comes nearest."""
+  return any(
+      c['inversion_fraction'] > 0 for b in row['by_layer'].values() for c in b['curves'].values()
+  )
 
 
 def _percentages(brief: dict) -> str:
@@ -405,7 +415,8 @@ def layer_table(rows: Sequence[dict]) -> str:
     curve = max(best['curves'], key=lambda k: best['curves'][k]['inversion_fraction'])
     c = best['curves'][curve]
     clearest = (
-        f'{best["layer"]} ({curve} {100 * c["inversion_fraction"]:.0f}%): {c["phi_mean"]:.3f}, '
+        ('' if inverts_somewhere(r) else 'none inverts; nearest ')
+        + f'{best["layer"]} ({curve} {100 * c["inversion_fraction"]:.0f}%): {c["phi_mean"]:.3f}, '
         f'{c["n_stragglers_mean"]:.0f}, z {_z(c["stability"])}, z vs MLP '
         f'{_z(c.get("overlap_with_mlp"))}'
     )
