@@ -164,7 +164,7 @@ def test_a_cell_in_which_no_layer_inverts_names_no_clearest_layer():
 
 
 def test_the_gpu_scripts_quick_form_runs_on_a_cpu(mnist_dir, tmp_path):
-  """benchmarks/gpu.sh --quick all: the throughput benchmark and the grid, slice by slice."""
+  """benchmarks/gpu.sh --quick all: the throughput benchmark, the grid and its pruning."""
   import subprocess  # pylint: disable=g-import-not-at-top
   import sys  # pylint: disable=g-import-not-at-top
 
@@ -193,6 +193,13 @@ def test_the_gpu_scripts_quick_form_runs_on_a_cpu(mnist_dir, tmp_path):
       )
   )
   assert len(rows) == 2 and config['train']['model_settings']['conv_impl'] == 'xla'
+  assert 'prune: complete' in out.stdout  # then the conv cell's pruning, at its clearest layer
+  pruned = io.read_json(
+      str(
+          tmp_path / 'gpu' / 'quick' / 'settings' / 'prune' / 'cnn-mnist-parity-GD' / 'summary.json'
+      )
+  )
+  assert pruned['layer'] and set(pruned['kinds']) == {'stragglers', 'random'}
 
 
 def test_the_layer_map_draws_parity_and_ten_class_cells_in_the_same_panels():
