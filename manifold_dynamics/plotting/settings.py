@@ -3,6 +3,7 @@
 import matplotlib.pyplot as plt
 import numpy as np
 
+from manifold_dynamics.analysis.grid import inverts_somewhere
 from manifold_dynamics.plotting.style import caption
 
 # The curves drawn in one panel: parity's R+ beside K classes' mean radius, D beside D_mean.
@@ -12,7 +13,7 @@ PANELS = (('R_plus', 'R_mean'), ('R_minus',), ('D', 'D_mean'))
 def layers_by_cell(rows, title: str = ''):
   """A heat map per curve (PANELS): cells (rows) against measured layers (columns, flattened then
   pooled), the fraction of seeds whose curve inverts there (read after the transient), the
-  clearest layer of each cell framed."""
+  clearest layer of each cell framed (none where no curve inverts at any layer)."""
   rows = [r for r in rows if r.get('by_layer')]
   layers = list(dict.fromkeys(name for r in rows for name in r['by_layer']))
   measured = {c for r in rows for b in r['by_layer'].values() for c in b['curves']}
@@ -30,8 +31,9 @@ def layers_by_cell(rows, title: str = ''):
           values[i, j] = curves[curve]['inversion_fraction']
     ax.imshow(values, cmap='viridis', vmin=0, vmax=1, aspect='auto')
     for i, r in enumerate(rows):
-      j = layers.index(r['clearest']['layer'])
-      ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec='#d62728', lw=1.5))
+      if inverts_somewhere(r):
+        j = layers.index(r['clearest']['layer'])
+        ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec='#d62728', lw=1.5))
       for j in range(len(layers)):
         if np.isfinite(values[i, j]):
           ax.text(j, i, f'{100 * values[i, j]:.0f}', ha='center', va='center', fontsize=5.5,
@@ -45,7 +47,7 @@ def layers_by_cell(rows, title: str = ''):
   caption(
       fig,
       '% of seeds whose curve inverts at each measured layer (t* read after the initial '
-      'transient, SPEC §8); red frame: the clearest layer of the cell.',
+      'transient, SPEC §8); red frame: the clearest layer of the cell, where any inverts.',
       y=0.0,
   )
   fig.tight_layout()
