@@ -29,7 +29,10 @@ observables_vs_train_error_<model>_<task>.{png,pdf} (the analogue of Fig. 3a).
 cell): the first --prune_base_seeds seeds retrained from scratch without S(t*), without a
 random set of its size, without S(t) at t*/2 and 3t* (and S(t(eps)) for --prune_eps), each
 tested clean and under noise; the table gets whether R still inverts and both test errors.
+S(t*) is read at a conv cell's clearest layer, or where --prune_at=LAYER:CURVE says.
 """
+
+from typing import Optional, Tuple
 
 from absl import app, flags
 
@@ -58,6 +61,13 @@ define(flags.DEFINE_bool, 'prune', False, 'Prune every complete cell (Fig. 2 on 
 define(flags.DEFINE_list, 'prune_eps', [], 'Training errors eps: also remove S(t(eps)).')
 define(flags.DEFINE_integer, 'prune_base_seeds', 10, 'Base seeds of each cell to prune.')
 define(flags.DEFINE_list, 'prune_cells', [], 'Cells to prune, by name (default: every one).')
+define(
+    flags.DEFINE_string,
+    'prune_at',
+    None,
+    'LAYER:CURVE (e.g. stage1_block0:D, conv_1:pooled:D_mean) at which to read t* and S(t*) in '
+    "every pruned cell; default: a conv cell's clearest layer, an MLP cell's first layer.",
+)
 define(
     flags.DEFINE_bool,
     'prune_around',
@@ -119,6 +129,7 @@ def main():
         max_base_seeds=FLAGS.prune_base_seeds,
         around=FLAGS.prune_around,
         cells=FLAGS.prune_cells or None,
+        at=prune_at(FLAGS.prune_at),
     )
   settings.run_settings(
       grid,
@@ -149,6 +160,16 @@ def model_lrs(values) -> dict:
           f'--model_lrs: {value!r} needs a model of {", ".join(grid_lib.MODELS)} and a positive lr.'
       )
   return out
+
+
+def prune_at(value: Optional[str]) -> Optional[Tuple[str, str]]:
+  """(layer, curve) from --prune_at=LAYER:CURVE (the layer may hold ':pooled'), or None."""
+  if value is None:
+    return None
+  layer, _, curve = value.rpartition(':')
+  if not layer or not curve:
+    raise UserError(f'--prune_at takes LAYER:CURVE (stage1_block0:D), got {value!r}.')
+  return layer, curve
 
 
 if __name__ == '__main__':

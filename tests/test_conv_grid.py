@@ -129,8 +129,24 @@ def test_a_conv_cell_read_after_the_transient_both_ways_and_pruned(mnist_dir, tm
   os.remove(os.path.join(sweep, 'layers_cnn.png'))  # drawn by the sweep; --tabulate redraws it
   with flagsaver.flagsaver(tabulate=[sweep], models=['mlp', 'cnn'], datasets=['mnist']):
     settings_main.main(['settings.py'])
-  assert '; clearest ' in capsys.readouterr().out
+  said = '; clearest ' if grid.inverts_somewhere(cnn) else '; no layer inverts'
+  assert said in capsys.readouterr().out
   assert os.path.exists(os.path.join(sweep, 'layers_cnn.png'))
+  # --prune_at: S(t*) read where the user says, checked against the cell's run before anything
+  # of its pruning is written
+  mlp_pruned = os.path.join(sweep, 'prune', 'mlp-mnist-parity-GD')
+  at = dict(flags, prune_cells=['mlp-mnist-parity-GD'], prune_at='hidden_1:D')
+  with flagsaver.flagsaver(**at), pytest.raises(SystemExit):
+    settings_main.main(['settings.py'])
+  assert 'mlp-mnist-parity-GD measures the layers hidden and' in capsys.readouterr().err
+  assert not os.path.exists(mlp_pruned)
+  with flagsaver.flagsaver(**dict(at, prune_at='hidden:D')):
+    settings_main.main(['settings.py'])
+  pruned = io.read_json(os.path.join(mlp_pruned, 'summary.json'))
+  assert (pruned['layer'], pruned['observable']) == ('hidden', 'D')
+  with pytest.raises(UserError, match='--prune_at takes LAYER:CURVE'):
+    settings_main.prune_at('D')
+  assert settings_main.prune_at('conv_1:pooled:D_mean') == ('conv_1:pooled', 'D_mean')
 
 
 def test_a_cell_whose_loss_rises_before_t_star_says_so_beside_its_lr():

@@ -23,11 +23,12 @@ the headline R still inverts and the clean and noisy test errors of both (Fig. 2
 
 import dataclasses
 import os
-from typing import Callable, Mapping, Optional, Sequence
+from typing import Callable, Mapping, Optional, Sequence, Tuple
 
 from manifold_dynamics.analysis import grid as grid_lib
 from manifold_dynamics.analysis.grid import PRUNED, RGB, TASKS, Cell
 from manifold_dynamics.config import DataConfig, TrainConfig
+from manifold_dynamics.errors import UserError
 from manifold_dynamics.plotting import curves
 from manifold_dynamics.plotting import settings as plots
 from manifold_dynamics.records import io
@@ -44,6 +45,9 @@ class Pruning:
   sigmas: Sequence[float] = pruning.SIGMAS
   around: bool = True  # also S(t) at t*/2 and 3t* (Fig. 2a's); False: S(t*) and random only
   cells: Optional[Sequence[str]] = None  # the cells to prune, by name; None: every one
+  # (layer, curve) at which to read t* and S(t*) in every pruned cell; None: a conv cell's
+  # clearest layer (grid.prune_target), an MLP cell's first layer and headline curve.
+  at: Optional[Tuple[str, str]] = None
 
 
 # A conv model's layers with pooled views too: every layer flattened, every feature map
@@ -96,11 +100,14 @@ def run_pruning(
     log(f'--- pruning {p.name}')
     with directory.failing_alone(f'pruning {p.name}', log):
       layer = observable = None
-      if p.train.layers == BOTH_WAYS or p.train.t_star_rule == 'after_transient':
+      if stage.at is not None:
+        layer, observable = checked_target(directory.point_dir(p), p.name, stage.at)
+      elif p.train.layers == BOTH_WAYS or p.train.t_star_rule == 'after_transient':
         run = io.load_run(directory.point_dir(p))  # a conv net: where its inversion is clearest
         layer, observable = grid_lib.prune_target(
             run.history, run.summary['layer_names'], p.train.t_star_rule
         )
+      if layer is not None:
         log(f'{p.name}: S(t*) read at {layer}, on {observable}')
       pruning.run_prune(
           p.data,
@@ -116,6 +123,20 @@ def run_pruning(
           layer=layer,
           observable=observable,
       )
+
+
+def checked_target(run_dir: str, cell: str, at: Tuple[str, str]) -> Tuple[str, str]:
+  """`at` = (layer, curve) if the cell's run measures that layer and curve, else a UserError
+  that names what it measures (before anything of the pruning is written)."""
+  layer, curve = at
+  summary = io.read_json(f'{run_dir}/summary.json')
+  names, curves = summary.get('layer_names') or [], list(summary.get('layers') or {})
+  if layer not in names or curve not in curves:
+    raise UserError(
+        f'--prune_at={layer}:{curve}: cell {cell} measures the layers {", ".join(names)} and '
+        f'the curves {", ".join(curves)}; name one of each.'
+    )
+  return layer, curve
 
 
 def draw_layer_maps(rows: Sequence[dict], draw: Callable[[object, str], object]):
