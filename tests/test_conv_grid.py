@@ -158,6 +158,31 @@ def test_a_cell_whose_loss_rises_before_t_star_says_so_beside_its_lr():
   assert grid.lr_cell({'lr': 0.00625}) == '0.00625'  # mini-batch cells: no full-batch rule
 
 
+def test_the_clearest_layer_counts_only_inversions_the_loss_fell_up_to():
+  import dataclasses  # pylint: disable=g-import-not-at-top
+
+  t = np.arange(60.0)
+  dip = 1 - 0.3 * np.exp(-(((t - 40) / 6) ** 2))  # R+ turns at epoch 40
+  early = 1 - 0.3 * np.exp(-(((t - 15) / 4) ** 2))  # at epoch 15
+  flat = np.linspace(1.0, 0.5, 60)
+  loss = np.linspace(1.0, 0.4, 60)
+  loss[31:] += 0.05  # the loss rises after epoch 30: a full-batch run past SPEC §8's rule
+  late = dataclasses.replace(make_history(np.stack([dip, dip]), R_minus=np.stack([flat, flat]),
+                                          D=np.stack([flat + 1, flat + 1])),
+                             loss=np.stack([loss, loss]))  # fmt: skip
+  until = grid.readable_until(late)
+  assert until.tolist() == [30, 30]
+  brief = grid.layer_brief(late, 'after_transient', until)
+  assert brief['curves']['R_plus']['inversion_fraction'] == 1.0
+  assert brief['curves']['R_plus']['readable_fraction'] == 0.0  # t* 40, after the rise
+  assert grid.layer_brief(late, 'after_transient')['curves']['R_plus']['readable_fraction'] == 1.0
+  half = dataclasses.replace(late, R_plus=np.stack([early, flat]).astype(np.float32))
+  by_layer = {'stem': brief, 'stage1': grid.layer_brief(half, 'after_transient', until)}
+  assert by_layer['stage1']['curves']['R_plus']['readable_fraction'] == 0.5
+  assert grid.clearest(by_layer) == 'stage1'  # one readable seed beats two late "inversions"
+  assert grid.clearest({**by_layer, 'stem': grid.layer_brief(late, 'after_transient')}) == 'stem'
+
+
 def test_a_cell_in_which_no_layer_inverts_names_no_clearest_layer():
   def brief(*fractions):
     names = ('R_plus', 'R_minus', 'D')

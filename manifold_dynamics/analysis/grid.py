@@ -161,7 +161,10 @@ def cell_row(where: Located, cells: Dict[str, Located]) -> dict:
     for curve in row['last_layer']['curves'].values():
       curve['overlap_with_mlp'] = overlap_with(mlp, curve.pop('sets'))
     if any(name.endswith(POOLED) for name in layers) or rule == 'after_transient':
-      row['by_layer'] = {name: layer_brief(full.at_layer(k), rule) for k, name in enumerate(layers)}
+      until = None if cell.batch else readable_until(full)
+      row['by_layer'] = {
+          name: layer_brief(full.at_layer(k), rule, until) for k, name in enumerate(layers)
+      }
       # Every layer read by the cell's rule, whichever rule its summary.json was written with.
       row['inversion_fraction_by_layer'] = {
           k: [brief['curves'][k]['inversion_fraction'] for brief in row['by_layer'].values()]
@@ -216,49 +219,67 @@ def last_flattened(layer_names: Sequence[str]) -> int:
   return max(k for k, name in enumerate(layer_names) if not name.endswith(POOLED))
 
 
-def layer_brief(history, rule: str) -> dict:
+def layer_brief(history, rule: str, until: Optional[np.ndarray] = None) -> dict:
   """The inversion at one measured layer, read by `rule`, curve by curve: the fraction of
   seeds that invert, the mean t*, phi at that curve's t*, the transient (SPEC §8: fraction of
-  seeds, mean epoch of its peak and height); and the fraction of seeds in which every curve
-  inverts ('every')."""
+  seeds, mean epoch of its peak and height), and the fraction that invert at a t* the loss
+  still fell up to ('readable_fraction': with `until` (seeds,), a full-batch run's
+  `readable_until`, t* <= until; else every inversion); and the fraction of seeds in which
+  every curve inverts so ('every')."""
   inv = inversion_lib.analyse(history, rule=rule)
   seeds = np.arange(history.num_seeds)
+  limit = np.full(history.num_seeds, history.num_epochs) if until is None else np.asarray(until)
   out = {'curves': {}}
+  readable = {}
   for k, c in inv.curves.items():
     t = inversion_lib.transient_summary(getattr(history, k), history.train_error, k, per_seed=False)
+    readable[k] = c.inverted & (c.t_star <= limit)
     out['curves'][k] = {
         'inversion_fraction': float(np.mean(c.inverted)),
+        'readable_fraction': float(np.mean(readable[k])),
         't_star_mean': float(np.mean(c.t_star)),
         'phi_mean': float(np.mean(history.train_error[seeds, c.t_star])),
         'rise_mean': float(np.mean(c.rise)),
         'transient': {key: t[key] for key in ('fraction', 'epoch_mean', 'height_mean')},
     }
-  every = np.all([c.inverted for c in inv.curves.values()], axis=0)
-  out['every'] = float(np.mean(every))
+  out['every'] = float(np.mean(np.all(list(readable.values()), axis=0)))
   return out
+
+
+def readable_until(history) -> np.ndarray:
+  """(seeds,) the last epoch up to which a full-batch run's loss fell (SPEC §8's lr rule): an
+  epoch t with loss(t + 1) > loss(t) beyond float noise, else the last epoch. Past it the
+  curves may wiggle with the loss, and a "t*" there may read the oscillation."""
+  rise = lr_lib.first_rise(history.loss, np.full(history.num_seeds, history.num_epochs))
+  return np.where(rise >= 0, rise, history.num_epochs)
 
 
 def clearest(by_layer: Dict[str, dict]) -> str:
   """The layer at which the inversion is clearest: the most seeds in which every curve
   inverts, then the most (seed, curve) pairs that invert, then the largest mean move back;
-  the earlier layer on a tie."""
+  the earlier layer on a tie. Inversions count only at a t* the loss fell up to (a full-batch
+  run's `readable_until`): an oscillating run's late "inversions" are its loss's."""
 
   def key(item):
     k, (name, brief) = item
-    fractions = [c['inversion_fraction'] for c in brief['curves'].values()]
+    fractions = [c['readable_fraction'] for c in brief['curves'].values()]
     rises = [c['rise_mean'] for c in brief['curves'].values()]
     return (brief['every'], float(np.mean(fractions)), float(np.mean(rises)), -k)
 
   return max(enumerate(by_layer.items()), key=key)[1][0]
 
 
-def prune_target(history, layer_names: Sequence[str], rule: str):
-  """(layer, curve) at which to prune a cell: the clearest layer (`clearest`), and there the
-  curve that inverts in the most seeds (the first headline curve on a tie)."""
-  by_layer = {name: layer_brief(history.at_layer(k), rule) for k, name in enumerate(layer_names)}
+def prune_target(history, layer_names: Sequence[str], rule: str, full_batch: bool):
+  """(layer, curve) at which to prune a cell: the clearest layer (`clearest`, reading a
+  full-batch run up to `readable_until`), and there the curve that inverts in the most seeds
+  (the first headline curve on a tie)."""
+  until = readable_until(history) if full_batch else None
+  by_layer = {
+      name: layer_brief(history.at_layer(k), rule, until) for k, name in enumerate(layer_names)
+  }
   layer = clearest(by_layer)
   curves = by_layer[layer]['curves']
-  best = max(curves, key=lambda k: (curves[k]['inversion_fraction'], -list(curves).index(k)))
+  best = max(curves, key=lambda k: (curves[k]['readable_fraction'], -list(curves).index(k)))
   return layer, best
 
 
@@ -412,7 +433,14 @@ def layer_table(rows: Sequence[dict]) -> str:
     layers = ', '.join(flat) + ('; ' + ', '.join(pooled) if pooled else '')
     transient = '/'.join(f'{100 * t["fraction"]:.0f}' for t in r['transient'].values()) + '%'
     best = r['clearest']
-    curve = max(best['curves'], key=lambda k: best['curves'][k]['inversion_fraction'])
+    readable = by[best['layer']]['curves']
+    curve = max(
+        best['curves'],
+        key=lambda k: (
+            readable[k].get('readable_fraction', 0),
+            best['curves'][k]['inversion_fraction'],
+        ),
+    )
     c = best['curves'][curve]
     clearest = (
         ('' if inverts_somewhere(r) else 'none inverts; nearest ')

@@ -105,7 +105,7 @@ def run_pruning(
       elif p.train.layers == BOTH_WAYS or p.train.t_star_rule == 'after_transient':
         run = io.load_run(directory.point_dir(p))  # a conv net: where its inversion is clearest
         layer, observable = grid_lib.prune_target(
-            run.history, run.summary['layer_names'], p.train.t_star_rule
+            run.history, run.summary['layer_names'], p.train.t_star_rule, not p.train.batch_size
         )
       if layer is not None:
         log(f'{p.name}: S(t*) read at {layer}, on {observable}')
