@@ -239,7 +239,8 @@ def layer_brief(history, rule: str, until: Optional[np.ndarray] = None) -> dict:
         'readable_fraction': float(np.mean(readable[k])),
         't_star_mean': float(np.mean(c.t_star)),
         'phi_mean': float(np.mean(history.train_error[seeds, c.t_star])),
-        'rise_mean': float(np.mean(c.rise)),
+        # the move back, where t* comes before the loss's rise (`clearest`'s last tie-break)
+        'rise_mean': float(np.mean(np.where(c.t_star <= limit, c.rise, 0.0))),
         'transient': {key: t[key] for key in ('fraction', 'epoch_mean', 'height_mean')},
     }
   out['every'] = float(np.mean(np.all(list(readable.values()), axis=0)))
