@@ -194,3 +194,11 @@ def test_grey_sum_standardised_is_the_authors_preprocessing_and_trains_as_it_is(
     )
   with pytest.raises(UserError, match='unknown --grey'):
     DataConfig(grey='max')
+
+
+def test_a_figure_title_says_when_the_colour_is_kept():
+  from manifold_dynamics.studies.skeleton import run_label  # pylint: disable=g-import-not-at-top
+
+  cnn = TrainConfig(model='cnn')
+  assert run_label(DataConfig(dataset='cifar10', grey='rgb'), cnn).startswith('cifar10 rgb, P=')
+  assert run_label(DataConfig(dataset='cifar10'), cnn).startswith('cifar10, P=')

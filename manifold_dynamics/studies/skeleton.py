@@ -170,7 +170,8 @@ def run_label(
   network = models.label(train_cfg, model)
   if not activation and model is None:  # a model's label ends with its activation
     network = network.rsplit(' ', 1)[0]
-  return f'{data_cfg.dataset}{task}, P={data_cfg.train_size}, {network}{training}'
+  colour = ' rgb' if data_cfg.grey == 'rgb' else ''  # colour kept: not the grey dataset
+  return f'{data_cfg.dataset}{colour}{task}, P={data_cfg.train_size}, {network}{training}'
 
 
 def environment() -> dict:
