@@ -222,10 +222,10 @@ def last_flattened(layer_names: Sequence[str]) -> int:
 def layer_brief(history, rule: str, until: Optional[np.ndarray] = None) -> dict:
   """The inversion at one measured layer, read by `rule`, curve by curve: the fraction of
   seeds that invert, the mean t*, phi at that curve's t*, the transient (SPEC §8: fraction of
-  seeds, mean epoch of its peak and height), and the fraction that invert at a t* the loss
-  still fell up to ('readable_fraction': with `until` (seeds,), a full-batch run's
-  `readable_until`, t* <= until; else every inversion); and the fraction of seeds in which
-  every curve inverts so ('every')."""
+  seeds, mean epoch of its peak and height); the fraction that invert at a t* up to which the
+  loss fell ('readable_fraction': t* <= `until` (seeds,), from `readable_until`; without it,
+  every inversion counts); and the fraction of seeds in which every curve so inverts
+  ('every')."""
   inv = inversion_lib.analyse(history, rule=rule)
   seeds = np.arange(history.num_seeds)
   limit = np.full(history.num_seeds, history.num_epochs) if until is None else np.asarray(until)
@@ -248,8 +248,8 @@ def layer_brief(history, rule: str, until: Optional[np.ndarray] = None) -> dict:
 
 
 def readable_until(history) -> np.ndarray:
-  """(seeds,) the last epoch up to which a full-batch run's loss fell (SPEC §8's lr rule): an
-  epoch t with loss(t + 1) > loss(t) beyond float noise, else the last epoch. Past it the
+  """(seeds,) the epoch up to which a full-batch run's loss fell (SPEC §8's lr rule): the first
+  t with loss(t + 1) > loss(t) beyond float noise, else the number of epochs. Past it the
   curves may wiggle with the loss, and a "t*" there may read the oscillation."""
   rise = lr_lib.first_rise(history.loss, np.full(history.num_seeds, history.num_epochs))
   return np.where(rise >= 0, rise, history.num_epochs)
@@ -272,8 +272,8 @@ def clearest(by_layer: Dict[str, dict]) -> str:
 
 def prune_target(history, layer_names: Sequence[str], rule: str, full_batch: bool):
   """(layer, curve) at which to prune a cell: the clearest layer (`clearest`, reading a
-  full-batch run up to `readable_until`), and there the curve that inverts in the most seeds
-  (the first headline curve on a tie)."""
+  full-batch run up to `readable_until`), and there the curve that so inverts in the most
+  seeds (the first headline curve on a tie)."""
   until = readable_until(history) if full_batch else None
   by_layer = {
       name: layer_brief(history.at_layer(k), rule, until) for k, name in enumerate(layer_names)
