@@ -183,6 +183,11 @@ def test_the_clearest_layer_counts_only_inversions_the_loss_fell_up_to():
   assert grid.clearest({**by_layer, 'stem': grid.layer_brief(late, 'after_transient')}) == 'stem'
 
 
+def test_a_z_that_rounds_to_zero_has_no_sign():
+  assert grid._z({'z_null': -0.3}) == '0' and grid._z({'z_null': -0.6}) == '-1'
+  assert grid._z({'z_null': 29.4}) == '29' and grid._z(None) == '-'
+
+
 def test_a_cell_in_which_no_layer_inverts_names_no_clearest_layer():
   def brief(*fractions):
     names = ('R_plus', 'R_minus', 'D')

@@ -318,7 +318,8 @@ def prune_row(summary: dict) -> dict:
 def _z(overlap: Optional[dict]) -> str:
   if not overlap or overlap.get('z_null') is None:
     return '-'
-  return f'{overlap["z_null"]:.0f}'
+  text = f'{overlap["z_null"]:.0f}'
+  return '0' if text == '-0' else text  # a z of -0.3 is 0, not "-0"
 
 
 def table(rows: Sequence[dict]) -> str:
