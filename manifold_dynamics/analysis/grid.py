@@ -161,10 +161,7 @@ def cell_row(where: Located, cells: Dict[str, Located]) -> dict:
     for curve in row['last_layer']['curves'].values():
       curve['overlap_with_mlp'] = overlap_with(mlp, curve.pop('sets'))
     if any(name.endswith(POOLED) for name in layers) or rule == 'after_transient':
-      until = None if cell.batch else readable_until(full)
-      row['by_layer'] = {
-          name: layer_brief(full.at_layer(k), rule, until) for k, name in enumerate(layers)
-      }
+      row['by_layer'] = layer_briefs(full, layers, rule, full_batch=not cell.batch)
       # Every layer read by the cell's rule, whichever rule its summary.json was written with.
       row['inversion_fraction_by_layer'] = {
           k: [brief['curves'][k]['inversion_fraction'] for brief in row['by_layer'].values()]
@@ -233,18 +230,26 @@ def layer_brief(history, rule: str, until: Optional[np.ndarray] = None) -> dict:
   readable = {}
   for k, c in inv.curves.items():
     t = inversion_lib.transient_summary(getattr(history, k), history.train_error, k, per_seed=False)
-    readable[k] = c.inverted & (c.t_star <= limit)
+    before = c.t_star <= limit
+    readable[k] = c.inverted & before
     out['curves'][k] = {
         'inversion_fraction': float(np.mean(c.inverted)),
         'readable_fraction': float(np.mean(readable[k])),
         't_star_mean': float(np.mean(c.t_star)),
         'phi_mean': float(np.mean(history.train_error[seeds, c.t_star])),
         # the move back, where t* comes before the loss's rise (`clearest`'s last tie-break)
-        'rise_mean': float(np.mean(np.where(c.t_star <= limit, c.rise, 0.0))),
+        'rise_mean': float(np.mean(np.where(before, c.rise, 0.0))),
         'transient': {key: t[key] for key in ('fraction', 'epoch_mean', 'height_mean')},
     }
   out['every'] = float(np.mean(np.all(list(readable.values()), axis=0)))
   return out
+
+
+def layer_briefs(history, layer_names: Sequence[str], rule: str, full_batch: bool) -> dict:
+  """{layer: `layer_brief`} at every measured layer, a full-batch run read up to
+  `readable_until`."""
+  until = readable_until(history) if full_batch else None
+  return {name: layer_brief(history.at_layer(k), rule, until) for k, name in enumerate(layer_names)}
 
 
 def readable_until(history) -> np.ndarray:
@@ -274,10 +279,7 @@ def prune_target(history, layer_names: Sequence[str], rule: str, full_batch: boo
   """(layer, curve) at which to prune a cell: the clearest layer (`clearest`, reading a
   full-batch run up to `readable_until`), and there the curve that so inverts in the most
   seeds (the first headline curve on a tie)."""
-  until = readable_until(history) if full_batch else None
-  by_layer = {
-      name: layer_brief(history.at_layer(k), rule, until) for k, name in enumerate(layer_names)
-  }
+  by_layer = layer_briefs(history, layer_names, rule, full_batch)
   layer = clearest(by_layer)
   curves = by_layer[layer]['curves']
   best = max(curves, key=lambda k: (curves[k]['readable_fraction'], -list(curves).index(k)))
