@@ -31,9 +31,9 @@ def layers_by_cell(rows, title: str = ''):
           values[i, j] = curves[curve]['inversion_fraction']
     ax.imshow(values, cmap='viridis', vmin=0, vmax=1, aspect='auto')
     for i, r in enumerate(rows):
-      if inverts_somewhere(r):
-        j = layers.index(r['clearest']['layer'])
-        ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec='#d62728', lw=1.5))
+      k = layers.index(r['clearest']['layer']) if inverts_somewhere(r) else None
+      if k is not None and np.isfinite(values[i, k]):  # not in a panel the cell has no curve in
+        ax.add_patch(plt.Rectangle((k - 0.5, i - 0.5), 1, 1, fill=False, ec='#d62728', lw=1.5))
       for j in range(len(layers)):
         if np.isfinite(values[i, j]):
           ax.text(j, i, f'{100 * values[i, j]:.0f}', ha='center', va='center', fontsize=5.5,
