@@ -14,7 +14,8 @@
 # after the chunk in flight (everything up to it checkpointed), and the next call resumes.
 # It prints 'grid: complete' or 'grid: N of M cells, run again'. `prune` then retrains the
 # CNN and ResNet cells of MNIST parity and CIFAR-10 RGB parity (GD) without S(t*), read at their
-# clearest layer, and without a random set of its size (Fig. 2), in slices the same way; it
+# clearest layer (a cell in which nothing inverts is left unpruned, with a line that says so),
+# and without a random set of its size (Fig. 2), in slices the same way; it
 # prints 'prune: complete' or 'prune: run again'. Results go to runs/gpu/
 # (throughput.json, settings-P8192/ with summary.json, table.md and the figures); the same
 # commands run on a CPU (slowly), and on several GPUs as SLURM array tasks (--num_tasks).

@@ -29,7 +29,8 @@ observables_vs_train_error_<model>_<task>.{png,pdf} (the analogue of Fig. 3a).
 cell): the first --prune_base_seeds seeds retrained from scratch without S(t*), without a
 random set of its size, without S(t) at t*/2 and 3t* (and S(t(eps)) for --prune_eps), each
 tested clean and under noise; the table gets whether R still inverts and both test errors.
-S(t*) is read at a conv cell's clearest layer, or where --prune_at=LAYER:CURVE says.
+S(t*) is read at a conv cell's clearest layer, or where --prune_at=LAYER:CURVE says; a conv cell
+in which no curve inverts at any layer while its loss falls is not pruned (it says so).
 """
 
 from typing import Optional, Tuple

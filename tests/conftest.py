@@ -53,10 +53,14 @@ def make_image_splits(n_train=96, n_test=40, shape=(28, 28), seed=0):
   return split(n_train) + split(n_test)
 
 
-def write_mnist_like(directory, compress=False, n_train=96, n_test=40, seed=0):
-  """Writes the four IDX files of a tiny MNIST-like dataset; returns the arrays."""
+def write_mnist_like(directory, compress=False, n_train=96, n_test=40, seed=0, flipped=0.0):
+  """Writes the four IDX files of a tiny MNIST-like dataset; returns the arrays. A fraction
+  `flipped` of the training labels moves to the next class (then the nets separate the
+  classes first and memorise the flipped examples later: their curves invert)."""
   os.makedirs(directory, exist_ok=True)
   x_train, y_train, x_test, y_test = make_image_splits(n_train, n_test, seed=seed)
+  flip = np.random.default_rng(seed + 1).random(n_train) < flipped
+  y_train = np.where(flip, (y_train + 1) % 10, y_train).astype(np.uint8)
   suffix = '.gz' if compress else ''
   for name, array in (
       ('train-images-idx3-ubyte', x_train),

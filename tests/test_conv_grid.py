@@ -11,6 +11,7 @@ from manifold_dynamics.analysis import grid
 from manifold_dynamics.analysis import learning_rate as rule
 from manifold_dynamics.errors import UserError
 from manifold_dynamics.records import io
+from tests.conftest import write_mnist_like
 from tests.test_experiments import load_experiment
 from tests.test_inversion import make_history
 
@@ -77,12 +78,13 @@ def test_the_learning_rate_study_end_to_end(mnist_dir, tmp_path):
   assert os.path.exists(os.path.join(workdir, 'loss_vs_epoch.png'))
 
 
-def test_a_conv_cell_read_after_the_transient_both_ways_and_pruned(mnist_dir, tmp_path, capsys):
-  sweep = str(tmp_path / 'grid')
+def test_a_conv_cell_read_after_the_transient_both_ways_and_pruned(tmp_path, capsys):
+  sweep, noisy = str(tmp_path / 'grid'), str(tmp_path / 'noisy_mnist')
+  write_mnist_like(noisy, flipped=0.15)  # 15% of labels flipped: the CNN's curves turn
   flags = dict(
-      data_dir=mnist_dir, workdir=sweep, models=['mlp', 'cnn'], datasets=['mnist'],
-      tasks=['parity'], batches=['0'], train_size=64, epochs=16, seeds=2, chunk_epochs=8,
-      cnn_channels=['2', '3'], cnn_width=4, width=6, model_lrs=['cnn:0.1'], pooled_too=True,
+      data_dir=noisy, workdir=sweep, models=['mlp', 'cnn'], datasets=['mnist'],
+      tasks=['parity'], batches=['0'], train_size=64, epochs=48, seeds=2, chunk_epochs=16,
+      cnn_channels=['2', '3'], cnn_width=4, width=6, model_lrs=['cnn:0.3'], pooled_too=True,
       t_star_rule='after_transient', stop_after_inversion=False, prune=True,
       prune_base_seeds=2, test_every=0, prune_cells=['cnn-mnist-parity-GD'], prune_around=False,
   )  # fmt: skip
@@ -90,7 +92,7 @@ def test_a_conv_cell_read_after_the_transient_both_ways_and_pruned(mnist_dir, tm
     settings_main.main(['settings.py'])
   rows = {r['cell']: r for r in io.read_json(os.path.join(sweep, 'summary.json'))['rows']}
   cnn, mlp = rows['cnn-mnist-parity-GD'], rows['mlp-mnist-parity-GD']
-  assert cnn['lr'] == 0.1 and mlp['lr'] == 0.2 and cnn['t_star_rule'] == 'after_transient'
+  assert cnn['lr'] == 0.3 and mlp['lr'] == 0.2 and cnn['t_star_rule'] == 'after_transient'
   assert list(cnn['by_layer']) == [
       'conv_0', 'conv_1', 'dense_0', 'conv_0:pooled', 'conv_1:pooled'
   ]  # fmt: skip
@@ -108,6 +110,7 @@ def test_a_conv_cell_read_after_the_transient_both_ways_and_pruned(mnist_dir, tm
     assert layers['layers'][k]['inversion_fraction'] == by_rule
     assert cnn['inversion_fraction_by_layer'][k] == by_rule
   pruned = io.read_json(os.path.join(sweep, 'prune', 'cnn-mnist-parity-GD', 'summary.json'))
+  assert grid.inverts_somewhere(cnn)  # conv_1's D turns in both seeds
   assert pruned['layer'] == cnn['clearest']['layer'] and pruned['observable'] in cnn['transient']
   assert pruned['t_star_rule'] == 'after_transient'
   assert set(pruned['kinds']) == {'stragglers', 'random'}  # --noprune_around
@@ -181,6 +184,19 @@ def test_the_clearest_layer_counts_only_inversions_the_loss_fell_up_to():
   assert by_layer['stage1']['curves']['R_plus']['readable_fraction'] == 0.5
   assert grid.clearest(by_layer) == 'stage1'  # one readable seed beats two late "inversions"
   assert grid.clearest({**by_layer, 'stem': grid.layer_brief(late, 'after_transient')}) == 'stem'
+  # The pruning's target: where the inversion is clearest, or nowhere if nothing inverts before
+  # the loss rises (then S(t*) marks no inversion, and the cell is not pruned).
+  layers = {
+      k: np.stack([getattr(late, k), getattr(half, k)], -1) for k in ('R_plus', 'R_minus', 'D')
+  }
+  two = dataclasses.replace(late, **{f'layer_{k}': v for k, v in layers.items()})
+  assert grid.prune_target(two, ['stem', 'stage1'], 'after_transient', True) == ('stage1', 'R_plus')
+  only_late = dataclasses.replace(two, layer_R_plus=layers['R_plus'][..., :1].repeat(2, -1))
+  assert grid.prune_target(only_late, ['stem', 'stage1'], 'after_transient', True) is None
+  assert grid.prune_target(only_late, ['stem', 'stage1'], 'after_transient', False) == (
+      'stem',
+      'R_plus',
+  )  # mini-batch runs are not held to the full-batch lr rule: every inversion counts
 
 
 def test_a_z_that_rounds_to_zero_has_no_sign():
@@ -239,13 +255,13 @@ def test_the_gpu_scripts_quick_form_runs_on_a_cpu(mnist_dir, tmp_path):
       )
   )
   assert len(rows) == 2 and config['train']['model_settings']['conv_impl'] == 'xla'
-  assert 'prune: complete' in out.stdout  # then the conv cell's pruning, at its clearest layer
-  pruned = io.read_json(
-      str(
-          tmp_path / 'gpu' / 'quick' / 'settings' / 'prune' / 'cnn-mnist-parity-GD' / 'summary.json'
-      )
+  # then the conv cell's pruning, at its clearest layer; in 6 epochs nothing inverts, so the
+  # cell is left unpruned, with a line that says why
+  assert 'prune: complete' in out.stdout
+  assert 'cnn-mnist-parity-GD: not pruned, as no curve inverts at any layer' in out.stdout
+  assert not os.path.exists(
+      tmp_path / 'gpu' / 'quick' / 'settings' / 'prune' / 'cnn-mnist-parity-GD'
   )
-  assert pruned['layer'] and set(pruned['kinds']) == {'stragglers', 'random'}
 
 
 def test_the_layer_map_draws_parity_and_ten_class_cells_in_the_same_panels():

@@ -15,7 +15,7 @@ S(t*) and the Fig. 2c tradeoff. `table` and `matrix` write the rows as Markdown.
 import dataclasses
 import itertools
 import os
-from typing import Dict, List, NamedTuple, Optional, Sequence
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -275,15 +275,18 @@ def clearest(by_layer: Dict[str, dict]) -> str:
   return max(enumerate(by_layer.items()), key=key)[1][0]
 
 
-def prune_target(history, layer_names: Sequence[str], rule: str, full_batch: bool):
+def prune_target(
+    history, layer_names: Sequence[str], rule: str, full_batch: bool
+) -> Optional[Tuple[str, str]]:
   """(layer, curve) at which to prune a cell: the clearest layer (`clearest`, reading a
   full-batch run up to `readable_until`), and there the curve that so inverts in the most
-  seeds (the first headline curve on a tie)."""
+  seeds (the first headline curve on a tie). None where no curve so inverts in any seed at
+  any layer: there S(t*) marks no inversion, and pruning it answers nothing."""
   by_layer = layer_briefs(history, layer_names, rule, full_batch)
   layer = clearest(by_layer)
   curves = by_layer[layer]['curves']
   best = max(curves, key=lambda k: (curves[k]['readable_fraction'], -list(curves).index(k)))
-  return layer, best
+  return (layer, best) if curves[best]['readable_fraction'] > 0 else None
 
 
 def prune_row(summary: dict) -> dict:

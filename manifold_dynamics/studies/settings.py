@@ -46,7 +46,8 @@ class Pruning:
   around: bool = True  # also S(t) at t*/2 and 3t* (Fig. 2a's); False: S(t*) and random only
   cells: Optional[Sequence[str]] = None  # the cells to prune, by name; None: every one
   # (layer, curve) at which to read t* and S(t*) in every pruned cell; None: a conv cell's
-  # clearest layer (grid.prune_target), an MLP cell's first layer and headline curve.
+  # clearest layer (grid.prune_target; not pruned where nothing inverts), an MLP cell's first
+  # layer and headline curve.
   at: Optional[Tuple[str, str]] = None
 
 
@@ -89,7 +90,8 @@ def run_pruning(
     log: Callable[[str], None] = print,
 ):
   """Prunes every complete cell of this worker not yet pruned (SWEEP/prune/CELL, resumable); a
-  failing cell is recorded in the sweep's failures and the others go on."""
+  failing cell is recorded in the sweep's failures and the others go on. A conv cell in which
+  nothing inverts (grid.prune_target) is left unpruned, with a line that says so."""
   directory = sweep.directory
   for p in sweep.mine():
     target = f'{sweep.file(PRUNED)}/{p.name}'
@@ -104,9 +106,16 @@ def run_pruning(
         layer, observable = checked_target(directory.point_dir(p), p.name, stage.at)
       elif p.train.layers == BOTH_WAYS or p.train.t_star_rule == 'after_transient':
         run = io.load_run(directory.point_dir(p))  # a conv net: where its inversion is clearest
-        layer, observable = grid_lib.prune_target(
+        clearest = grid_lib.prune_target(
             run.history, run.summary['layer_names'], p.train.t_star_rule, not p.train.batch_size
         )
+        if clearest is None:
+          log(
+              f'{p.name}: not pruned, as no curve inverts at any layer while its loss falls '
+              '(--prune_at=LAYER:CURVE prunes S(t*) there all the same).'
+          )
+          continue
+        layer, observable = clearest
       if layer is not None:
         log(f'{p.name}: S(t*) read at {layer}, on {observable}')
       pruning.run_prune(
