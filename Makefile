@@ -27,8 +27,12 @@ $(RUN)/summary.json: | $(STAMP)
 quick: $(STAMP)
 	$(PY) experiments/inversion.py --quick --overwrite --workdir=runs/inversion-mnist-quick
 
+# The default suite in one process per core, 4 at most (pytest-xdist; TEST_WORKERS=0: one
+# process). test-all runs in one process, as before: its slow checks, which interrupt processes
+# of their own, have not been tried under xdist.
+TEST_WORKERS ?= auto --maxprocesses=4
 test: $(STAMP)
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n $(TEST_WORKERS) tests
 
 test-all: $(STAMP)
 	$(PY) -m pytest -q -m '' tests

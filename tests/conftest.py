@@ -17,9 +17,10 @@ from manifold_dynamics.engine import train
 
 jax.config.update('jax_numpy_rank_promotion', 'raise')
 
-# One compilation cache for the session, fresh each run: tests that build the same program (the
-# same shapes through a new closure) compile it once, a third less time on the contract tests.
-# The environment carries it to the experiments that tests start as subprocesses.
+# One compilation cache for the session (each xdist worker's own), fresh each run: tests that
+# build the same program (the same shapes through a new closure) compile it once, a third less
+# time on the contract tests. The environment carries it to the experiments that tests start
+# as subprocesses.
 _COMPILATION_CACHE = tempfile.mkdtemp(prefix='manifold_dynamics-tests-jax-cache-')
 atexit.register(shutil.rmtree, _COMPILATION_CACHE, ignore_errors=True)
 _CACHE_SETTINGS = dict(
