@@ -35,7 +35,7 @@ setuptools.setup(
         'scipy>=1.11',
     ],
     extras_require={
-        # pytest-xdist: `make test` runs the suite on up to 4 cores (1.5x faster on 2).
+        # pytest-xdist: `make test` runs the suite on up to 4 cores.
         'test': ['pytest>=8', 'pytest-xdist>=3'],
         # `make lint`; pinned, since each release formats a little differently.
         'lint': ['pyink==26.5.1', 'ruff==0.17.6'],
