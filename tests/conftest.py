@@ -54,14 +54,19 @@ def make_image_splits(n_train=96, n_test=40, shape=(28, 28), seed=0):
   return split(n_train) + split(n_test)
 
 
+def flip_labels(labels, fraction, seed=1):
+  """`labels` with a random `fraction` of them moved to the next class (of 10)."""
+  flip = np.random.default_rng(seed).random(len(labels)) < fraction
+  return np.where(flip, (labels + 1) % 10, labels).astype(np.uint8)
+
+
 def write_mnist_like(directory, compress=False, n_train=96, n_test=40, seed=0, flipped=0.0):
   """Writes the four IDX files of a tiny MNIST-like dataset; returns the arrays. A fraction
   `flipped` of the training labels moves to the next class (then the nets separate the
   classes first and memorise the flipped examples later: their curves invert)."""
   os.makedirs(directory, exist_ok=True)
   x_train, y_train, x_test, y_test = make_image_splits(n_train, n_test, seed=seed)
-  flip = np.random.default_rng(seed + 1).random(n_train) < flipped
-  y_train = np.where(flip, (y_train + 1) % 10, y_train).astype(np.uint8)
+  y_train = flip_labels(y_train, flipped, seed + 1)
   suffix = '.gz' if compress else ''
   for name, array in (
       ('train-images-idx3-ubyte', x_train),
@@ -86,7 +91,6 @@ def noisy_data():
   """A task with 15% flipped labels: the nets separate the classes first, then memorise the
   flipped examples, so R+, R- and D invert (a small stand-in for the MNIST inversion)."""
   x_train, y_train, x_test, y_test = make_image_splits(256, 30, shape=(10, 10))
-  flipped = np.random.default_rng(1).random(256) < 0.15
-  y_train = np.where(flipped, (y_train + 1) % 10, y_train).astype(np.uint8)
+  y_train = flip_labels(y_train, 0.15)
   raw = task_lib.sources.RawSplits(x_train, y_train, x_test, y_test)
   return train.TrainData.from_task(task_lib.make_task(raw, 256))
