@@ -173,7 +173,7 @@ def test_the_clearest_layer_counts_only_inversions_the_loss_fell_up_to():
   late = dataclasses.replace(make_history(np.stack([dip, dip]), R_minus=np.stack([flat, flat]),
                                           D=np.stack([flat + 1, flat + 1])),
                              loss=np.stack([loss, loss]))  # fmt: skip
-  until = grid.readable_until(late)
+  until = rule.readable_until(late)
   assert until.tolist() == [30, 30]
   brief = grid.layer_brief(late, 'after_transient', until)
   assert brief['curves']['R_plus']['inversion_fraction'] == 1.0
@@ -293,3 +293,35 @@ def test_the_layer_map_draws_parity_and_ten_class_cells_in_the_same_panels():
   assert [len(ax.patches) for ax in axes] == [2, 1, 2]
   rows.append(row('none', {'conv_0': dict(R_plus=0, R_minus=0, D=0), 'dense_0': dict(D=0)}))
   assert [len(ax.patches) for ax in plots.layers_by_cell(rows).axes] == [2, 1, 2]  # not this one
+
+
+def test_a_pruned_cell_says_which_inversions_came_once_its_loss_rose():
+  def kind(inversion, before):
+    return dict(
+        removed=[10, 12], inversion=inversion, inversion_before_loss_rise=before,
+        test_error=[0.2, 0.3], noisy_test_error={'0': [0.2, 0.3], '1.5': [0.4, 0.5]},
+    )  # fmt: skip
+
+  summary = dict(observable='D', layer='stage1_block0', base_seeds=2, sigmas=[0.0, 1.5])
+  late = grid.prune_row(
+      dict(
+          summary,
+          stragglers=kind([True, True], [False, True]),
+          random=kind([True, True], [True, True]),
+      )
+  )
+  assert late['stragglers']['before_loss_rise_fraction'] == 0.5
+  assert ' 100%, 100% (50%, 100% before the loss rose) |' in grid._prune_cells(late)
+  same = grid.prune_row(
+      dict(
+          summary,
+          stragglers=kind([False, True], [False, True]),
+          random=kind([True, True], [True, True]),
+      )
+  )
+  assert grid._prune_cells(same).startswith(' 50%, 100% | ')  # nothing came late: as before
+  older = {
+      k: {n: v for n, v in kind([True, False], []).items() if n != 'inversion_before_loss_rise'}
+      for k in ('stragglers', 'random')
+  }
+  assert grid.prune_row(dict(summary, **older))['random']['before_loss_rise_fraction'] is None

@@ -94,6 +94,12 @@ def test_the_settings_grid_prunes_its_cells(mnist_dir, tmp_path, capsys):
   pruned = io.read_json(os.path.join(sweep, 'prune', 'mlp-mnist-parity-GD', 'summary.json'))
   assert pruned['base_seeds'] == 2 and pruned['t_star_rule'] == 'first'
   assert pruned['base_epochs'] == 12  # the base run's last epoch, where its test error is read
+  for kind in ('stragglers', 'random'):  # full batches: read up to where the loss first rose
+    k = pruned[kind]
+    assert len(k['t_star']) == len(k['loss_fell_until']) == 2
+    assert k['inversion_before_loss_rise'] == [
+        i and t <= u for i, t, u in zip(k['inversion'], k['t_star'], k['loss_fell_until'])
+    ]
   (row,) = io.read_json(os.path.join(sweep, 'summary.json'))['rows']
   last = row['last_layer']  # S(t*) and its stability at hidden_1 too, curve by curve
   assert last['layer'] == 'hidden_1' and set(last['curves']) == {'R_plus', 'R_minus', 'D'}
@@ -102,6 +108,8 @@ def test_the_settings_grid_prunes_its_cells(mnist_dir, tmp_path, capsys):
   assert prune['stragglers']['removed_mean'] == prune['random']['removed_mean'] > 0
   assert set(prune['stragglers']['noisy_test_error_mean']) == {f'{s:g}' for s in pruning.SIGMAS}
   assert prune['tradeoff']['sigma'] == max(pruning.SIGMAS)
+  before = np.mean(pruned['stragglers']['inversion_before_loss_rise'])
+  assert prune['stragglers']['before_loss_rise_fraction'] == before
   assert 'w/o S(t*)' in open(os.path.join(sweep, 'table.md')).read()
   for layer in ('', '_hidden_1'):  # the first measured layer, and the last one
     assert os.path.exists(os.path.join(sweep, f'observables_vs_train_error_mlp_parity{layer}.png'))

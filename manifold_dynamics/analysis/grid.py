@@ -220,9 +220,9 @@ def layer_brief(history, rule: str, until: Optional[np.ndarray] = None) -> dict:
   """The inversion at one measured layer, read by `rule`, curve by curve: the fraction of
   seeds that invert, the mean t*, phi at that curve's t*, the transient (SPEC §8: fraction of
   seeds, mean epoch of its peak and height); the fraction that invert at a t* up to which the
-  loss fell ('readable_fraction': t* <= `until` (seeds,), from `readable_until`; without it,
-  every inversion counts); and the fraction of seeds in which every curve so inverts
-  ('every')."""
+  loss fell ('readable_fraction': t* <= `until` (seeds,), from
+  `learning_rate.readable_until`; without it, every inversion counts); and the fraction of
+  seeds in which every curve so inverts ('every')."""
   inv = inversion_lib.analyse(history, rule=rule)
   seeds = np.arange(history.num_seeds)
   limit = np.full(history.num_seeds, history.num_epochs) if until is None else np.asarray(until)
@@ -247,24 +247,16 @@ def layer_brief(history, rule: str, until: Optional[np.ndarray] = None) -> dict:
 
 def layer_briefs(history, layer_names: Sequence[str], rule: str, full_batch: bool) -> dict:
   """{layer: `layer_brief`} at every measured layer, a full-batch run read up to
-  `readable_until`."""
-  until = readable_until(history) if full_batch else None
+  `learning_rate.readable_until`."""
+  until = lr_lib.readable_until(history) if full_batch else None
   return {name: layer_brief(history.at_layer(k), rule, until) for k, name in enumerate(layer_names)}
-
-
-def readable_until(history) -> np.ndarray:
-  """(seeds,) the epoch up to which a full-batch run's loss fell (SPEC §8's lr rule): the first
-  t with loss(t + 1) > loss(t) beyond float noise, else the number of epochs. Past it the
-  curves may wiggle with the loss, and a "t*" there may read the oscillation."""
-  rise = lr_lib.first_rise(history.loss, np.full(history.num_seeds, history.num_epochs))
-  return np.where(rise >= 0, rise, history.num_epochs)
 
 
 def clearest(by_layer: Dict[str, dict]) -> str:
   """The layer at which the inversion is clearest: the most seeds in which every curve
   inverts, then the most (seed, curve) pairs that invert, then the largest mean move back;
   the earlier layer on a tie. Inversions count only at a t* the loss fell up to (a full-batch
-  run's `readable_until`): an oscillating run's late "inversions" are its loss's."""
+  run's `learning_rate.readable_until`): an oscillating run's late "inversions" are its loss's."""
 
   def key(item):
     k, (name, brief) = item
@@ -279,9 +271,9 @@ def prune_target(
     history, layer_names: Sequence[str], rule: str, full_batch: bool
 ) -> Optional[Tuple[str, str]]:
   """(layer, curve) at which to prune a cell: the clearest layer (`clearest`, reading a
-  full-batch run up to `readable_until`), and there the curve that so inverts in the most
-  seeds (the first headline curve on a tie). None where no curve so inverts in any seed at
-  any layer: there S(t*) marks no inversion, and pruning it answers nothing."""
+  full-batch run up to `learning_rate.readable_until`), and there the curve that so inverts
+  in the most seeds (the first headline curve on a tie). None where no curve so inverts in
+  any seed at any layer: there S(t*) marks no inversion, and pruning it answers nothing."""
   by_layer = layer_briefs(history, layer_names, rule, full_batch)
   layer = clearest(by_layer)
   curves = by_layer[layer]['curves']
@@ -291,8 +283,9 @@ def prune_target(
 
 def prune_row(summary: dict) -> dict:
   """What the pruning of a cell says: per removal (S(t*), a random set of its size), the
-  fraction of retrained runs whose headline R still inverts, and the mean test error, clean
-  and at every noise level."""
+  fraction of retrained runs whose headline R still inverts (and of those, with full batches,
+  the fraction that do so before their loss first rose), and the mean test error, clean and
+  at every noise level."""
   out = {
       'observable': summary['observable'],
       'layer': summary.get('layer'),
@@ -300,9 +293,11 @@ def prune_row(summary: dict) -> dict:
   }
   for kind in ('stragglers', 'random'):
     k = summary[kind]
+    before = k.get('inversion_before_loss_rise')  # absent from summaries before it was read
     out[kind] = {
         'removed_mean': float(np.mean(k['removed'])),
         'inversion_fraction': float(np.mean(k['inversion'])),
+        'before_loss_rise_fraction': None if before is None else float(np.mean(before)),
         'test_error_mean': float(np.mean(k['test_error'])),
         'noisy_test_error_mean': {s: float(np.mean(v)) for s, v in k['noisy_test_error'].items()},
     }
@@ -506,8 +501,12 @@ def _prune_cells(prune: Optional[dict]) -> str:
     return ' - | - |'
   s, r, t = prune['stragglers'], prune['random'], prune['tradeoff']
   key = f'{t["sigma"]:g}'
+  fractions = [(k['inversion_fraction'], k.get('before_loss_rise_fraction')) for k in (s, r)]
+  late = any(b is not None and b != f for f, b in fractions)  # some only once the loss rose
   return (
-      f' {s["inversion_fraction"]:.0%}, {r["inversion_fraction"]:.0%} | '
+      f' {s["inversion_fraction"]:.0%}, {r["inversion_fraction"]:.0%}'
+      + (f' ({fractions[0][1]:.0%}, {fractions[1][1]:.0%} before the loss rose)' if late else '')
+      + ' | '
       f'{s["test_error_mean"]:.4f}, {r["test_error_mean"]:.4f}; '
       f'{s["noisy_test_error_mean"][key]:.3f}, {r["noisy_test_error_mean"][key]:.3f} '
       f'(σ {key}) |'

@@ -54,6 +54,14 @@ def first_rise(loss_SxT: np.ndarray, horizon_S: np.ndarray, noise: float = NOISE
   return np.where(rises.any(axis=1), np.argmax(rises, axis=1), -1)
 
 
+def readable_until(history) -> np.ndarray:
+  """(seeds,) the epoch up to which a full-batch run's loss fell (the rule above): the first
+  t with loss(t + 1) > loss(t) beyond float noise, else the number of epochs. Past it the
+  curves may wiggle with the loss, and a "t*" there may read the oscillation."""
+  rise = first_rise(history.loss, np.full(history.num_seeds, history.num_epochs))
+  return np.where(rise >= 0, rise, history.num_epochs)
+
+
 def check(history) -> dict:
   """Whether one run's loss falls up to its t* in every seed, and where it first rose."""
   until = horizon(history)

@@ -19,6 +19,7 @@ import jax
 import numpy as np
 
 from manifold_dynamics.analysis import inversion as inversion_lib
+from manifold_dynamics.analysis import learning_rate as lr_lib
 from manifold_dynamics.analysis.removals import Removals, around_t_star, eps_kind
 from manifold_dynamics.config import DataConfig, TrainConfig
 from manifold_dynamics.engine.evaluate import noisy_test_errors
@@ -143,6 +144,10 @@ def run_prune(
   curves = inversion_lib.curve_inversion(
       getattr(history, head), head, rule=rule, train_error_SxT=history.train_error
   )
+  # A full-batch run is read up to where its loss first rose (SPEC §8's lr rule): past it an
+  # "inversion" may be the oscillation's onset. Mini-batch losses may rise; every one counts.
+  until = lr_lib.readable_until(history) if not train_cfg.batch_size else history.num_epochs
+  readable = curves.inverted & (curves.t_star <= until)
   summary = {
       'dataset': data_cfg.dataset,
       'observable': head,
@@ -160,6 +165,9 @@ def run_prune(
         'base_seed': plan.base_seed[rows].tolist(),
         'removed': [len(plan.removed[r]) for r in rows],
         'inversion': curves.inverted[rows].tolist(),
+        't_star': curves.t_star[rows].tolist(),
+        'inversion_before_loss_rise': readable[rows].tolist(),
+        'loss_fell_until': np.broadcast_to(until, curves.t_star.shape)[rows].tolist(),
         'rise': curves.rise[rows].tolist(),
         'test_error': history.test_error[rows, -1].tolist(),
         'train_error': history.train_error[rows, -1].tolist(),
@@ -215,7 +223,8 @@ def run_prune(
     k = summary[kind]
     log(
         f'{kind:>14s}: removed {np.mean(k["removed"]):7.1f}, inversion in '
-        f'{int(np.sum(k["inversion"]))}/{len(k["inversion"])} runs, test error '
+        f'{int(np.sum(k["inversion"]))}/{len(k["inversion"])} runs '
+        f'({int(np.sum(k["inversion_before_loss_rise"]))} before the loss rose), test error '
         f'{np.mean(k["test_error"]):.4f} +- {np.std(k["test_error"]):.4f}'
     )
   log(
